@@ -1,0 +1,80 @@
+import ParleyWire
+
+/// Random tokens for ICE credentials and ids (RFC 8445 §5.3: ufrag ≥ 4, pwd ≥ 22 ice-chars).
+public enum RandomToken {
+    static let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    public static func make(length: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+}
+
+/// Why an ICE connectivity check was refused.
+public enum ICECheckError: Error, Equatable, Sendable {
+    case notSTUN(WireError)
+    case notABindingRequest
+    case missingUsername
+    case wrongUsername(String)
+    case badIntegrity
+    case badFingerprint
+}
+
+/// The ICE-lite side of RFC 8445 §2.5: answers the controlling peer's binding requests, checking
+/// USERNAME, MESSAGE-INTEGRITY and FINGERPRINT, and follows the address it nominates.
+public struct ICELiteAgent: Sendable {
+    public let localUfrag: String
+    public let localPassword: String
+    public var remoteUfrag: String?
+    public var remotePassword: String?
+    /// The address media goes to: the latest one that passed a check with USE-CANDIDATE (or any
+    /// valid check until one nominates).
+    public private(set) var selectedAddress: PeerAddress?
+    public private(set) var nominated = false
+    /// Last time a valid check arrived (consent freshness, RFC 7675).
+    public private(set) var lastCheck: Nanoseconds?
+
+    public init(localUfrag: String = RandomToken.make(length: 8), localPassword: String = RandomToken.make(length: 24)) {
+        self.localUfrag = localUfrag
+        self.localPassword = localPassword
+    }
+
+    /// The USERNAME prefix a peer's checks carry: `localUfrag:`.
+    public static func localUfrag(ofUsername username: String) -> Substring? {
+        guard let colon = username.firstIndex(of: ":") else { return nil }
+        return username[..<colon]
+    }
+
+    /// Validates a binding request and returns the success response to send back.
+    public mutating func handleBindingRequest(_ bytes: UnsafeRawBufferPointer, from address: PeerAddress, now: Nanoseconds) throws(ICECheckError) -> [UInt8] {
+        let message: STUNMessage
+        do { message = try STUNMessage(parsing: bytes) } catch { throw .notSTUN(error) }
+        guard message.messageClass == .request, message.method == STUNMessage.Method.binding.rawValue else { throw .notABindingRequest }
+        guard let username = message.username else { throw .missingUsername }
+        let expectedPrefix = localUfrag + ":"
+        guard username.hasPrefix(expectedPrefix) else { throw .wrongUsername(username) }
+        if let remoteUfrag, username != expectedPrefix + remoteUfrag { throw .wrongUsername(username) }
+        let key = Array(localPassword.utf8)
+        guard STUNMessage.verifyIntegrity(bytes, key: key) else { throw .badIntegrity }
+        if message.attribute(.fingerprint) != nil, !STUNMessage.verifyFingerprint(bytes) { throw .badFingerprint }
+
+        let useCandidate = message.attribute(.useCandidate) != nil
+        if useCandidate || !nominated || selectedAddress == nil {
+            selectedAddress = address
+        }
+        if useCandidate { nominated = true }
+        lastCheck = now
+
+        let response = STUNMessage(
+            messageClass: .success, transactionID: message.transactionID,
+            attributes: [.init(.xorMappedAddress, STUNAddress(ip: address.ipBytes, port: address.port).xorEncoded(transactionID: message.transactionID))]
+        )
+        return response.encoded(integrityKey: key, fingerprint: true)
+    }
+
+    /// Clears the nomination for an ICE restart with new remote credentials.
+    public mutating func restart(remoteUfrag: String, remotePassword: String) {
+        self.remoteUfrag = remoteUfrag
+        self.remotePassword = remotePassword
+        nominated = false
+    }
+}

@@ -1,0 +1,42 @@
+/// A remote UDP address as a plain value (no allocation), used as a dictionary key to find the
+/// transport a datagram belongs to.
+public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
+    public enum Family: UInt8, Sendable { case ipv4 = 4, ipv6 = 6 }
+    public var family: Family
+    /// IPv4 in the low 4 bytes of `high`... kept as two words so hashing is cheap.
+    public var high: UInt64
+    public var low: UInt64
+    public var port: UInt16
+
+    public init(ipv4 bytes: (UInt8, UInt8, UInt8, UInt8), port: UInt16) {
+        family = .ipv4
+        high = 0
+        low = UInt64(bytes.0) << 24 | UInt64(bytes.1) << 16 | UInt64(bytes.2) << 8 | UInt64(bytes.3)
+        self.port = port
+    }
+
+    public init(ipv6 bytes: [UInt8], port: UInt16) {
+        precondition(bytes.count == 16)
+        family = .ipv6
+        high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+        low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+        self.port = port
+    }
+
+    /// Network-order address bytes (4 or 16).
+    public var ipBytes: [UInt8] {
+        switch family {
+        case .ipv4: return (0..<4).map { UInt8(truncatingIfNeeded: low >> (24 - 8 * $0)) }
+        case .ipv6: return (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
+        }
+    }
+
+    public var description: String {
+        switch family {
+        case .ipv4: return ipBytes.map(String.init).joined(separator: ".") + ":\(port)"
+        case .ipv6:
+            let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(ipBytes[$0]) << 8 | UInt16(ipBytes[$0 + 1]), radix: 16) }
+            return "[\(groups.joined(separator: ":"))]:\(port)"
+        }
+    }
+}

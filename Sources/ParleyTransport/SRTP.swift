@@ -1,0 +1,105 @@
+import CSRTP
+
+/// The SRTP protection profiles Parley negotiates in DTLS use_srtp (RFC 5764, RFC 7714).
+public enum SRTPProfile: Sendable, Equatable {
+    case aeadAES128GCM
+    case aes128CMHMACSHA1_80
+
+    /// The OpenSSL profile id of `SSL_get_selected_srtp_profile`.
+    public init?(opensslID: UInt) {
+        switch opensslID {
+        case 0x0007: self = .aeadAES128GCM
+        case 0x0001: self = .aes128CMHMACSHA1_80
+        default: return nil
+        }
+    }
+
+    public var keyLength: Int { 16 }
+    public var saltLength: Int { self == .aeadAES128GCM ? 12 : 14 }
+}
+
+/// Why SRTP refused a packet.
+public enum SRTPError: Error, Equatable, Sendable {
+    case setup(Int32)
+    case refused(Int32)
+    case tooShort
+    case noRoom
+}
+
+private let srtpLibraryReady: Bool = {
+    srtp_init() == srtp_err_status_ok
+}()
+
+/// One libsrtp2 session for one direction of one transport. Owns its `srtp_t`.
+public final class SRTPSession {
+    public enum Direction: Sendable { case inbound, outbound }
+
+    /// Bytes `protect` may add past the packet (auth tag, SRTCP index).
+    public static let maximumTrailer = Int(SRTP_MAX_TRAILER_LEN) + 4
+
+    private var session: srtp_t?
+
+    public init(profile: SRTPProfile, key: [UInt8], salt: [UInt8], direction: Direction) throws(SRTPError) {
+        precondition(key.count == profile.keyLength && salt.count == profile.saltLength)
+        guard srtpLibraryReady else { throw .setup(-1) }
+        var policy = srtp_policy_t()
+        switch profile {
+        case .aeadAES128GCM:
+            srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp)
+            srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp)
+        case .aes128CMHMACSHA1_80:
+            srtp_crypto_policy_set_rtp_default(&policy.rtp)
+            srtp_crypto_policy_set_rtcp_default(&policy.rtcp)
+        }
+        policy.ssrc.type = direction == .inbound ? ssrc_any_inbound : ssrc_any_outbound
+        policy.window_size = 1024
+        // Retransmissions on the original SSRC (subscribers without RTX) repeat sequence numbers.
+        policy.allow_repeat_tx = 1
+        var master = key + salt
+        let status = master.withUnsafeMutableBufferPointer { buffer -> srtp_err_status_t in
+            policy.key = buffer.baseAddress
+            return srtp_create(&session, &policy)
+        }
+        guard status == srtp_err_status_ok else { throw .setup(Int32(status.rawValue)) }
+    }
+
+    deinit {
+        if let session { srtp_dealloc(session) }
+    }
+
+    /// Encrypts an RTP packet in place; `buffer` must have `maximumTrailer` bytes past `length`.
+    /// Returns the new length.
+
+    public func protectRTP(_ buffer: UnsafeMutableRawPointer, length: Int, capacity: Int) throws(SRTPError) -> Int {
+        guard capacity - length >= Self.maximumTrailer else { throw .noRoom }
+        return try call(buffer, length, srtp_protect)
+    }
+
+
+    public func protectRTCP(_ buffer: UnsafeMutableRawPointer, length: Int, capacity: Int) throws(SRTPError) -> Int {
+        guard capacity - length >= Self.maximumTrailer else { throw .noRoom }
+        return try call(buffer, length, srtp_protect_rtcp)
+    }
+
+    /// Authenticates and decrypts an SRTP packet in place; returns the plaintext length.
+
+    public func unprotectRTP(_ buffer: UnsafeMutableRawPointer, length: Int) throws(SRTPError) -> Int {
+        guard length >= 12 else { throw .tooShort }
+        return try call(buffer, length, srtp_unprotect)
+    }
+
+
+    public func unprotectRTCP(_ buffer: UnsafeMutableRawPointer, length: Int) throws(SRTPError) -> Int {
+        guard length >= 8 else { throw .tooShort }
+        return try call(buffer, length, srtp_unprotect_rtcp)
+    }
+
+
+    func call(_ buffer: UnsafeMutableRawPointer, _ length: Int,
+              _ body: (srtp_t?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?) -> srtp_err_status_t) throws(SRTPError) -> Int {
+        var newLength = Int32(length)
+        let status = body(session, buffer, &newLength)
+        guard status == srtp_err_status_ok else { throw .refused(Int32(status.rawValue)) }
+        return Int(newLength)
+    }
+}
