@@ -15,13 +15,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.2.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
+        .target(name: "CParleySocket"),
         .target(name: "ParleyWire", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(
             name: "ParleyTransport",
@@ -30,7 +30,7 @@ let package = Package(
         ),
         .target(
             name: "ParleySFU",
-            dependencies: ["ParleyWire", "ParleyTransport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ParleyWire", "ParleyTransport", "CParleySocket", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -26,6 +26,7 @@ public final class SecureTransport {
     public let dtls: DTLSEndpoint
     private var srtpIn: SRTPSession?
     private var srtpOut: SRTPSession?
+    private var clientStarted = false
     /// Datagrams the transport wants sent to `ice.selectedAddress` (or the address given).
     public var outbox: [(bytes: [UInt8], to: PeerAddress)] = []
     public let localFingerprint: String
@@ -50,7 +51,10 @@ public final class SecureTransport {
                 let response = try ice.handleBindingRequest(packet, from: address, now: now)
                 outbox.append((response, address))
                 if state == .new { state = .checking }
-                if dtls.role == .client, state == .checking, outbox.count == 1 { flush(dtls.start(), to: address) }
+                if dtls.role == .client, !clientStarted {
+                    clientStarted = true
+                    flush(dtls.start(), to: address)
+                }
                 return .control
             } catch {
                 return .dropped(.stun(error))
@@ -101,6 +105,8 @@ public final class SecureTransport {
 
     /// Starts the DTLS handshake as client towards an address the caller chose (load generator, pipes).
     public func startClient(to address: PeerAddress) {
+        guard !clientStarted else { return }
+        clientStarted = true
         flush(dtls.start(), to: address)
     }
 

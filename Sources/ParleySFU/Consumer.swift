@@ -1,0 +1,173 @@
+import ParleyWire
+import ParleyTransport
+
+/// One outgoing track to one subscriber (mediasoup's Consumer). Its SSRC, sequence numbers and
+/// timestamps are its own, so the subscriber sees one continuous stream whichever Producer feeds it.
+public final class Consumer {
+    public let id: String
+    public let mid: String
+    public let kind: MediaKind
+    public let ssrc: UInt32
+    public let rtxSSRC: UInt32
+    unowned let transport: WebRtcTransport
+    /// Codecs the subscriber accepted for this m-line, with their payload types on its side.
+    let codecs: [RTPCodec]
+    let midExtensionID: UInt8?
+    let audioLevelExtensionID: UInt8?
+    let midBytes: [UInt8]
+    public private(set) var producer: Producer?
+    private var payloadType: UInt8 = 0
+    private var rtxPayloadType: UInt8?
+    private var clockRate: UInt32 = 90000
+    var rewriter = RTPRewriter()
+    private var rtxSequence: UInt16 = UInt16.random(in: 0...UInt16.max)
+    private(set) var waitingForKeyframe = false
+    private var lastKeyframeAsk: Nanoseconds?
+    public private(set) var packetsSent: UInt32 = 0
+    public private(set) var octetsSent: UInt32 = 0
+
+    init(id: String, mid: String, kind: MediaKind, transport: WebRtcTransport, codecs: [RTPCodec],
+         midExtensionID: UInt8?, audioLevelExtensionID: UInt8?) {
+        self.id = id
+        self.mid = mid
+        self.kind = kind
+        self.transport = transport
+        self.codecs = codecs
+        self.midExtensionID = midExtensionID
+        self.audioLevelExtensionID = audioLevelExtensionID
+        self.midBytes = Array(mid.utf8.prefix(16))
+        self.ssrc = UInt32.random(in: 1...UInt32.max)
+        self.rtxSSRC = UInt32.random(in: 1...UInt32.max)
+    }
+
+    /// The subscriber's codec matching a producer's (same name; H.264 also same packetization mode).
+    func matchingCodec(for codec: RTPCodec) -> RTPCodec? {
+        codecs.first { candidate in
+            guard candidate.name.lowercased() == codec.name.lowercased(), candidate.clockRate == codec.clockRate else { return false }
+            if candidate.name.uppercased() == "H264" {
+                return (candidate.parameter("packetization-mode") ?? "0") == (codec.parameter("packetization-mode") ?? "0")
+            }
+            return true
+        }
+    }
+
+    func canConsume(_ producer: Producer) -> Bool {
+        producer.kind == kind && matchingCodec(for: producer.codec) != nil
+    }
+
+    /// Starts (or switches) this consumer's source. Video waits for a keyframe, asked for now.
+    @discardableResult
+    func attach(to producer: Producer, now: Nanoseconds) -> Bool {
+        guard let codec = matchingCodec(for: producer.codec) else { return false }
+        detach()
+        self.producer = producer
+        producer.consumers.append(self)
+        payloadType = codec.payloadType
+        clockRate = codec.clockRate
+        rtxPayloadType = codecs.first { $0.name.lowercased() == "rtx" && $0.associatedPayloadType == codec.payloadType }?.payloadType
+        rewriter.switchSource()
+        waitingForKeyframe = kind == .video
+        lastKeyframeAsk = nil
+        return true
+    }
+
+    func detach() {
+        if let producer { producer.consumers.removeAll { $0 === self } }
+        producer = nil
+    }
+
+    var needsKeyframe: Bool { waitingForKeyframe && producer != nil }
+
+    /// Rewrites and sends one packet; returns true if it went out.
+    func forward(_ packet: UnsafeRawBufferPointer, header: RTPHeader, isKeyframe: Bool, audioLevel: UInt8?, now: Nanoseconds, output: any DatagramOutput) -> Bool {
+        guard transport.isConnected, let address = transport.remoteAddress else { return false }
+        if waitingForKeyframe {
+            guard isKeyframe else { return false }
+            waitingForKeyframe = false
+        }
+        guard let (sequence, timestamp) = rewriter.rewrite(sequence: header.sequenceNumber, timestamp: header.timestamp, now: now, clockRate: clockRate) else {
+            return false
+        }
+        let slot = output.reserveSlot()
+        guard let length = write(packet, header: header, sequence: sequence, timestamp: timestamp, audioLevel: audioLevel, retransmission: false, into: slot),
+              let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { return false }
+        output.commitSlot(length: protected, to: address)
+        packetsSent &+= 1
+        octetsSent &+= UInt32(header.payloadLength)
+        return true
+    }
+
+    /// Answers a NACK from the subscriber out of the producer's retransmission buffer (RTX if negotiated).
+    func retransmit(_ sequences: [UInt16], now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        guard let producer, let buffer = producer.retransmissions, transport.isConnected, let address = transport.remoteAddress else { return }
+        for outgoing in sequences.prefix(64) {
+            guard let incoming = rewriter.incomingSequence(of: outgoing), let packet = buffer.packet(sequence: incoming),
+                  let header = try? RTPHeader(parsing: packet) else { continue }
+            let slot = output.reserveSlot()
+            guard let length = write(packet, header: header, sequence: outgoing, timestamp: rewriter.outgoingTimestamp(of: header.timestamp),
+                                     audioLevel: nil, retransmission: rtxPayloadType != nil, into: slot),
+                  let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { continue }
+            output.commitSlot(length: protected, to: address)
+            counters.retransmitted += 1
+        }
+    }
+
+    /// Writes header (our SSRC, sequence, timestamp, payload type), our extensions, then the payload.
+    private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, sequence: UInt16, timestamp: UInt32,
+                       audioLevel: UInt8?, retransmission: Bool, into slot: UnsafeMutableRawBufferPointer) -> Int? {
+        let extensionBytes = (midExtensionID != nil ? 1 + midBytes.count : 0) + (audioLevelExtensionID != nil && audioLevel != nil ? 2 : 0)
+        let extensionBlock = extensionBytes == 0 ? 0 : 4 + (extensionBytes + 3) / 4 * 4
+        let extra = retransmission ? 2 : 0
+        let total = 12 + extensionBlock + extra + header.payloadLength
+        guard total + SRTPSession.maximumTrailer <= slot.count else { return nil }
+        var outSequence = sequence
+        if retransmission {
+            outSequence = rtxSequence
+            rtxSequence &+= 1
+        }
+        var offset = RTPHeader.writeFixed(into: slot, hasExtension: extensionBlock > 0, marker: header.marker,
+                                          payloadType: retransmission ? rtxPayloadType! : payloadType,
+                                          sequenceNumber: outSequence, timestamp: timestamp, ssrc: retransmission ? rtxSSRC : ssrc)
+        if extensionBlock > 0 {
+            slot.writeU16(0xBEDE, at: offset)
+            slot.writeU16(UInt16((extensionBlock - 4) / 4), at: offset + 2)
+            var cursor = offset + 4
+            if let id = midExtensionID, !midBytes.isEmpty {
+                slot[cursor] = id << 4 | UInt8(midBytes.count - 1)
+                for (index, byte) in midBytes.enumerated() { slot[cursor + 1 + index] = byte }
+                cursor += 1 + midBytes.count
+            }
+            if let id = audioLevelExtensionID, let audioLevel {
+                slot[cursor] = id << 4
+                slot[cursor + 1] = audioLevel
+                cursor += 2
+            }
+            while cursor < offset + extensionBlock { slot[cursor] = 0; cursor += 1 }
+            offset += extensionBlock
+        }
+        if retransmission {
+            slot.writeU16(sequence, at: offset)
+            offset += 2
+        }
+        let payload = UnsafeRawBufferPointer(rebasing: packet[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
+        UnsafeMutableRawBufferPointer(rebasing: slot[offset..<(offset + payload.count)]).copyMemory(from: payload)
+        return offset + payload.count
+    }
+
+    /// A sender report for this stream, extrapolating the RTP clock to `now`.
+    func senderReport(now: Nanoseconds, ntp: UInt64) -> SenderReport? {
+        guard packetsSent > 0 else { return nil }
+        let elapsedMilliseconds = (now &- rewriter.lastSentAt) / 1_000_000
+        let rtpNow = rewriter.lastTimestamp &+ UInt32(truncatingIfNeeded: elapsedMilliseconds * UInt64(clockRate) / 1000)
+        return SenderReport(ssrc: ssrc, ntpTimestamp: ntp, rtpTimestamp: rtpNow, packetCount: packetsSent, octetCount: octetsSent)
+    }
+
+    /// True when a video consumer waiting for its first keyframe should ask the publisher: at once,
+    /// then every second until one arrives.
+    func keyframeOverdue(now: Nanoseconds) -> Bool {
+        guard needsKeyframe else { return false }
+        if let lastKeyframeAsk, now < lastKeyframeAsk + .seconds(1) { return false }
+        lastKeyframeAsk = now
+        return true
+    }
+}

@@ -1,0 +1,46 @@
+import ParleyTransport
+
+/// Where the SFU writes datagrams. The worker loop implements it with preallocated slots flushed
+/// by `sendmmsg`; tests implement it by collecting bytes.
+public protocol DatagramOutput: AnyObject {
+    /// A buffer to write one datagram into; its capacity includes room for the SRTP trailer.
+    func reserveSlot() -> UnsafeMutableRawBufferPointer
+    /// Queues the slot last reserved with `length` bytes for `address`.
+    func commitSlot(length: Int, to address: PeerAddress)
+}
+
+extension DatagramOutput {
+    /// Queues a control datagram (STUN, DTLS) by copying it into a slot.
+    func send(_ bytes: [UInt8], to address: PeerAddress) {
+        let slot = reserveSlot()
+        guard bytes.count <= slot.count else { return }
+        bytes.withUnsafeBytes { slot.copyMemory(from: $0) }
+        commitSlot(length: bytes.count, to: address)
+    }
+}
+
+/// Counts of what a worker did with packets; bad input is counted here, never thrown out of the loop.
+public struct PacketCounters: Sendable, Equatable {
+    public var datagramsReceived = 0
+    public var rtpReceived = 0
+    public var rtcpReceived = 0
+    public var rtpForwarded = 0
+    public var retransmitted = 0
+    public var droppedUnknownSender = 0
+    public var droppedMalformed = 0
+    public var droppedUnauthenticated = 0
+    public var droppedUnroutable = 0
+    public var keyframeRequestsSent = 0
+
+    public init() {}
+
+    public static func + (a: PacketCounters, b: PacketCounters) -> PacketCounters {
+        var c = a
+        c.datagramsReceived += b.datagramsReceived; c.rtpReceived += b.rtpReceived; c.rtcpReceived += b.rtcpReceived
+        c.rtpForwarded += b.rtpForwarded; c.retransmitted += b.retransmitted
+        c.droppedUnknownSender += b.droppedUnknownSender; c.droppedMalformed += b.droppedMalformed
+        c.droppedUnauthenticated += b.droppedUnauthenticated; c.droppedUnroutable += b.droppedUnroutable
+        c.keyframeRequestsSent += b.keyframeRequestsSent
+        return c
+    }
+}

@@ -1,0 +1,337 @@
+import ParleyWire
+import ParleyTransport
+
+/// What signaling (or WHIP/WHEP) hands the SFU: a client's SDP offer for one peer connection.
+public struct NegotiationRequest: Sendable {
+    public var meetingID: String
+    public var participantID: String
+    /// nil for the first offer of a peer connection; the SFU creates the transport.
+    public var transportID: String?
+    public var role: TransportRole
+    public var offer: SessionDescription
+    /// mid → what the client says the track is ("camera", "microphone", "screen").
+    public var sources: [String: String]
+
+    public init(meetingID: String, participantID: String, transportID: String?, role: TransportRole, offer: SessionDescription, sources: [String: String] = [:]) {
+        self.meetingID = meetingID; self.participantID = participantID; self.transportID = transportID
+        self.role = role; self.offer = offer; self.sources = sources
+    }
+}
+
+/// A track a transport publishes.
+public struct PublishedTrack: Sendable, Codable, Equatable {
+    public var id: String
+    public var mid: String
+    public var kind: MediaKind
+    public var source: String
+}
+
+/// Which remote track a receiving m-line shows; `producerID` nil means nothing for now.
+public struct MidAssignment: Sendable, Codable, Equatable {
+    public var mid: String
+    public var kind: MediaKind
+    public var producerID: String?
+    public var participantID: String?
+    public var source: String?
+}
+
+public struct NegotiationResult: Sendable {
+    public var transportID: String
+    public var answer: String
+    public var assignments: [MidAssignment]
+    public var published: [PublishedTrack]
+    /// Other participants whose consumers lost their source and who should offer again.
+    public var renegotiate: Set<String>
+}
+
+/// Why an offer could not be answered; the message goes back to the client.
+public enum NegotiationError: Error, Equatable, Sendable, CustomStringConvertible {
+    case badOffer(String)
+    case unknownTransport(String)
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .badOffer(let reason): return "bad offer: \(reason)"
+        case .unknownTransport(let id): return "no transport \(id)"
+        case .failed(let reason): return reason
+        }
+    }
+}
+
+/// The codecs, feedback and extensions Parley's SFU speaks.
+enum MediaCapabilities {
+    static let videoFeedback: Set<String> = ["nack", "nack pli", "ccm fir", "goog-remb"]
+
+    static func isSupported(_ codec: RTPCodec, kind: MediaKind) -> Bool {
+        switch (kind, codec.name.uppercased()) {
+        case (.audio, "OPUS"): return codec.clockRate == 48000
+        case (.video, "VP8"): return true
+        case (.video, "H264"): return codec.parameter("packetization-mode") == "1"
+        default: return false
+        }
+    }
+
+    /// The one codec a publisher will send: Opus; VP8, else H.264 (baseline/constrained first).
+    static func publishCodec(from offered: [RTPCodec], kind: MediaKind) -> RTPCodec? {
+        let supported = offered.filter { isSupported($0, kind: kind) }
+        if kind == .video {
+            if let vp8 = supported.first(where: { $0.name.uppercased() == "VP8" }) { return vp8 }
+            return supported.first { ($0.parameter("profile-level-id") ?? "").lowercased().hasPrefix("42e0") } ?? supported.first
+        }
+        return supported.first
+    }
+
+    static func rtx(for codec: RTPCodec, in offered: [RTPCodec]) -> RTPCodec? {
+        offered.first { $0.name.lowercased() == "rtx" && $0.associatedPayloadType == codec.payloadType }
+    }
+
+    static func answerFeedback(_ codec: RTPCodec, kind: MediaKind) -> RTPCodec {
+        var codec = codec
+        codec.feedback = kind == .video ? codec.feedback.filter(videoFeedback.contains) : []
+        return codec
+    }
+
+    static func extensionURIs(kind: MediaKind, publishing: Bool) -> Set<String> {
+        var uris: Set<String> = [HeaderExtensionURI.mid]
+        if kind == .audio { uris.insert(HeaderExtensionURI.audioLevel) }
+        if publishing && kind == .video { uris.formUnion([HeaderExtensionURI.rid, HeaderExtensionURI.repairedRid]) }
+        return uris
+    }
+}
+
+/// One answered m-line before it is written out.
+struct AnswerSection {
+    var media: MediaDescription
+    var mid: String?
+    var accepted: Bool
+    var direction: MediaDirection
+    var codecs: [RTPCodec]
+    var extensions: [(id: UInt8, uri: String)]
+    var consumer: Consumer?
+    var streamID: String?
+}
+
+extension WorkerCore {
+    /// Answers an offer: creates the transport on the first one, then a Producer per sending
+    /// m-line and a Consumer per receiving m-line, attached to the producers it should play.
+    public func negotiate(_ request: NegotiationRequest, now: Nanoseconds) throws(NegotiationError) -> NegotiationResult {
+        let offer = request.offer
+        guard !offer.media.isEmpty else { throw .badOffer("no media sections") }
+        let first = offer.media[0]
+        guard let ufrag = first.attribute("ice-ufrag") ?? offer.attribute("ice-ufrag"),
+              let password = first.attribute("ice-pwd") ?? offer.attribute("ice-pwd") else { throw .badOffer("missing a=ice-ufrag or a=ice-pwd") }
+        guard let fingerprintLine = first.attribute("fingerprint") ?? offer.attribute("fingerprint") else { throw .badOffer("missing a=fingerprint") }
+        let fingerprintParts = fingerprintLine.split(separator: " ")
+        guard fingerprintParts.count == 2, fingerprintParts[0].lowercased() == "sha-256" else {
+            throw .badOffer("a=fingerprint must be sha-256, got \(fingerprintLine.prefix(40))")
+        }
+        let setup = first.attribute("setup") ?? offer.attribute("setup") ?? "actpass"
+        let remoteFingerprint = String(fingerprintParts[1])
+
+        let transport: WebRtcTransport
+        if let id = request.transportID {
+            guard let existing = transports[id], existing.meetingID == request.meetingID, existing.participantID == request.participantID else {
+                throw .unknownTransport(id)
+            }
+            transport = existing
+            if existing.secure.dtls.expectedRemoteFingerprint?.uppercased() != remoteFingerprint.uppercased() {
+                throw .badOffer("the DTLS fingerprint changed; start a new peer connection instead")
+            }
+            if existing.secure.ice.remoteUfrag != ufrag { existing.secure.ice.restart(remoteUfrag: ufrag, remotePassword: password) }
+        } else {
+            guard ["actpass", "active", "passive"].contains(setup) else { throw .badOffer("a=setup:\(setup)") }
+            let secure: SecureTransport
+            do {
+                secure = try SecureTransport(context: dtlsContext, role: setup == "passive" ? .client : .server, remoteFingerprint: remoteFingerprint)
+            } catch {
+                throw .failed("DTLS setup: \(error)")
+            }
+            secure.ice.remoteUfrag = ufrag
+            secure.ice.remotePassword = password
+            let router = routers[request.meetingID] ?? Router(meetingID: request.meetingID)
+            routers[request.meetingID] = router
+            transport = WebRtcTransport(id: RandomToken.make(length: 12), meetingID: request.meetingID, participantID: request.participantID,
+                                        role: request.role, secure: secure, router: router)
+            router.transports[transport.id] = transport
+            transports[transport.id] = transport
+            byUfrag[secure.ice.localUfrag] = transport
+        }
+        let router = transport.router
+
+        var sections: [AnswerSection] = []
+        var removedProducers: [Producer] = []
+        var addedProducers: [Producer] = []
+        var seenMids = Set<String>()
+        for (index, media) in offer.media.enumerated() {
+            guard let mid = media.mid, !mid.isEmpty else { throw .badOffer("m-line \(index) has no a=mid") }
+            guard seenMids.insert(mid).inserted else { throw .badOffer("mid \(mid) appears twice") }
+            var section = AnswerSection(media: media, mid: mid, accepted: false, direction: .inactive, codecs: [], extensions: [])
+            guard let kind = MediaKind(rawValue: media.kind), !media.isRejected, media.proto.contains("RTP") else {
+                sections.append(section)
+                continue
+            }
+            let offered = media.codecs
+            let direction = media.direction
+            let existingProducer = transport.producers.first { $0.mid == mid }
+            let existingConsumer = transport.consumers.first { $0.mid == mid }
+
+            if direction.sends && request.role != .whep {
+                guard let codec = MediaCapabilities.publishCodec(from: offered, kind: kind) else {
+                    sections.append(section)
+                    continue
+                }
+                let rtx = MediaCapabilities.rtx(for: codec, in: offered)
+                section.accepted = true
+                section.direction = .recvonly
+                section.codecs = [MediaCapabilities.answerFeedback(codec, kind: kind)] + (rtx.map { [MediaCapabilities.answerFeedback($0, kind: kind)] } ?? [])
+                let allowed = MediaCapabilities.extensionURIs(kind: kind, publishing: true)
+                section.extensions = media.extensions.filter { allowed.contains($0.uri) }
+                if let midID = section.extensions.first(where: { $0.uri == HeaderExtensionURI.mid })?.id { transport.midExtensionID = midID }
+                if existingProducer == nil {
+                    let rtxPairs = media.rtxPairs
+                    let rtxSSRCs = Set(rtxPairs.map(\.rtx))
+                    let primary = media.ssrcs.first { !rtxSSRCs.contains($0) }
+                    var encoding = ProducerEncoding()
+                    encoding.ssrc = primary
+                    encoding.rtxSSRC = rtxPairs.first { $0.primary == primary }?.rtx
+                    encoding.rid = media.sendRids.first
+                    let producer = Producer(
+                        id: RandomToken.make(length: 12), kind: kind, mid: mid,
+                        source: request.sources[mid] ?? (kind == .audio ? "microphone" : "camera"),
+                        codec: codec, rtxPayloadType: rtx?.payloadType, encodings: [encoding],
+                        audioLevelExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.audioLevel }?.id,
+                        transport: transport, now: now)
+                    transport.addProducer(producer)
+                    addedProducers.append(producer)
+                }
+                if let consumer = existingConsumer { transport.removeConsumer(consumer) }
+            } else if direction.receives && request.role != .whip {
+                let accepted = offered.filter { MediaCapabilities.isSupported($0, kind: kind) }
+                guard !accepted.isEmpty else {
+                    sections.append(section)
+                    continue
+                }
+                let rtxCodecs = accepted.compactMap { MediaCapabilities.rtx(for: $0, in: offered) }
+                section.codecs = (accepted + rtxCodecs).map { MediaCapabilities.answerFeedback($0, kind: kind) }
+                let allowed = MediaCapabilities.extensionURIs(kind: kind, publishing: false)
+                section.extensions = media.extensions.filter { allowed.contains($0.uri) }
+                let consumer: Consumer
+                if let existingConsumer {
+                    consumer = existingConsumer
+                } else {
+                    consumer = Consumer(id: RandomToken.make(length: 12), mid: mid, kind: kind, transport: transport, codecs: section.codecs,
+                                        midExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.mid }?.id,
+                                        audioLevelExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.audioLevel }?.id)
+                    transport.addConsumer(consumer)
+                }
+                section.accepted = true
+                section.direction = .sendonly
+                section.consumer = consumer
+                if let producer = existingProducer { removedProducers.append(producer) }
+            } else {
+                section.accepted = true
+                section.direction = .inactive
+                section.codecs = Array(offered.filter { MediaCapabilities.isSupported($0, kind: kind) }.prefix(1))
+                if section.codecs.isEmpty { section.accepted = false }
+                if let producer = existingProducer { removedProducers.append(producer) }
+                if let consumer = existingConsumer { transport.removeConsumer(consumer) }
+            }
+            sections.append(section)
+        }
+
+        // Producers of m-lines the offer no longer sends on, or dropped altogether.
+        for producer in transport.producers where !seenMids.contains(producer.mid) && !removedProducers.contains(where: { $0 === producer }) {
+            removedProducers.append(producer)
+        }
+        var renegotiate = router.producersRemoved(removedProducers, now: now)
+        for producer in addedProducers { router.producerAdded(producer, now: now) }
+
+        // Feed idle consumers: web clients take producers nobody on this connection shows yet,
+        // WHEP players the most recent publisher.
+        for consumer in transport.consumers where consumer.producer == nil || consumer.producer!.closed {
+            let source = transport.role == .whep ? router.latestProducer(for: consumer) : router.unassignedProducer(for: consumer)
+            if let source { consumer.attach(to: source, now: now) }
+        }
+        if !addedProducers.isEmpty {
+            for other in router.transports.values where other.role == .participant && other.participantID != request.participantID {
+                renegotiate.insert(other.participantID)
+            }
+        }
+        renegotiate.remove(request.participantID)
+
+        for index in sections.indices {
+            if let consumer = sections[index].consumer { sections[index].streamID = consumer.producer?.participantID }
+        }
+        let answer = writeAnswer(sections: sections, offer: offer, transport: transport, setup: setup)
+        let assignments = sections.compactMap { section -> MidAssignment? in
+            guard let consumer = section.consumer, let mid = section.mid else { return nil }
+            return MidAssignment(mid: mid, kind: consumer.kind, producerID: consumer.producer?.id,
+                                 participantID: consumer.producer?.participantID, source: consumer.producer?.source)
+        }
+        let published = transport.producers.map { PublishedTrack(id: $0.id, mid: $0.mid, kind: $0.kind, source: $0.source) }
+        return NegotiationResult(transportID: transport.id, answer: answer, assignments: assignments, published: published, renegotiate: renegotiate)
+    }
+
+    private func writeAnswer(sections: [AnswerSection], offer: SessionDescription, transport: WebRtcTransport, setup: String) -> String {
+        let ice = transport.secure.ice
+        let acceptedMids = sections.filter(\.accepted).compactMap(\.mid)
+        var session = SessionDescription(
+            lines: [
+                SDPLine(type: "v", value: "0"),
+                SDPLine(type: "o", value: "- \(transport.sessionID) \(transport.answerVersion) IN IP4 127.0.0.1"),
+                SDPLine(type: "s", value: "parley"),
+                SDPLine(type: "t", value: "0 0"),
+            ],
+            attributes: [SDPAttribute("ice-lite")] + (offer.bundleMids.isEmpty ? [] : [SDPAttribute("group", (["BUNDLE"] + acceptedMids).joined(separator: " "))])
+                + [SDPAttribute("msid-semantic", " WMS *")],
+            media: [])
+        transport.answerVersion += 1
+        let candidateAddress = announceAddress
+        for section in sections {
+            let offered = section.media
+            guard section.accepted else {
+                var rejected = MediaDescription(kind: offered.kind, port: 0, proto: offered.proto, formats: Array(offered.formats.prefix(1)))
+                rejected.lines = [SDPLine(type: "c", value: "IN IP4 0.0.0.0")]
+                if let mid = section.mid { rejected.attributes = [SDPAttribute("mid", mid)] }
+                session.media.append(rejected)
+                continue
+            }
+            var media = MediaDescription(kind: offered.kind, port: 9, proto: offered.proto, formats: section.codecs.map { String($0.payloadType) })
+            media.lines = [SDPLine(type: "c", value: "IN IP4 0.0.0.0")]
+            var a: [SDPAttribute] = [
+                SDPAttribute("rtcp", "9 IN IP4 0.0.0.0"),
+                SDPAttribute("ice-ufrag", ice.localUfrag),
+                SDPAttribute("ice-pwd", ice.localPassword),
+                SDPAttribute("fingerprint", "sha-256 \(transport.secure.localFingerprint)"),
+                SDPAttribute("setup", setup == "passive" ? "active" : "passive"),
+            ]
+            if let mid = section.mid { a.append(SDPAttribute("mid", mid)) }
+            for ext in section.extensions { a.append(SDPAttribute("extmap", "\(ext.id) \(ext.uri)")) }
+            a.append(SDPAttribute(section.direction.rawValue))
+            if let consumer = section.consumer {
+                a.append(SDPAttribute("msid", "\(section.streamID ?? "parley") \(consumer.id)"))
+            }
+            a.append(SDPAttribute("rtcp-mux"))
+            if offered.has("rtcp-rsize") { a.append(SDPAttribute("rtcp-rsize")) }
+            for codec in section.codecs {
+                a.append(SDPAttribute("rtpmap", "\(codec.payloadType) \(codec.name)/\(codec.clockRate)" + (codec.channels.map { "/\($0)" } ?? "")))
+                for feedback in codec.feedback { a.append(SDPAttribute("rtcp-fb", "\(codec.payloadType) \(feedback)")) }
+                if let fmtp = codec.fmtp { a.append(SDPAttribute("fmtp", "\(codec.payloadType) \(fmtp)")) }
+            }
+            if let consumer = section.consumer {
+                let hasRTX = section.codecs.contains { $0.name.lowercased() == "rtx" }
+                if hasRTX { a.append(SDPAttribute("ssrc-group", "FID \(consumer.ssrc) \(consumer.rtxSSRC)")) }
+                for ssrc in hasRTX ? [consumer.ssrc, consumer.rtxSSRC] : [consumer.ssrc] {
+                    a.append(SDPAttribute("ssrc", "\(ssrc) cname:\(transport.cname)"))
+                    a.append(SDPAttribute("ssrc", "\(ssrc) msid:\(section.streamID ?? "parley") \(consumer.id)"))
+                }
+            }
+            a.append(SDPAttribute("candidate", "1 1 udp 2130706431 \(candidateAddress) \(port) typ host"))
+            a.append(SDPAttribute("end-of-candidates"))
+            media.attributes = a
+            session.media.append(media)
+        }
+        return session.serialized
+    }
+}

@@ -1,0 +1,56 @@
+import ParleyWire
+import ParleyTransport
+
+/// Rewrites sequence numbers and timestamps so that one outgoing stream stays continuous while its
+/// source changes (after mediasoup's SeqManager and livekit's rtpmunger).
+public struct RTPRewriter: Sendable {
+    private var sequenceOffset: UInt16 = 0
+    private var timestampOffset: UInt32 = 0
+    /// First incoming sequence number of the current source; older packets are dropped.
+    private var syncSequence: UInt16 = 0
+    private var needsSync = true
+    private var started = false
+    public private(set) var lastSequence: UInt16 = 0
+    public private(set) var lastTimestamp: UInt32 = 0
+    public private(set) var lastSentAt: Nanoseconds = 0
+
+    public init() {}
+
+    /// The next packet comes from a new source (or the same after a gap): resynchronize on it.
+    public mutating func switchSource() { needsSync = true }
+
+    /// Outgoing (sequence, timestamp) for an incoming packet, or nil if it predates the current source.
+    public mutating func rewrite(sequence: UInt16, timestamp: UInt32, now: Nanoseconds, clockRate: UInt32) -> (sequence: UInt16, timestamp: UInt32)? {
+        if needsSync {
+            if started {
+                sequenceOffset = lastSequence &+ 1 &- sequence
+                let elapsedMilliseconds = (now &- lastSentAt) / 1_000_000
+                let ticks = max(1, elapsedMilliseconds * UInt64(clockRate) / 1000)
+                timestampOffset = lastTimestamp &+ UInt32(truncatingIfNeeded: ticks) &- timestamp
+            }
+            syncSequence = sequence
+            needsSync = false
+        } else if SequenceNumber.isNewer(syncSequence, than: sequence) {
+            return nil
+        }
+        let outSequence = sequence &+ sequenceOffset
+        let outTimestamp = timestamp &+ timestampOffset
+        if !started || SequenceNumber.isNewer(outSequence, than: lastSequence) {
+            lastSequence = outSequence
+            lastTimestamp = outTimestamp
+            lastSentAt = now
+        }
+        started = true
+        return (outSequence, outTimestamp)
+    }
+
+    /// The incoming sequence number an outgoing one came from, if it belongs to the current source.
+    public func incomingSequence(of outgoing: UInt16) -> UInt16? {
+        guard started, !needsSync else { return nil }
+        let incoming = outgoing &- sequenceOffset
+        return SequenceNumber.isNewer(syncSequence, than: incoming) ? nil : incoming
+    }
+
+    /// Incoming timestamp → outgoing, for retransmissions.
+    public func outgoingTimestamp(of incoming: UInt32) -> UInt32 { incoming &+ timestampOffset }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import ParleyTransport
+import ParleyWire
+
+/// Media-plane settings, from `parley serve` flags.
+public struct SFUConfiguration: Sendable {
+    /// Address the UDP sockets bind to; empty means every address.
+    public var udpHost: String
+    /// The first worker's port; worker i uses `udpPort + i`. 0 picks free ports (tests).
+    public var udpPort: UInt16
+    /// The address put in ICE candidates.
+    public var announceAddress: String
+    public var workers: Int
+
+    public init(udpHost: String = "", udpPort: UInt16 = 40000, announceAddress: String = "127.0.0.1", workers: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.udpHost = udpHost; self.udpPort = udpPort; self.announceAddress = announceAddress; self.workers = max(1, workers)
+    }
+}
+
+/// A summary of the SFU for health checks and logs.
+public struct SFUStatus: Sendable, Codable {
+    public var workers: Int
+    public var ports: [UInt16]
+    public var meetings: Int
+    public var transports: Int
+    public var counters: [String: Int]
+}
+
+/// The SFU role: its workers, which meeting lives on which worker, and the events they report.
+public final class SFU: Sendable {
+    public let workers: [Worker]
+    public let events: AsyncStream<SFUEvent>
+    private let continuation: AsyncStream<SFUEvent>.Continuation
+    private let logger: Logger
+
+    public init(configuration: SFUConfiguration, logger: Logger) throws {
+        let (events, continuation) = AsyncStream<SFUEvent>.makeStream()
+        self.events = events
+        self.continuation = continuation
+        self.logger = logger
+        let context = try DTLSContext(certificate: DTLSCertificate(commonName: "parley-sfu"))
+        var workers: [Worker] = []
+        for index in 0..<configuration.workers {
+            let port = configuration.udpPort == 0 ? 0 : configuration.udpPort + UInt16(index)
+            workers.append(try Worker(index: index, host: configuration.udpHost, port: port, announceAddress: configuration.announceAddress,
+                                      dtlsContext: context, logger: logger, events: { continuation.yield($0) }))
+        }
+        self.workers = workers
+    }
+
+    public func start() {
+        for worker in workers { worker.start() }
+        logger.info("SFU listening", metadata: ["udp-ports": "\(workers.map(\.port))"])
+    }
+
+    public func stop() {
+        for worker in workers { worker.stop() }
+        continuation.finish()
+    }
+
+    /// The worker a meeting lives on: a stable hash of its id, so every transport of a meeting
+    /// shares one loop and one port.
+    public func worker(for meetingID: String) -> Worker {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in meetingID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return workers[Int(hash % UInt64(workers.count))]
+    }
+
+    public func negotiate(_ request: NegotiationRequest) async throws -> NegotiationResult {
+        try await worker(for: request.meetingID).submit { (core, _) throws(NegotiationError) in
+            try core.negotiate(request, now: MonotonicClock.now())
+        }
+    }
+
+    public func closeTransport(meetingID: String, transportID: String, reason: String) {
+        worker(for: meetingID).execute { core, output in
+            core.closeTransport(id: transportID, reason: reason, now: MonotonicClock.now(), output: output)
+        }
+    }
+
+    public func closeParticipant(meetingID: String, participantID: String) {
+        worker(for: meetingID).execute { core, output in
+            core.closeParticipant(meetingID: meetingID, participantID: participantID, now: MonotonicClock.now(), output: output)
+        }
+    }
+
+    public func status() async -> SFUStatus {
+        var meetings = 0, transports = 0
+        var counters = PacketCounters()
+        for worker in workers {
+            let (m, t, c) = (try? await worker.submit { (core, _) throws(Never) in (core.meetingCount, core.transportCount, core.counters) }) ?? (0, 0, PacketCounters())
+            meetings += m; transports += t; counters = counters + c
+        }
+        let mirror = Mirror(reflecting: counters)
+        var dictionary: [String: Int] = [:]
+        for child in mirror.children { if let label = child.label, let value = child.value as? Int { dictionary[label] = value } }
+        return SFUStatus(workers: workers.count, ports: workers.map(\.port), meetings: meetings, transports: transports, counters: dictionary)
+    }
+}

@@ -1,0 +1,198 @@
+import ParleyWire
+import ParleyTransport
+
+/// Who is on the other end of a transport, which decides how its offers are answered.
+public enum TransportRole: String, Sendable, Codable {
+    /// A web client: publishes its tracks and subscribes to the others' on one peer connection.
+    case participant
+    /// A WHIP client: publishes only.
+    case whip
+    /// A WHEP client: plays the meeting's most recent publisher.
+    case whep
+}
+
+/// One peer connection on the SFU (mediasoup's WebRtcTransport): the secure transport plus the
+/// Producers and Consumers negotiated on it, and its RTCP.
+public final class WebRtcTransport {
+    public let id: String
+    public let meetingID: String
+    public let participantID: String
+    public let role: TransportRole
+    let secure: SecureTransport
+    unowned let router: Router
+    var registeredAddress: PeerAddress?
+    public internal(set) var producers: [Producer] = []
+    var producerBySSRC: [UInt32: Producer] = [:]
+    public internal(set) var consumers: [Consumer] = []
+    var consumerBySSRC: [UInt32: Consumer] = [:]
+    /// The publisher's id for the mid header extension, to learn SSRCs its SDP did not list.
+    var midExtensionID: UInt8?
+    let rtcpSSRC = UInt32.random(in: 1...UInt32.max)
+    let cname = RandomToken.make(length: 16)
+    var nextReportAt: Nanoseconds = 0
+    var connectedReported = false
+    /// Session version for the o= line of successive answers.
+    var answerVersion = 1
+    let sessionID = UInt64.random(in: 1...UInt64(Int64.max))
+
+    init(id: String, meetingID: String, participantID: String, role: TransportRole, secure: SecureTransport, router: Router) {
+        self.id = id
+        self.meetingID = meetingID
+        self.participantID = participantID
+        self.role = role
+        self.secure = secure
+        self.router = router
+    }
+
+    public var isConnected: Bool { secure.isConnected }
+    public var remoteAddress: PeerAddress? { secure.remoteAddress }
+
+    func handleRTP(_ buffer: UnsafeMutableRawBufferPointer, length: Int, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
+        guard let header = try? RTPHeader(parsing: packet) else {
+            counters.droppedMalformed += 1
+            return
+        }
+        counters.rtpReceived += 1
+        guard let producer = producerBySSRC[header.ssrc] ?? learnSSRC(header, packet: packet) else {
+            counters.droppedUnroutable += 1
+            return
+        }
+        producer.receive(packet, header: header, now: now, output: output, counters: &counters)
+    }
+
+    /// Finds the producer of an unsignaled SSRC through the mid header extension (BUNDLE demux).
+    private func learnSSRC(_ header: RTPHeader, packet: UnsafeRawBufferPointer) -> Producer? {
+        guard let midExtensionID else { return nil }
+        var found: Producer?
+        header.forEachExtension(in: packet) { id, offset, length in
+            guard id == midExtensionID else { return }
+            let mid = String(decoding: packet[offset..<(offset + length)], as: UTF8.self)
+            found = producers.first { $0.mid == mid }
+        }
+        guard let producer = found else { return nil }
+        if header.payloadType == producer.rtxPayloadType {
+            if producer.encodings[0].rtxSSRC == nil { producer.encodings[0].rtxSSRC = header.ssrc }
+        } else if producer.encodings[0].ssrc == nil {
+            producer.encodings[0].ssrc = header.ssrc
+        } else {
+            return nil
+        }
+        producerBySSRC[header.ssrc] = producer
+        return producer
+    }
+
+    func handleRTCP(_ buffer: UnsafeMutableRawBufferPointer, length: Int, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        counters.rtcpReceived += 1
+        let packets: [RTCPPacket]
+        do {
+            packets = try RTCPPacket.parseCompound(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
+        } catch {
+            counters.droppedMalformed += 1
+            return
+        }
+        for packet in packets {
+            switch packet {
+            case .senderReport(let report):
+                if let producer = producerBySSRC[report.ssrc], let index = producer.encodings.firstIndex(where: { $0.ssrc == report.ssrc }) {
+                    producer.encodings[index].statistics.senderReportArrived(report, at: now)
+                }
+            case .pictureLossIndication(let pli):
+                consumerBySSRC[pli.mediaSSRC]?.producer?.requestKeyframe(now: now, output: output, counters: &counters)
+            case .fullIntraRequest(let fir):
+                for entry in fir.entries {
+                    consumerBySSRC[entry.ssrc]?.producer?.requestKeyframe(now: now, output: output, counters: &counters)
+                }
+            case .nack(let nack):
+                consumerBySSRC[nack.mediaSSRC]?.retransmit(nack.lostSequenceNumbers, now: now, output: output, counters: &counters)
+            default:
+                break
+            }
+        }
+    }
+
+    /// Encrypts and sends an RTCP compound packet to the peer.
+    func sendRTCP(_ bytes: [UInt8], output: any DatagramOutput) {
+        guard isConnected, let address = remoteAddress else { return }
+        let slot = output.reserveSlot()
+        guard bytes.count + SRTPSession.maximumTrailer <= slot.count else { return }
+        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: slot[0..<bytes.count]).copyMemory(from: $0) }
+        guard let length = secure.protectRTCP(slot.baseAddress!, length: bytes.count, capacity: slot.count) else { return }
+        output.commitSlot(length: length, to: address)
+    }
+
+    func flushOutbox(output: any DatagramOutput) {
+        for (bytes, address) in secure.outbox { output.send(bytes, to: address) }
+        secure.outbox.removeAll(keepingCapacity: true)
+    }
+
+    /// Timers: DTLS retransmission, consent, keyframe requests, and RTCP reports once a second.
+    func tick(now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        secure.handleTimeout(now: now)
+        flushOutbox(output: output)
+        guard isConnected else { return }
+        for producer in producers { producer.pollKeyframeRequest(now: now, output: output, counters: &counters) }
+        for consumer in consumers where consumer.keyframeOverdue(now: now) {
+            consumer.producer?.requestKeyframe(now: now, output: output, counters: &counters)
+        }
+        guard now >= nextReportAt else { return }
+        nextReportAt = now + .seconds(1)
+        sendReports(now: now, output: output)
+    }
+
+    private func sendReports(now: Nanoseconds, output: any DatagramOutput) {
+        var bytes: [UInt8] = []
+        let ntp = WallClock.ntpNow()
+        var senderSSRCs: [UInt32] = []
+        for consumer in consumers {
+            guard let report = consumer.senderReport(now: now, ntp: ntp) else { continue }
+            report.write(into: &bytes)
+            senderSSRCs.append(consumer.ssrc)
+        }
+        var blocks: [ReportBlock] = []
+        var videoSSRCs: [UInt32] = []
+        for producer in producers {
+            for index in producer.encodings.indices {
+                guard let ssrc = producer.encodings[index].ssrc, producer.encodings[index].statistics.hasData else { continue }
+                blocks.append(producer.encodings[index].statistics.reportBlock(ssrc: ssrc, now: now))
+                if producer.kind == .video { videoSSRCs.append(ssrc) }
+            }
+        }
+        if !blocks.isEmpty || bytes.isEmpty {
+            ReceiverReport(ssrc: rtcpSSRC, reports: Array(blocks.prefix(31))).write(into: &bytes)
+        }
+        SourceDescription(chunks: [.init(ssrc: rtcpSSRC, cname: cname)] + senderSSRCs.map { .init(ssrc: $0, cname: cname) }).write(into: &bytes)
+        if !videoSSRCs.isEmpty {
+            // A fixed ceiling lets publishers ramp up to a sharp picture; per-subscriber estimates come later.
+            ReceiverEstimatedMaximumBitrate(senderSSRC: rtcpSSRC, bitrate: 2_500_000, ssrcs: videoSSRCs).write(into: &bytes)
+        }
+        sendRTCP(bytes, output: output)
+    }
+
+    func addConsumer(_ consumer: Consumer) {
+        consumers.append(consumer)
+        consumerBySSRC[consumer.ssrc] = consumer
+        consumerBySSRC[consumer.rtxSSRC] = consumer
+    }
+
+    func removeConsumer(_ consumer: Consumer) {
+        consumer.detach()
+        consumers.removeAll { $0 === consumer }
+        consumerBySSRC[consumer.ssrc] = nil
+        consumerBySSRC[consumer.rtxSSRC] = nil
+    }
+
+    func addProducer(_ producer: Producer) {
+        producers.append(producer)
+        for encoding in producer.encodings {
+            if let ssrc = encoding.ssrc { producerBySSRC[ssrc] = producer }
+            if let rtx = encoding.rtxSSRC { producerBySSRC[rtx] = producer }
+        }
+    }
+
+    func removeProducer(_ producer: Producer) {
+        producer.close()
+        producers.removeAll { $0 === producer }
+        producerBySSRC = producerBySSRC.filter { $0.value !== producer }
+    }
+}

@@ -1,0 +1,133 @@
+import ParleyWire
+import ParleyTransport
+
+/// What the SFU tells the control plane.
+public enum SFUEvent: Sendable, Equatable {
+    case transportConnected(meetingID: String, participantID: String, transportID: String)
+    case transportClosed(meetingID: String, participantID: String, transportID: String, reason: String)
+    /// A participant's consumers lost their source or new producers appeared: its client should offer again.
+    case renegotiationNeeded(meetingID: String, participantID: String)
+}
+
+/// The protocol core of one worker, free of I/O: demultiplexes datagrams to transports (RFC 7983,
+/// then STUN USERNAME, then remote address), runs the timers and answers offers. The `Worker`
+/// drives it from its socket; tests drive it directly.
+public final class WorkerCore {
+    public let announceAddress: String
+    public let port: UInt16
+    let dtlsContext: DTLSContext
+    var routers: [String: Router] = [:]
+    var transports: [String: WebRtcTransport] = [:]
+    var byUfrag: [String: WebRtcTransport] = [:]
+    var byAddress: [PeerAddress: WebRtcTransport] = [:]
+    public var counters = PacketCounters()
+    private let emit: (SFUEvent) -> Void
+
+    public init(announceAddress: String, port: UInt16, dtlsContext: DTLSContext, events: @escaping (SFUEvent) -> Void) {
+        self.announceAddress = announceAddress
+        self.port = port
+        self.dtlsContext = dtlsContext
+        self.emit = events
+    }
+
+    public var transportCount: Int { transports.count }
+    public var meetingCount: Int { routers.count }
+
+    /// Handles one datagram; `buffer` may be decrypted in place.
+    public func receive(_ buffer: UnsafeMutableRawBufferPointer, length: Int, from address: PeerAddress, now: Nanoseconds, output: any DatagramOutput) {
+        counters.datagramsReceived += 1
+        let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
+        let transport: WebRtcTransport
+        if PacketClass(packet) == .stun {
+            guard let found = transportForSTUN(packet) else {
+                counters.droppedUnknownSender += 1
+                return
+            }
+            transport = found
+        } else {
+            guard let found = byAddress[address] else {
+                counters.droppedUnknownSender += 1
+                return
+            }
+            transport = found
+        }
+        switch transport.secure.receive(buffer, length: length, from: address, now: now) {
+        case .rtp(let plainLength):
+            transport.handleRTP(buffer, length: plainLength, now: now, output: output, counters: &counters)
+        case .rtcp(let plainLength):
+            transport.handleRTCP(buffer, length: plainLength, now: now, output: output, counters: &counters)
+        case .control:
+            transport.flushOutbox(output: output)
+            if let selected = transport.remoteAddress, selected != transport.registeredAddress {
+                if let old = transport.registeredAddress, byAddress[old] === transport { byAddress[old] = nil }
+                byAddress[selected] = transport
+                transport.registeredAddress = selected
+            }
+            checkState(transport, now: now, output: output)
+        case .dropped(let reason):
+            switch reason {
+            case .stun, .srtp: counters.droppedUnauthenticated += 1
+            default: counters.droppedMalformed += 1
+            }
+        }
+    }
+
+    private func transportForSTUN(_ packet: UnsafeRawBufferPointer) -> WebRtcTransport? {
+        guard let message = try? STUNMessage(parsing: packet), let username = message.username,
+              let ufrag = ICELiteAgent.localUfrag(ofUsername: username) else { return nil }
+        return byUfrag[String(ufrag)]
+    }
+
+    private func checkState(_ transport: WebRtcTransport, now: Nanoseconds, output: any DatagramOutput) {
+        switch transport.secure.state {
+        case .connected where !transport.connectedReported:
+            transport.connectedReported = true
+            emit(.transportConnected(meetingID: transport.meetingID, participantID: transport.participantID, transportID: transport.id))
+        case .failed(let reason):
+            closeTransport(transport, reason: reason, now: now, output: output)
+        case .closed:
+            closeTransport(transport, reason: "peer closed DTLS", now: now, output: output)
+        default:
+            break
+        }
+    }
+
+    /// Runs every transport's timers; call every few tens of milliseconds.
+    public func tick(now: Nanoseconds, output: any DatagramOutput) {
+        for transport in Array(transports.values) {
+            transport.tick(now: now, output: output, counters: &counters)
+            checkState(transport, now: now, output: output)
+        }
+    }
+
+    /// Closes a transport: its producers stop, their consumers elsewhere look for another source.
+    public func closeTransport(id: String, reason: String, now: Nanoseconds, output: any DatagramOutput) {
+        guard let transport = transports[id] else { return }
+        closeTransport(transport, reason: reason, now: now, output: output)
+    }
+
+    /// Closes every transport of a participant in a meeting.
+    public func closeParticipant(meetingID: String, participantID: String, now: Nanoseconds, output: any DatagramOutput) {
+        for transport in transports.values where transport.meetingID == meetingID && transport.participantID == participantID {
+            closeTransport(transport, reason: "participant left", now: now, output: output)
+        }
+    }
+
+    private func closeTransport(_ transport: WebRtcTransport, reason: String, now: Nanoseconds, output: any DatagramOutput) {
+        guard transports[transport.id] != nil else { return }
+        transports[transport.id] = nil
+        byUfrag[transport.secure.ice.localUfrag] = nil
+        if let address = transport.registeredAddress, byAddress[address] === transport { byAddress[address] = nil }
+        transport.secure.close()
+        transport.flushOutbox(output: output)
+        let router = transport.router
+        for consumer in transport.consumers { transport.removeConsumer(consumer) }
+        let renegotiate = router.producersRemoved(transport.producers, now: now)
+        router.transports[transport.id] = nil
+        if router.isEmpty { routers[router.meetingID] = nil }
+        emit(.transportClosed(meetingID: transport.meetingID, participantID: transport.participantID, transportID: transport.id, reason: reason))
+        for participant in renegotiate where participant != transport.participantID {
+            emit(.renegotiationNeeded(meetingID: transport.meetingID, participantID: participant))
+        }
+    }
+}
