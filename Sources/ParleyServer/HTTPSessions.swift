@@ -1,0 +1,29 @@
+import ParleyTransport
+
+/// WHIP and WHEP sessions by the id in their `Location`, so `DELETE` can end them.
+actor HTTPSessions {
+    struct Session: Sendable {
+        var meetingID: String
+        var participantID: String
+        var transportID: String
+        var isPublisher: Bool
+    }
+
+    private var sessions: [String: Session] = [:]
+
+    func add(_ session: Session) -> String {
+        let id = RandomToken.make(length: 16)
+        sessions[id] = session
+        return id
+    }
+
+    func remove(id: String, meetingID: String, isPublisher: Bool) -> Session? {
+        guard let session = sessions[id], session.meetingID == meetingID, session.isPublisher == isPublisher else { return nil }
+        sessions[id] = nil
+        return session
+    }
+
+    func removeAll(transportID: String) {
+        sessions = sessions.filter { $0.value.transportID != transportID }
+    }
+}

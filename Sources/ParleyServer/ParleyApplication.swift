@@ -1,0 +1,143 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+import ParleyControl
+import ParleySFU
+import ParleyTransport
+import ServiceLifecycle
+import UnixSignals
+
+/// `parley serve`: the HTTP API, WebSocket signaling, WHIP/WHEP and the web client in front of the
+/// SFU's workers, all in one process with in-memory state.
+public struct ParleyServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let sfu: SFU
+    public let signaling: SignalingService
+    let sessions = HTTPSessions()
+    let logger: Logger
+    let startedAt = Date()
+
+    public init(configuration: ServerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.sfu = try SFU(configuration: configuration.sfu, logger: logger)
+        self.signaling = SignalingService(hub: MeetingHub(), sfu: sfu, logger: logger)
+    }
+
+    public func run() async throws {
+        sfu.start()
+        defer { sfu.stop() }
+        let app = Application(
+            router: makeRouter(),
+            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter()),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "parley"),
+            onServerRunning: { [logger, configuration] channel in
+                logger.info("Parley serving", metadata: [
+                    "url": "http://\(configuration.httpHost):\(channel.localAddress?.port ?? configuration.httpPort)",
+                    "web-root": "\(configuration.webRoot)",
+                ])
+            },
+            logger: logger
+        )
+        let signaling = self.signaling
+        let eventLoop = Task { await signaling.runEventLoop() }
+        defer { eventLoop.cancel() }
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup)],
+                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await withGracefulShutdownHandler {
+            try await serviceGroup.run()
+        } onGracefulShutdown: {
+            Task { await signaling.hub.endAll(reason: "the server is shutting down") }
+        }
+    }
+
+    func makeRouter() -> Hummingbird.Router<BasicRequestContext> {
+        let router = Hummingbird.Router()
+        router.get("/healthz") { _, _ -> Response in
+            let status = await sfu.status()
+            let body = HealthStatus(status: "ok", uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
+                                    meetings: await signaling.hub.meetingCount, participants: await signaling.hub.participantCount, sfu: status)
+            return jsonResponse(body)
+        }
+        router.get("/") { _, _ in try fileResponse("index.html") }
+        router.get("/m/{meeting}") { _, context in
+            _ = try validatedMeeting(context)
+            return try fileResponse("meeting.html")
+        }
+        router.add(middleware: FileMiddleware(configuration.webRoot, urlBasePath: "/static", searchForIndexHtml: false, logger: logger))
+        WHIPWHEPRoutes(server: self).register(on: router)
+        return router
+    }
+
+    func fileResponse(_ name: String) throws -> Response {
+        let path = configuration.webRoot + "/" + name
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HTTPError(.internalServerError, message: "web client file \(name) missing under \(configuration.webRoot)")
+        }
+        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func makeWebSocketRouter() -> Hummingbird.Router<BasicWebSocketRequestContext> {
+        let router = Hummingbird.Router(context: BasicWebSocketRequestContext.self)
+        let signaling = self.signaling
+        let logger = self.logger
+        router.ws("/ws") { _, _ in
+            .upgrade([:])
+        } onUpgrade: { inbound, outbound, _ in
+            let (messages, queue) = AsyncStream<ServerMessage>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+            let sink: MessageSink = { queue.yield($0) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await message in messages {
+                        try await outbound.write(.text(message.json))
+                        if case .meetingEnded = message { try? await outbound.close(.goingAway, reason: "meeting ended") }
+                    }
+                }
+                var connection = SignalingConnection()
+                do {
+                    for try await message in inbound.messages(maxSize: ClientMessage.maximumSize) {
+                        switch message {
+                        case .text(let text):
+                            await signaling.handle(text: text, connection: &connection, sink: sink)
+                        case .binary:
+                            sink(.error(code: "bad-message", message: "signaling messages are JSON text"))
+                        }
+                    }
+                } catch {
+                    logger.debug("signaling socket ended", metadata: ["error": "\(error)"])
+                }
+                await signaling.disconnect(&connection)
+                queue.finish()
+                group.cancelAll()
+            }
+        }
+        return router
+    }
+}
+
+struct HealthStatus: Codable, ResponseEncodable {
+    var status: String
+    var uptimeSeconds: Int
+    var meetings: Int
+    var participants: Int
+    var sfu: SFUStatus
+}
+
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+    let data = (try? JSONEncoder().encode(value)) ?? Data("{}".utf8)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+func validatedMeeting(_ context: some RequestContext) throws -> String {
+    let raw = context.parameters.get("meeting") ?? ""
+    do {
+        return try Validation.meetingID(raw)
+    } catch {
+        throw HTTPError(.badRequest, message: error.description)
+    }
+}

@@ -1,0 +1,77 @@
+import Hummingbird
+import NIOCore
+import NIOWebSocket
+import ParleyControl
+import ParleySFU
+
+/// WHIP (RFC 9725) and WHEP: `POST` an SDP offer, get `201 Created` with the answer and a
+/// `Location` to `DELETE`. CORS lets browser clients of other origins use them.
+struct WHIPWHEPRoutes {
+    let server: ParleyServer
+    static let maximumOfferSize = 128 * 1024
+
+    func register(on router: Hummingbird.Router<BasicRequestContext>) {
+        let cors = CORSMiddleware<BasicRequestContext>(
+            allowOrigin: .all,
+            allowHeaders: [.contentType, .authorization, .ifMatch],
+            allowMethods: [.post, .delete, .options, .patch],
+            exposedHeaders: ["Location", "Link", "ETag"])
+        for kind in ["whip", "whep"] {
+            let group = router.group(RouterPath(kind)).add(middleware: cors)
+            let isPublisher = kind == "whip"
+            group.post("{meeting}") { request, context in try await post(request, context: context, isPublisher: isPublisher) }
+            group.delete("{meeting}/{session}") { _, context in try await delete(context, isPublisher: isPublisher) }
+            group.patch("{meeting}/{session}") { _, _ -> Response in
+                // ICE-lite with every candidate in the answer: trickle is not needed (RFC 9725 §4.3.1).
+                Response(status: .methodNotAllowed, headers: [.allow: "DELETE"])
+            }
+            group.on("{meeting}", method: HTTPRequest.Method.options) { _, _ in Response(status: .noContent) }
+            group.on("{meeting}/{session}", method: HTTPRequest.Method.options) { _, _ in Response(status: .noContent) }
+        }
+    }
+
+    private func post(_ request: Request, context: BasicRequestContext, isPublisher: Bool) async throws -> Response {
+        let meeting = try validatedMeeting(context)
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/sdp") == true else {
+            throw HTTPError(.unsupportedMediaType, message: "the body must be an SDP offer with Content-Type: application/sdp")
+        }
+        let body = try await request.body.collect(upTo: Self.maximumOfferSize)
+        let sdp = String(buffer: body)
+        let hub = server.signaling.hub
+        let participantID: String
+        if isPublisher {
+            let name = (try? Validation.displayName(request.uri.queryParameters["name"].map(String.init) ?? "")) ?? "WHIP publisher"
+            participantID = try await hub.join(meeting: meeting, name: name, client: "whip", sink: nil).0
+        } else {
+            participantID = "whep-" + RandomTokenShim.make()
+        }
+        let result: NegotiationResult
+        do {
+            result = try await server.signaling.negotiate(meetingID: meeting, participantID: participantID, transportID: nil,
+                                                          role: isPublisher ? .whip : .whep, sdp: sdp, sources: [:])
+        } catch let error as SignalingError {
+            if isPublisher { await hub.leave(meeting: meeting, participantID: participantID) }
+            throw HTTPError(.badRequest, message: error.description)
+        }
+        let id = await server.sessions.add(.init(meetingID: meeting, participantID: participantID, transportID: result.transportID, isPublisher: isPublisher))
+        let location = "/\(isPublisher ? "whip" : "whep")/\(meeting)/\(id)"
+        return Response(status: .created, headers: [.contentType: "application/sdp", .location: location, .eTag: "\"\(result.transportID)\""],
+                        body: .init(byteBuffer: ByteBuffer(string: result.answer)))
+    }
+
+    private func delete(_ context: BasicRequestContext, isPublisher: Bool) async throws -> Response {
+        let meeting = try validatedMeeting(context)
+        let id = context.parameters.get("session") ?? ""
+        guard let session = await server.sessions.remove(id: id, meetingID: meeting, isPublisher: isPublisher) else {
+            throw HTTPError(.notFound, message: "no such session")
+        }
+        if isPublisher { await server.signaling.hub.leave(meeting: meeting, participantID: session.participantID) }
+        server.sfu.closeTransport(meetingID: meeting, transportID: session.transportID, reason: "participant left")
+        return Response(status: .ok)
+    }
+}
+
+import ParleyTransport
+enum RandomTokenShim {
+    static func make() -> String { RandomToken.make(length: 10) }
+}
