@@ -167,14 +167,17 @@ extension WorkerCore {
             guard let mid = media.mid, !mid.isEmpty else { throw .badOffer("m-line \(index) has no a=mid") }
             guard seenMids.insert(mid).inserted else { throw .badOffer("mid \(mid) appears twice") }
             var section = AnswerSection(media: media, mid: mid, accepted: false, direction: .inactive, codecs: [], extensions: [])
+            let existingProducer = transport.producers.first { $0.mid == mid }
+            let existingConsumer = transport.consumers.first { $0.mid == mid }
             guard let kind = MediaKind(rawValue: media.kind), !media.isRejected, media.proto.contains("RTP") else {
+                // A stopped transceiver (port 0) ends what was negotiated on it.
+                if let producer = existingProducer { removedProducers.append(producer) }
+                if let consumer = existingConsumer { transport.removeConsumer(consumer) }
                 sections.append(section)
                 continue
             }
             let offered = media.codecs
             let direction = media.direction
-            let existingProducer = transport.producers.first { $0.mid == mid }
-            let existingConsumer = transport.consumers.first { $0.mid == mid }
 
             if direction.sends && request.role != .whep {
                 guard let codec = MediaCapabilities.publishCodec(from: offered, kind: kind) else {

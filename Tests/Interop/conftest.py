@@ -1,0 +1,75 @@
+"""Shared fixtures for interop tests: a real `parley serve` on loopback.
+
+These tests must run inside a network namespace that has only loopback (see Makefile's
+`test-interop` and ../shared/TESTING.md), so no media ever leaves the machine.
+"""
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PARLEY = os.environ.get("PARLEY_BIN", os.path.join(ROOT, ".build", "release", "parley"))
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, name, workers=2):
+        self.http_port = free_port()
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        while self.udp_port > 65000:
+            self.udp_port = free_port(socket.SOCK_DGRAM)
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        self.log_path = os.path.join(ARTIFACTS, f"{name}.log")
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [PARLEY, "serve", "--http-port", str(self.http_port), "--udp-port", str(self.udp_port),
+             "--udp-host", "127.0.0.1", "--announce-ip", "127.0.0.1", "--workers", str(workers),
+             "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"parley exited early; see {self.log_path}")
+            try:
+                self.health()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"parley did not answer /healthz; see {self.log_path}")
+
+    def health(self):
+        with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+            return json.loads(response.read())
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def parley(request):
+    server = Server(request.node.name)
+    yield server
+    server.stop()
