@@ -33,6 +33,12 @@ public struct MidAssignment: Sendable, Codable, Equatable {
     public var producerID: String?
     public var participantID: String?
     public var source: String?
+
+    enum CodingKeys: String, CodingKey {
+        case mid, kind, source
+        case producerID = "producerId"
+        case participantID = "participantId"
+    }
 }
 
 public struct NegotiationResult: Sendable {

@@ -32,7 +32,7 @@ public struct ParleyServer: Sendable {
         defer { sfu.stop() }
         let app = Application(
             router: makeRouter(),
-            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter()),
+            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter(), configuration: .init(maxFrameSize: ClientMessage.maximumSize)),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "parley"),
             onServerRunning: { [logger, configuration] channel in
                 logger.info("Parley serving", metadata: [

@@ -1,0 +1,149 @@
+"""Three headless Chromium instances meet through the web client and Parley's SFU."""
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+class Browser:
+    def __init__(self, name):
+        self.name = name
+        self.profile = tempfile.mkdtemp(prefix=f"parley-{name}-")
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless=new", "--no-sandbox", "--use-fake-device-for-media-stream",
+                     "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection",
+                     "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage",
+                     f"--user-data-dir={self.profile}", "--window-size=1280,800"):
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.driver.set_script_timeout(20)
+
+    def open(self, url):
+        self.driver.get(url)
+
+    def js(self, script, *args):
+        return self.driver.execute_script(script, *args)
+
+    def stats(self):
+        return self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.parley ? window.parley.stats().then(done, () => done({})) : done({});")
+
+    def participant_id(self):
+        return self.js("return window.parley && window.parley.participantId")
+
+    def tiles(self):
+        return self.js("return window.parley ? window.parley.tiles() : []")
+
+    def save_console(self):
+        try:
+            lines = [f"{entry['level']} {entry['message']}" for entry in self.driver.get_log("browser")]
+        except Exception:
+            lines = []
+        with open(os.path.join(ARTIFACTS, f"console-{self.name}.log"), "w") as f:
+            f.write("\n".join(lines))
+
+    def quit(self):
+        self.save_console()
+        self.driver.quit()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def wait_for(condition, timeout, interval=0.25):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    return last
+
+
+def receiving_from_everyone(browser, others):
+    stats = browser.stats()
+    ok = all(stats.get(o, {}).get("framesDecoded", 0) > 0 and stats.get(o, {}).get("audioPacketsReceived", 0) > 0 for o in others)
+    return stats if ok else None
+
+
+@pytest.mark.timeout(240)
+def test_three_browsers_see_and_hear_each_other_and_a_leaver_disappears(parley):
+    browsers = []
+    measurements = {}
+    try:
+        for name in ("ada", "grace"):
+            browser = Browser(name)
+            browser.open(f"{parley.url}/m/browsers?name={name}")
+            browsers.append(browser)
+        ids = [wait_for(b.participant_id, 20) for b in browsers]
+        assert all(ids), "the first two browsers did not join"
+        assert wait_for(lambda: receiving_from_everyone(browsers[0], [ids[1]]) and receiving_from_everyone(browsers[1], [ids[0]]), 30), \
+            "the first two browsers do not receive each other"
+
+        # A late joiner: time from opening the page to decoded video from both others.
+        late = Browser("linus")
+        browsers.append(late)
+        opened = time.monotonic()
+        late.open(f"{parley.url}/m/browsers?name=linus")
+        ids.append(wait_for(late.participant_id, 20))
+        assert ids[2], "the late joiner did not join"
+        joined = time.monotonic()
+        assert wait_for(lambda: receiving_from_everyone(late, ids[:2]), 30, interval=0.05), "late joiner sees no video"
+        measurements["late_joiner_first_frames_after_page_open_s"] = round(time.monotonic() - opened, 2)
+        measurements["late_joiner_first_frames_after_join_s"] = round(time.monotonic() - joined, 2)
+
+        for index, browser in enumerate(browsers):
+            others = [i for i in ids if i != ids[index]]
+            assert wait_for(lambda: receiving_from_everyone(browser, others), 30), f"{browser.name} does not receive everyone"
+
+        # framesDecoded keeps rising for both others' video, and audio packets arrive, in every page.
+        cpu_before, wall_before = parley.cpu_seconds(), time.monotonic()
+        before = [b.stats() for b in browsers]
+        time.sleep(5)
+        after = [b.stats() for b in browsers]
+        measurements["server_cpu_percent_of_one_core_during_3_browser_call"] = round(
+            100 * (parley.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before), 1)
+        for index, browser in enumerate(browsers):
+            for other in (i for i in ids if i != ids[index]):
+                assert after[index][other]["framesDecoded"] > before[index][other]["framesDecoded"] + 20, \
+                    f"{browser.name}: video from {other} is not flowing"
+                assert after[index][other]["audioPacketsReceived"] > before[index][other]["audioPacketsReceived"] + 50, \
+                    f"{browser.name}: audio from {other} is not flowing"
+                assert after[index][other]["frameWidth"] >= 320
+
+        # Chat reaches everyone.
+        browsers[0].js("document.getElementById('chat-input').value = 'hello from ada';"
+                       "document.getElementById('chat-form').requestSubmit();")
+        for browser in browsers[1:]:
+            assert wait_for(lambda: "hello from ada" in browser.js("return document.getElementById('chat-log').textContent"), 10)
+
+        # Linus leaves: the others drop his tile.
+        late.js("document.getElementById('leave').click()")
+        for browser in browsers[:2]:
+            assert wait_for(lambda: ids[2] not in browser.tiles(), 10), f"{browser.name} still shows the leaver's tile"
+            assert ids[2] not in [p["id"] for p in browser.js("return window.parley.participants")]
+        # The two who stay keep receiving each other.
+        before = [b.stats() for b in browsers[:2]]
+        time.sleep(2)
+        after = [b.stats() for b in browsers[:2]]
+        assert after[0][ids[1]]["framesDecoded"] > before[0][ids[1]]["framesDecoded"]
+        assert after[1][ids[0]]["framesDecoded"] > before[1][ids[0]]["framesDecoded"]
+    finally:
+        for browser in browsers:
+            browser.quit()
+        if measurements:
+            with open(os.path.join(ARTIFACTS, "browser-measurements.json"), "w") as f:
+                json.dump(measurements, f, indent=2)
+            print("\nmeasured:", json.dumps(measurements))

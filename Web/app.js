@@ -1,0 +1,255 @@
+// The meeting page: lobby → room → goodbye. Plain ES modules, no build step.
+import { Signaling } from './signaling.js';
+import { Peer } from './peer.js';
+import { Tile, showBanner, addChatMessage } from './ui.js';
+
+const meeting = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] ?? '');
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  me: null,
+  participants: new Map(),
+  tiles: new Map(),
+  local: { stream: null, audio: null, video: null, screen: null },
+  signaling: null,
+  peer: null,
+  leaving: false,
+};
+
+// For tests and debugging: read what the page receives.
+window.parley = {
+  get participantId() { return state.me; },
+  get participants() { return [...state.participants.values()]; },
+  get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
+  stats: () => state.peer?.statsByParticipant() ?? Promise.resolve({}),
+  tiles: () => [...document.querySelectorAll('.tile:not(.local)')].map((t) => t.dataset.tile),
+  debug: async () => ({
+    assignments: [...(state.peer?.assignments.values() ?? [])],
+    transceivers: state.peer?.pc.getTransceivers().map((t) => ({ mid: t.mid, direction: t.direction, current: t.currentDirection })) ?? [],
+    inbound: [...((await state.peer?.pc.getStats())?.values() ?? [])].filter((s) => s.type === 'inbound-rtp' || s.type === 'transport'),
+    remote: state.peer?.pc.remoteDescription?.sdp,
+  }),
+};
+
+$('lobby-title').textContent = `Join “${meeting}”`;
+document.title = `${meeting} · Parley`;
+
+async function startMedia() {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+    state.local.stream = stream;
+    state.local.audio = stream.getAudioTracks()[0] ?? null;
+    state.local.video = stream.getVideoTracks()[0] ?? null;
+  } catch (error) {
+    const reason = error.name === 'NotAllowedError' ? 'permission was refused'
+      : error.name === 'NotFoundError' ? 'no camera or microphone was found' : error.message;
+    showBanner(`Camera and microphone unavailable (${reason}). You can still see and hear everyone.`, { error: true });
+    state.local.stream = new MediaStream();
+  }
+}
+
+async function join(name) {
+  $('lobby').hidden = true;
+  $('goodbye').hidden = true;
+  $('room').hidden = false;
+  state.leaving = false;
+  await startMedia();
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const signaling = new Signaling(`${scheme}://${location.host}/ws`);
+  state.signaling = signaling;
+  try {
+    await signaling.connect();
+  } catch (error) {
+    stopLocalMedia();
+    showBanner(`${error.message}. Is the server running? Reload the page to try again.`, { error: true });
+    $('room').hidden = true;
+    $('lobby').hidden = false;
+    return;
+  }
+  signaling.addEventListener('joined', ({ detail }) => onJoined(detail, name));
+  signaling.addEventListener('participant-joined', ({ detail }) => { state.participants.set(detail.participant.id, detail.participant); render(); });
+  signaling.addEventListener('participant-updated', ({ detail }) => {
+    if (detail.participant.id === state.me) return;
+    state.participants.set(detail.participant.id, detail.participant);
+    wantReceivers();
+    render();
+  });
+  signaling.addEventListener('participant-left', ({ detail }) => { state.participants.delete(detail.participantId); render(); });
+  signaling.addEventListener('renegotiate', () => state.peer?.negotiate());
+  signaling.addEventListener('chat', ({ detail }) => addChatMessage({ ...detail, self: detail.from === state.me }));
+  signaling.addEventListener('error', ({ detail }) => showBanner(`${detail.message} (${detail.code})`, { error: true }));
+  signaling.addEventListener('meeting-ended', ({ detail }) => finish('The meeting has ended', detail.reason));
+  signaling.addEventListener('close', () => {
+    if (!state.leaving) finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
+  });
+  signaling.send({ type: 'join', meeting, name });
+}
+
+function onJoined(detail, name) {
+  state.me = detail.participantId;
+  for (const participant of detail.participants) state.participants.set(participant.id, participant);
+  const peer = new Peer(state.signaling);
+  state.peer = peer;
+  peer.addEventListener('assignments', render);
+  peer.addEventListener('failed', ({ detail: error }) => showBanner(`Media negotiation failed: ${error.message}`, { error: true }));
+  peer.addEventListener('state', ({ detail: connection }) => {
+    if (connection === 'failed') showBanner('The media connection failed. Check the network and rejoin.', { error: true });
+  });
+  const local = new Tile('local', `${name} (you)`, { local: true });
+  state.tiles.set('local', local);
+  local.setTracks(state.local.video ? [state.local.video] : []);
+  local.setState({ videoMuted: !state.local.video });
+  if (state.local.audio) peer.publish('microphone', state.local.audio, state.local.stream);
+  if (state.local.video) peer.publish('camera', state.local.video, state.local.stream);
+  $('toggle-mic').disabled = !state.local.audio;
+  $('toggle-camera').disabled = !state.local.video;
+  wantReceivers();
+  render();
+}
+
+/// Enough receiving transceivers for every track the others publish.
+function wantReceivers() {
+  const counts = { audio: 0, video: 0 };
+  for (const participant of state.participants.values()) {
+    for (const track of participant.tracks) counts[track.kind] += 1;
+  }
+  state.peer?.want(counts);
+}
+
+/// Puts every remote track in its participant's tile (camera + microphone) or screen tile.
+function render() {
+  const wanted = new Map();
+  for (const participant of state.participants.values()) {
+    wanted.set(participant.id, { name: participant.name, participant, tracks: [] });
+    if (participant.tracks.some((t) => t.source === 'screen')) {
+      wanted.set(`${participant.id}:screen`, { name: `${participant.name}'s screen`, participant, tracks: [], screen: true });
+    }
+  }
+  if (state.peer) {
+    for (const [mid, assignment] of state.peer.assignments) {
+      if (!assignment.participantId) continue;
+      const key = assignment.source === 'screen' ? `${assignment.participantId}:screen` : assignment.participantId;
+      const track = state.peer.trackFor(mid);
+      if (track && wanted.has(key)) wanted.get(key).tracks.push(track);
+    }
+  }
+  for (const [key, tile] of state.tiles) {
+    if (key.startsWith('local')) continue;
+    if (!wanted.has(key)) { tile.remove(); state.tiles.delete(key); }
+  }
+  for (const [key, { name, participant, tracks, screen }] of wanted) {
+    let tile = state.tiles.get(key);
+    if (!tile) { tile = new Tile(key, name, { screen }); state.tiles.set(key, tile); }
+    tile.setName(name);
+    tile.setTracks(tracks);
+    tile.setState(screen ? {} : participant);
+    tile.element.dataset.participant = participant.id;
+  }
+}
+
+function stopLocalMedia() {
+  for (const track of state.local.stream?.getTracks() ?? []) track.stop();
+  state.local.screen?.getTracks().forEach((t) => t.stop());
+}
+
+function finish(title, text) {
+  state.leaving = true;
+  state.peer?.close();
+  state.signaling?.close();
+  stopLocalMedia();
+  for (const tile of state.tiles.values()) tile.remove();
+  state.tiles.clear();
+  state.participants.clear();
+  state.peer = null;
+  state.me = null;
+  $('room').hidden = true;
+  $('goodbye').hidden = false;
+  $('goodbye-title').textContent = title;
+  $('goodbye-text').textContent = text ?? '';
+}
+
+$('join-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const name = $('name').value.trim();
+  if (name) join(name);
+});
+
+$('rejoin').addEventListener('click', () => {
+  showBanner('');
+  const name = $('name').value.trim() || params.get('name');
+  if (name) join(name); else { $('goodbye').hidden = true; $('lobby').hidden = false; }
+});
+
+$('toggle-mic').addEventListener('click', (event) => {
+  const track = state.local.audio;
+  if (!track) return;
+  track.enabled = !track.enabled;
+  event.target.setAttribute('aria-pressed', String(!track.enabled));
+  event.target.textContent = track.enabled ? 'Mute' : 'Unmute';
+  state.signaling.send({ type: 'mute', kind: 'audio', muted: !track.enabled });
+});
+
+$('toggle-camera').addEventListener('click', (event) => {
+  const track = state.local.video;
+  if (!track) return;
+  track.enabled = !track.enabled;
+  event.target.setAttribute('aria-pressed', String(!track.enabled));
+  event.target.textContent = track.enabled ? 'Stop video' : 'Start video';
+  state.tiles.get('local')?.setState({ videoMuted: !track.enabled });
+  state.signaling.send({ type: 'mute', kind: 'video', muted: !track.enabled });
+});
+
+async function stopScreen() {
+  state.local.screen?.getTracks().forEach((t) => t.stop());
+  state.local.screen = null;
+  state.tiles.get('local:screen')?.remove();
+  state.tiles.delete('local:screen');
+  state.peer?.unpublish('screen');
+  $('toggle-screen').setAttribute('aria-pressed', 'false');
+  $('toggle-screen').textContent = 'Share screen';
+}
+
+$('toggle-screen').addEventListener('click', async () => {
+  if (state.local.screen) return stopScreen();
+  try {
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const track = stream.getVideoTracks()[0];
+    state.local.screen = stream;
+    track.addEventListener('ended', stopScreen);
+    const tile = new Tile('local:screen', 'Your screen', { local: true, screen: true });
+    tile.setTracks([track]);
+    state.tiles.set('local:screen', tile);
+    state.peer.publish('screen', track, stream);
+    $('toggle-screen').setAttribute('aria-pressed', 'true');
+    $('toggle-screen').textContent = 'Stop sharing';
+  } catch (error) {
+    if (error.name !== 'NotAllowedError') showBanner(`Screen sharing failed: ${error.message}`, { error: true });
+  }
+});
+
+$('toggle-chat').addEventListener('click', (event) => {
+  const chat = $('chat');
+  chat.hidden = !chat.hidden;
+  event.target.setAttribute('aria-pressed', String(!chat.hidden));
+  event.target.textContent = 'Chat';
+  if (!chat.hidden) $('chat-input').focus();
+});
+
+$('chat-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = $('chat-input').value.trim();
+  if (!text) return;
+  state.signaling.send({ type: 'chat', text });
+  $('chat-input').value = '';
+});
+
+$('leave').addEventListener('click', () => {
+  state.signaling?.send({ type: 'leave' });
+  finish('You left the meeting', `Meeting “${meeting}”.`);
+});
+
+if (params.get('name')) {
+  $('name').value = params.get('name');
+  join(params.get('name'));
+}

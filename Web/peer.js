@@ -1,0 +1,104 @@
+// One RTCPeerConnection to the SFU for everything: our tracks go out on sendonly transceivers,
+// everyone else's come in on recvonly ones. Only the client offers; the server answers and says
+// which participant each receiving mid shows (`assignments`).
+export class Peer extends EventTarget {
+  constructor(signaling) {
+    super();
+    this.signaling = signaling;
+    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.sending = new Map();      // source ("microphone", "camera", "screen") → transceiver
+    this.receivers = { audio: [], video: [] };
+    this.assignments = new Map();  // mid → { participantId, kind, source }
+    this.busy = false;
+    this.again = false;
+    this.pc.addEventListener('connectionstatechange', () => {
+      this.dispatchEvent(new CustomEvent('state', { detail: this.pc.connectionState }));
+    });
+  }
+
+  publish(source, track, stream) {
+    const existing = this.sending.get(source);
+    if (existing && existing.direction !== 'inactive') {
+      existing.sender.replaceTrack(track);
+      return;
+    }
+    if (existing) {
+      existing.direction = 'sendonly';
+      existing.sender.replaceTrack(track);
+    } else {
+      this.sending.set(source, this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }));
+    }
+    this.negotiate();
+  }
+
+  unpublish(source) {
+    const transceiver = this.sending.get(source);
+    if (!transceiver) return;
+    transceiver.sender.replaceTrack(null);
+    transceiver.direction = 'inactive';
+    this.negotiate();
+  }
+
+  /// Makes sure there is a receiving transceiver for every remote track, then offers.
+  want(counts) {
+    for (const kind of ['audio', 'video']) {
+      while (this.receivers[kind].length < counts[kind]) {
+        this.receivers[kind].push(this.pc.addTransceiver(kind, { direction: 'recvonly' }));
+      }
+    }
+    this.negotiate();
+  }
+
+  /// Offer/answer, one at a time; a request during one runs once more after it.
+  async negotiate() {
+    if (this.busy) { this.again = true; return; }
+    this.busy = true;
+    try {
+      do {
+        this.again = false;
+        const offer = await this.pc.createOffer();
+        await this.pc.setLocalDescription(offer);
+        const sources = {};
+        for (const [source, transceiver] of this.sending) {
+          if (transceiver.mid && transceiver.direction !== 'inactive') sources[transceiver.mid] = source;
+        }
+        const answer = await this.signaling.offer(this.pc.localDescription.sdp, sources);
+        await this.pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+        this.assignments = new Map(answer.assignments.map((a) => [a.mid, a]));
+        this.dispatchEvent(new CustomEvent('assignments'));
+      } while (this.again);
+    } catch (error) {
+      this.dispatchEvent(new CustomEvent('failed', { detail: error }));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /// The receiving track for a mid.
+  trackFor(mid) {
+    const transceiver = this.pc.getTransceivers().find((t) => t.mid === mid);
+    return transceiver?.receiver.track ?? null;
+  }
+
+  /// Inbound statistics per remote participant, for tests and the debug overlay.
+  async statsByParticipant() {
+    const report = await this.pc.getStats();
+    const result = {};
+    report.forEach((stat) => {
+      if (stat.type !== 'inbound-rtp' || !stat.mid) return;
+      const assignment = this.assignments.get(stat.mid);
+      if (!assignment?.participantId) return;
+      const entry = result[assignment.participantId] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0, videoPacketsReceived: 0 };
+      if (stat.kind === 'video' && assignment.source !== 'screen') {
+        entry.framesDecoded += stat.framesDecoded ?? 0;
+        entry.videoPacketsReceived += stat.packetsReceived ?? 0;
+        entry.frameWidth = Math.max(entry.frameWidth, stat.frameWidth ?? 0);
+      } else if (stat.kind === 'audio') {
+        entry.audioPacketsReceived += stat.packetsReceived ?? 0;
+      }
+    });
+    return result;
+  }
+
+  close() { this.pc.close(); }
+}

@@ -1,0 +1,68 @@
+// Tiles, chat and banners: everything the page shows.
+const stage = () => document.getElementById('stage');
+
+export function showBanner(text, { error = false } = {}) {
+  const banner = document.getElementById('banner');
+  banner.textContent = text;
+  banner.classList.toggle('error', error);
+  banner.hidden = !text;
+}
+
+export class Tile {
+  constructor(key, name, { local = false, screen = false } = {}) {
+    this.stream = new MediaStream();
+    this.element = document.createElement('div');
+    this.element.className = 'tile' + (local ? ' local' : '') + (screen ? ' screen' : '');
+    this.element.dataset.tile = key;
+    this.video = document.createElement('video');
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.muted = local;
+    this.video.srcObject = this.stream;
+    this.avatar = document.createElement('div');
+    this.avatar.className = 'avatar';
+    this.label = document.createElement('span');
+    this.label.className = 'name';
+    this.element.append(this.video, this.avatar, this.label);
+    this.setName(name);
+    stage().append(this.element);
+  }
+
+  setName(name) {
+    this.label.textContent = name;
+    this.avatar.textContent = (name || '?').trim().charAt(0).toUpperCase();
+  }
+
+  setTracks(tracks) {
+    for (const track of this.stream.getTracks()) {
+      if (!tracks.includes(track)) this.stream.removeTrack(track);
+    }
+    for (const track of tracks) {
+      if (!this.stream.getTracks().includes(track)) this.stream.addTrack(track);
+    }
+    this.video.play?.().catch(() => {});
+  }
+
+  setState({ audioMuted, videoMuted }) {
+    this.element.classList.toggle('muted', !!audioMuted);
+    this.element.classList.toggle('video-off', !!videoMuted);
+  }
+
+  remove() { this.element.remove(); }
+}
+
+export function addChatMessage({ name, text, at, self }) {
+  const log = document.getElementById('chat-log');
+  const item = document.createElement('li');
+  const from = document.createElement('span');
+  from.className = 'from';
+  const time = new Date((at ?? Date.now() / 1000) * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  from.textContent = `${self ? 'You' : name} · ${time}`;
+  const body = document.createElement('span');
+  body.textContent = text;
+  item.append(from, body);
+  log.append(item);
+  log.scrollTop = log.scrollHeight;
+  const chat = document.getElementById('chat');
+  if (chat.hidden && !self) document.getElementById('toggle-chat').textContent = 'Chat •';
+}
