@@ -213,7 +213,7 @@ public struct MediaDescription: Sendable, Equatable {
     public var extensions: [(id: UInt8, uri: String)] {
         values("extmap").compactMap { value in
             let parts = value.split(separator: " ")
-            guard parts.count >= 2, let id = UInt8(parts[0].split(separator: "/")[0]), id > 0 else { return nil }
+            guard parts.count >= 2, let idText = parts[0].split(separator: "/").first, let id = UInt8(idText), id > 0 else { return nil }
             return (id, String(parts[1]))
         }
     }
@@ -222,7 +222,7 @@ public struct MediaDescription: Sendable, Equatable {
     public var ssrcs: [UInt32] {
         var seen: [UInt32] = []
         for value in values("ssrc") {
-            guard let ssrc = UInt32(value.split(separator: " ")[0]), !seen.contains(ssrc) else { continue }
+            guard let first = value.split(separator: " ").first, let ssrc = UInt32(first), !seen.contains(ssrc) else { continue }
             seen.append(ssrc)
         }
         return seen

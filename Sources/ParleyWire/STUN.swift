@@ -136,9 +136,15 @@ public struct STUNMessage: Sendable, Equatable {
         return nil
     }
 
+    /// The header's length field must describe the datagram: the checks below recompute it, so a
+    /// lying length would otherwise pass unnoticed.
+    private static func hasConsistentLength(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count >= headerLength && Int(bytes.readU16(at: 2)) == bytes.count - headerLength
+    }
+
     /// Checks MESSAGE-INTEGRITY (RFC 8489 §14.5) of a raw message against a short-term key.
     public static func verifyIntegrity(_ bytes: UnsafeRawBufferPointer, key: [UInt8]) -> Bool {
-        guard let offset = offsetOfAttribute(.messageIntegrity, in: bytes), offset + 24 <= bytes.count,
+        guard hasConsistentLength(bytes), let offset = offsetOfAttribute(.messageIntegrity, in: bytes), offset + 24 <= bytes.count,
               bytes.readU16(at: offset + 2) == 20 else { return false }
         var covered = Array(bytes[0..<offset])
         covered.setU16(UInt16(offset + 24 - headerLength), at: 2)
@@ -148,7 +154,7 @@ public struct STUNMessage: Sendable, Equatable {
 
     /// Checks FINGERPRINT (RFC 8489 §14.7); it must be the last attribute.
     public static func verifyFingerprint(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let offset = offsetOfAttribute(.fingerprint, in: bytes), offset + 8 == bytes.count,
+        guard hasConsistentLength(bytes), let offset = offsetOfAttribute(.fingerprint, in: bytes), offset + 8 == bytes.count,
               bytes.readU16(at: offset + 2) == 4 else { return false }
         var covered = Array(bytes[0..<offset])
         covered.setU16(UInt16(offset + 8 - headerLength), at: 2)

@@ -1,0 +1,52 @@
+# Parley: `make run` serves http://127.0.0.1:8080; `make test` runs every test.
+# Both install what is missing first (Debian packages with apt-get, Python test peers in .venv).
+SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+VENV := .venv
+PARLEY := .build/release/parley
+BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config
+TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux
+RUN_ARGS ?=
+
+.PHONY: run test build deps test-deps unit-test interop-test clean
+
+run: deps build
+	$(PARLEY) serve $(RUN_ARGS)
+
+build:
+	swift build -c release --product parley
+
+test: deps test-deps
+	swift build --build-tests
+	swift test --skip-build
+	swift build -c release --product parley
+	$(MAKE) interop-test
+
+unit-test:
+	swift test
+
+# Media in the interop tests stays on loopback: they run in a network namespace that has only `lo`.
+interop-test:
+	unshare -n bash -c 'ip link set lo up && PARLEY_BIN=$(PARLEY) $(VENV)/bin/pytest -v -s --timeout=300 Tests/Interop'
+
+deps:
+	@missing=""; for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+test-deps: $(VENV)/.installed
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: Tests/Interop/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/Interop/requirements.txt
+	touch $@
+
+clean:
+	rm -rf .build $(VENV) test-artifacts
