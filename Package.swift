@@ -65,6 +65,6 @@ let package = Package(
         ),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),
     ]
 )

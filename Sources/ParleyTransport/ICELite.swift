@@ -71,6 +71,12 @@ public struct ICELiteAgent: Sendable {
         return response.encoded(integrityKey: key, fingerprint: true)
     }
 
+    /// The controlling side (load generator, tests) picks the address itself.
+    public mutating func select(_ address: PeerAddress) {
+        selectedAddress = address
+        nominated = true
+    }
+
     /// Clears the nomination for an ICE restart with new remote credentials.
     public mutating func restart(remoteUfrag: String, remotePassword: String) {
         self.remoteUfrag = remoteUfrag

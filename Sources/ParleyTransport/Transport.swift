@@ -105,6 +105,7 @@ public final class SecureTransport {
 
     /// Starts the DTLS handshake as client towards an address the caller chose (load generator, pipes).
     public func startClient(to address: PeerAddress) {
+        ice.select(address)
         guard !clientStarted else { return }
         clientStarted = true
         flush(dtls.start(), to: address)

@@ -1,0 +1,152 @@
+import ParleyTransport
+import ParleyWire
+@testable import ParleySFU
+
+/// Collects what the SFU sends, as a worker's batch would.
+final class CapturingOutput: DatagramOutput {
+    var sent: [(bytes: [UInt8], to: PeerAddress)] = []
+    private var slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 1600, alignment: 16)
+    deinit { slot.deallocate() }
+    func reserveSlot() -> UnsafeMutableRawBufferPointer { slot }
+    func commitSlot(length: Int, to address: PeerAddress) { sent.append((Array(slot[0..<length]), address)) }
+}
+
+/// A client peer built from Parley's own pieces: ICE controlling side, DTLS client, SRTP.
+final class TestPeer {
+    let address: PeerAddress
+    let transport: SecureTransport
+    let ufrag = RandomToken.make(length: 8)
+    let password = RandomToken.make(length: 24)
+    var answer: SessionDescription?
+    var receivedRTP: [(header: RTPHeader, bytes: [UInt8])] = []
+    var receivedRTCP: [RTCPPacket] = []
+    var sequence: UInt16 = 1000
+    var timestamp: UInt32 = 5000
+    let audioSSRC = UInt32.random(in: 1...UInt32.max)
+    let videoSSRC = UInt32.random(in: 1...UInt32.max)
+    let rtxSSRC = UInt32.random(in: 1...UInt32.max)
+    static let context = try! DTLSContext(certificate: DTLSCertificate(commonName: "test-peer"))
+
+    init(port: UInt16) throws {
+        address = PeerAddress(ipv4: (127, 0, 0, 1), port: port)
+        transport = try SecureTransport(context: Self.context, role: .client, remoteFingerprint: nil)
+    }
+
+    /// An offer like a browser's: BUNDLE, mid extension, Opus and VP8 with RTX.
+    func offer(sending: Bool) -> String {
+        let direction = sending ? "sendonly" : "recvonly"
+        var sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+        let common = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:\(ufrag)\r\na=ice-pwd:\(password)\r\na=fingerprint:sha-256 \(Self.context.certificate.fingerprint)\r\na=setup:actpass\r\na=rtcp-mux\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=\(direction)\r\n"
+        sdp += "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" + common + "a=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
+        if sending { sdp += "a=ssrc:\(audioSSRC) cname:peer\r\n" }
+        sdp += "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n" + common + "a=mid:1\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
+        if sending { sdp += "a=ssrc-group:FID \(videoSSRC) \(rtxSSRC)\r\na=ssrc:\(videoSSRC) cname:peer\r\na=ssrc:\(rtxSSRC) cname:peer\r\n" }
+        return sdp
+    }
+
+    /// The connectivity check an ICE controlling agent sends, nominating the pair.
+    func bindingRequest(password override: String? = nil) -> [UInt8] {
+        let media = answer!.media[0]
+        let message = STUNMessage(messageClass: .request, transactionID: (0..<12).map { _ in UInt8.random(in: 0...255) }, attributes: [
+            .init(.username, Array("\(media.attribute("ice-ufrag")!):\(ufrag)".utf8)),
+            .init(.useCandidate, []),
+            .init(.priority, [0x6E, 0, 1, 0xFF]),
+            .init(.iceControlling, [1, 2, 3, 4, 5, 6, 7, 8]),
+        ])
+        return message.encoded(integrityKey: Array((override ?? media.attribute("ice-pwd")!).utf8))
+    }
+
+    /// A VP8 packet: keyframe or not, with the payload descriptor the SFU reads.
+    func videoPacket(keyframe: Bool, marker: Bool = true) -> [UInt8] {
+        var packet: [UInt8] = [0x80, (marker ? 0x80 : 0) | 96]
+        packet += [UInt8(sequence >> 8), UInt8(sequence & 0xFF)]
+        packet += withUnsafeBytes(of: timestamp.bigEndian, Array.init)
+        packet += withUnsafeBytes(of: videoSSRC.bigEndian, Array.init)
+        packet += [0x10, keyframe ? 0x9C : 0x9D, 0x01, 0x2A] + [UInt8](repeating: 0x77, count: 200)
+        sequence &+= 1
+        timestamp &+= 3000
+        return packet
+    }
+
+    func protect(_ packet: [UInt8]) -> [UInt8] {
+        var buffer = packet + [UInt8](repeating: 0, count: SRTPSession.maximumTrailer)
+        let length = buffer.withUnsafeMutableBytes { raw in
+            PacketClass(UnsafeRawBufferPointer(raw)) == .rtcp
+                ? transport.protectRTCP(raw.baseAddress!, length: packet.count, capacity: raw.count)!
+                : transport.protectRTP(raw.baseAddress!, length: packet.count, capacity: raw.count)!
+        }
+        return Array(buffer[0..<length])
+    }
+
+    /// Handles a datagram from the SFU.
+    func deliver(_ datagram: [UInt8], from sfu: PeerAddress, now: Nanoseconds) {
+        var buffer = datagram + [UInt8](repeating: 0, count: 64)
+        if datagram.withUnsafeBytes({ PacketClass($0) }) == .stun { return }
+        let result = buffer.withUnsafeMutableBytes { transport.receive($0, length: datagram.count, from: sfu, now: now) }
+        switch result {
+        case .rtp(let length):
+            let packet = Array(buffer[0..<length])
+            if let header = try? packet.withUnsafeBytes({ try RTPHeader(parsing: $0) }) { receivedRTP.append((header, packet)) }
+        case .rtcp(let length):
+            receivedRTCP += (try? RTCPPacket.parseCompound(Array(buffer[0..<length]))) ?? []
+        default:
+            break
+        }
+    }
+}
+
+/// The SFU's worker core and its peers on fake addresses and fake time.
+final class FakeNetwork {
+    let sfuAddress = PeerAddress(ipv4: (127, 0, 0, 1), port: 40000)
+    let output = CapturingOutput()
+    var events: [SFUEvent] = []
+    var now: Nanoseconds = .seconds(1000)
+    lazy var core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()),
+                               events: { [unowned self] in self.events.append($0) })
+    var peers: [TestPeer] = []
+
+    /// Sends a datagram from a peer (or anyone) to the SFU.
+    func send(_ bytes: [UInt8], from address: PeerAddress) {
+        var buffer = bytes + [UInt8](repeating: 0, count: 64)
+        buffer.withUnsafeMutableBytes { core.receive($0, length: bytes.count, from: address, now: now, output: output) }
+    }
+
+    /// Delivers what the SFU sent and what the peers answer until nothing moves.
+    func pump() {
+        for _ in 0..<50 {
+            var moved = false
+            let sent = output.sent
+            output.sent.removeAll()
+            for (bytes, to) in sent {
+                peers.first { $0.address == to }?.deliver(bytes, from: sfuAddress, now: now)
+                moved = true
+            }
+            for peer in peers {
+                let outbox = peer.transport.outbox
+                peer.transport.outbox.removeAll()
+                for (bytes, _) in outbox { send(bytes, from: peer.address); moved = true }
+            }
+            if !moved { return }
+        }
+    }
+
+    func advance(milliseconds: UInt64) {
+        now += .milliseconds(milliseconds)
+        core.tick(now: now, output: output)
+        pump()
+    }
+
+    /// Negotiates, checks connectivity and runs DTLS until the peer has SRTP.
+    @discardableResult
+    func join(_ peer: TestPeer, meeting: String, participant: String, role: TransportRole, sending: Bool) throws -> NegotiationResult {
+        peers.append(peer)
+        let offer = try SessionDescription(parsing: peer.offer(sending: sending))
+        let result = try core.negotiate(NegotiationRequest(meetingID: meeting, participantID: participant, transportID: nil, role: role, offer: offer), now: now)
+        peer.answer = try SessionDescription(parsing: result.answer)
+        peer.transport.dtls.expectedRemoteFingerprint = String(peer.answer!.media[0].attribute("fingerprint")!.split(separator: " ")[1])
+        send(peer.bindingRequest(), from: peer.address)
+        peer.transport.startClient(to: sfuAddress)
+        pump()
+        return result
+    }
+}

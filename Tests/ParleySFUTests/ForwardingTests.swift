@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+import ParleyTransport
+import ParleyWire
+@testable import ParleySFU
+
+/// The whole media path without sockets: negotiation, ICE, DTLS, SRTP, forwarding, rewriting,
+/// keyframe requests and retransmissions, on fake time.
+@Suite struct ForwardingTests {
+    @Test func peersConnectAndVideoIsForwardedOnlyFromAKeyframe() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        #expect(publisher.transport.isConnected && player.transport.isConnected)
+        #expect(network.events.filter { if case .transportConnected = $0 { return true } else { return false } }.count == 2)
+
+        // Delta frames before any keyframe are held back, so the player's decoder starts clean.
+        for _ in 0..<3 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
+        network.pump()
+        #expect(player.receivedRTP.isEmpty)
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        for _ in 0..<5 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
+        network.pump()
+        #expect(player.receivedRTP.count == 6)
+        let ssrcs = Set(player.receivedRTP.map(\.header.ssrc))
+        #expect(ssrcs.count == 1 && !ssrcs.contains(publisher.videoSSRC))
+        #expect(network.core.counters.rtpForwarded == 6)
+    }
+
+    @Test func aNewSubscriberMakesTheSFUAskThePublisherForAKeyframe() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        network.advance(milliseconds: 20)
+        let before = publisher.receivedRTCP.filter { if case .pictureLossIndication = $0 { return true } else { return false } }.count
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        network.advance(milliseconds: 20)
+        let plis = publisher.receivedRTCP.compactMap { packet -> PictureLossIndication? in
+            if case .pictureLossIndication(let pli) = packet { return pli } else { return nil }
+        }
+        #expect(plis.count == before + 1)
+        #expect(plis.last?.mediaSSRC == publisher.videoSSRC)
+        // Throttled: a second subscriber's request within the interval does not send another at once.
+        let third = try TestPeer(port: 5003)
+        try network.join(third, meeting: "m", participant: "third", role: .whep, sending: false)
+        network.advance(milliseconds: 20)
+        network.advance(milliseconds: 20)
+        let after = publisher.receivedRTCP.filter { if case .pictureLossIndication = $0 { return true } else { return false } }.count
+        #expect(after <= before + 2)
+    }
+
+    @Test func aPlayerStreamStaysContinuousWhenItsSourceSwitches() throws {
+        let network = FakeNetwork()
+        let first = try TestPeer(port: 5001), player = try TestPeer(port: 5002), second = try TestPeer(port: 5003)
+        try network.join(first, meeting: "m", participant: "first", role: .whip, sending: true)
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        network.send(first.protect(first.videoPacket(keyframe: true)), from: first.address)
+        for _ in 0..<9 { network.send(first.protect(first.videoPacket(keyframe: false)), from: first.address) }
+        network.pump()
+        #expect(player.receivedRTP.count == 10)
+
+        // A newer publisher takes over; its numbering is unrelated to the first one's.
+        second.sequence = 60000
+        second.timestamp = 4_000_000_000
+        try network.join(second, meeting: "m", participant: "second", role: .whip, sending: true)
+        network.advance(milliseconds: 40)
+        network.send(first.protect(first.videoPacket(keyframe: false)), from: first.address)  // no longer played
+        network.send(second.protect(second.videoPacket(keyframe: true)), from: second.address)
+        for _ in 0..<9 { network.send(second.protect(second.videoPacket(keyframe: false)), from: second.address) }
+        network.pump()
+        let video = player.receivedRTP.filter { $0.header.payloadType == 96 }
+        #expect(video.count == 20)
+        #expect(Set(video.map(\.header.ssrc)).count == 1)
+        for (previous, next) in zip(video, video.dropFirst()) {
+            #expect(next.header.sequenceNumber == previous.header.sequenceNumber &+ 1)
+            #expect(next.header.timestamp &- previous.header.timestamp < 90000 * 2)
+            #expect(next.header.timestamp != previous.header.timestamp)
+        }
+        // The switch was a keyframe from the second publisher.
+        #expect(video[10].bytes.last == 0x77 && video[10].bytes.withUnsafeBytes { raw in
+            let header = try! RTPHeader(parsing: raw)
+            return CodecPayload.isKeyframe(.vp8, payload: UnsafeRawBufferPointer(rebasing: raw[header.payloadOffset...]))
+        })
+    }
+
+    @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        for _ in 0..<4 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
+        network.pump()
+        let lost = player.receivedRTP[2]
+        var nack: [UInt8] = []
+        GenericNACK(senderSSRC: 1, mediaSSRC: lost.header.ssrc, lost: [lost.header.sequenceNumber]).write(into: &nack)
+        network.send(player.protect(nack), from: player.address)
+        network.pump()
+        let repair = try #require(player.receivedRTP.last)
+        #expect(repair.header.payloadType == 97)
+        #expect(repair.header.ssrc != lost.header.ssrc)
+        let osn = UInt16(repair.bytes[repair.header.payloadOffset]) << 8 | UInt16(repair.bytes[repair.header.payloadOffset + 1])
+        #expect(osn == lost.header.sequenceNumber)
+        #expect(Array(repair.bytes[(repair.header.payloadOffset + 2)...]) == Array(lost.bytes[lost.header.payloadOffset...]))
+        #expect(network.core.counters.retransmitted == 1)
+    }
+
+    @Test func forgedChecksAndGarbageAreCountedAndDroppedWithoutHarm() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let attacker = PeerAddress(ipv4: (127, 0, 0, 66), port: 6666)
+        // A check with the right username but the wrong password gets no answer and moves nothing.
+        network.output.sent.removeAll()
+        network.send(publisher.bindingRequest(password: "not-the-password-at-all"), from: attacker)
+        #expect(network.output.sent.isEmpty)
+        #expect(network.core.counters.droppedUnauthenticated == 1)
+        // Random bytes from strangers and from a connected peer (failing SRTP authentication).
+        var rng = SystemRandomNumberGenerator()
+        for index in 0..<3000 {
+            let junk = (0..<Int.random(in: 0...1400, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            guard !junk.isEmpty else { continue }
+            network.send(junk, from: index % 2 == 0 ? attacker : publisher.address)
+        }
+        #expect(network.core.counters.droppedUnknownSender > 0)
+        #expect(network.core.counters.droppedUnauthenticated + network.core.counters.droppedMalformed + network.core.counters.droppedUnroutable > 100)
+        // The call goes on.
+        network.pump()
+        player.receivedRTP.removeAll()
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        network.pump()
+        #expect(player.receivedRTP.count == 1)
+    }
+
+    @Test func offersWithoutCredentialsOrWithUnknownTransportsAreRefused() throws {
+        let network = FakeNetwork()
+        let peer = try TestPeer(port: 5001)
+        let noICE = peer.offer(sending: true).replacingOccurrences(of: "a=ice-pwd:", with: "a=x-ice-pwd:")
+        #expect(throws: NegotiationError.badOffer("missing a=ice-ufrag or a=ice-pwd")) {
+            try network.core.negotiate(NegotiationRequest(meetingID: "m", participantID: "p", transportID: nil, role: .whip, offer: SessionDescription(parsing: noICE)), now: 0)
+        }
+        #expect(throws: NegotiationError.unknownTransport("nope")) {
+            try network.core.negotiate(NegotiationRequest(meetingID: "m", participantID: "p", transportID: "nope", role: .whip, offer: SessionDescription(parsing: peer.offer(sending: true))), now: 0)
+        }
+        let sha1 = peer.offer(sending: true).replacingOccurrences(of: "sha-256", with: "sha-1")
+        #expect(throws: NegotiationError.self) {
+            try network.core.negotiate(NegotiationRequest(meetingID: "m", participantID: "p", transportID: nil, role: .whip, offer: SessionDescription(parsing: sha1)), now: 0)
+        }
+    }
+}
