@@ -65,6 +65,7 @@ let package = Package(
         ),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),
     ]
 )

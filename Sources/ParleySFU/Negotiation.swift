@@ -34,6 +34,10 @@ public struct MidAssignment: Sendable, Codable, Equatable {
     public var participantID: String?
     public var source: String?
 
+    public init(mid: String, kind: MediaKind, producerID: String?, participantID: String?, source: String?) {
+        self.mid = mid; self.kind = kind; self.producerID = producerID; self.participantID = participantID; self.source = source
+    }
+
     enum CodingKeys: String, CodingKey {
         case mid, kind, source
         case producerID = "producerId"
