@@ -20,6 +20,7 @@ const state = {
 // For tests and debugging: read what the page receives.
 window.parley = {
   get participantId() { return state.me; },
+  joinedAt: null,
   get participants() { return [...state.participants.values()]; },
   get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
   stats: () => state.peer?.statsByParticipant() ?? Promise.resolve({}),
@@ -88,6 +89,7 @@ async function join(name) {
 
 function onJoined(detail, name) {
   state.me = detail.participantId;
+  window.parley.joinedAt = performance.now();
   for (const participant of detail.participants) state.participants.set(participant.id, participant);
   const peer = new Peer(state.signaling);
   state.peer = peer;
@@ -181,24 +183,19 @@ $('rejoin').addEventListener('click', () => {
   if (name) join(name); else { $('goodbye').hidden = true; $('lobby').hidden = false; }
 });
 
-$('toggle-mic').addEventListener('click', (event) => {
-  const track = state.local.audio;
+/// Mute or unmute one of our tracks: the track sends silence or black, the others are told.
+function toggleTrack(kind, button, labels) {
+  const track = kind === 'audio' ? state.local.audio : state.local.video;
   if (!track) return;
   track.enabled = !track.enabled;
-  event.target.setAttribute('aria-pressed', String(!track.enabled));
-  event.target.textContent = track.enabled ? 'Mute' : 'Unmute';
-  state.signaling.send({ type: 'mute', kind: 'audio', muted: !track.enabled });
-});
+  button.setAttribute('aria-pressed', String(!track.enabled));
+  button.textContent = track.enabled ? labels.on : labels.off;
+  if (kind === 'video') state.tiles.get('local')?.setState({ videoMuted: !track.enabled });
+  state.signaling.send({ type: 'mute', kind, muted: !track.enabled });
+}
 
-$('toggle-camera').addEventListener('click', (event) => {
-  const track = state.local.video;
-  if (!track) return;
-  track.enabled = !track.enabled;
-  event.target.setAttribute('aria-pressed', String(!track.enabled));
-  event.target.textContent = track.enabled ? 'Stop video' : 'Start video';
-  state.tiles.get('local')?.setState({ videoMuted: !track.enabled });
-  state.signaling.send({ type: 'mute', kind: 'video', muted: !track.enabled });
-});
+$('toggle-mic').addEventListener('click', (event) => toggleTrack('audio', event.target, { on: 'Mute', off: 'Unmute' }));
+$('toggle-camera').addEventListener('click', (event) => toggleTrack('video', event.target, { on: 'Stop video', off: 'Start video' }));
 
 async function stopScreen() {
   state.local.screen?.getTracks().forEach((t) => t.stop());

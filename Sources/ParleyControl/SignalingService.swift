@@ -111,7 +111,12 @@ public final class SignalingService: Sendable {
                 await hub.send(meeting: meetingID, participantID: participantID, .renegotiate)
             case .transportClosed(let meetingID, let participantID, _, let reason):
                 logger.info("transport closed", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)", "reason": "\(reason)"])
-                if await hub.contains(meeting: meetingID, participantID: participantID), reason != "participant left" {
+                guard reason != "participant left",
+                      let participant = await hub.participants(in: meetingID).first(where: { $0.id == participantID }) else { break }
+                if participant.client == "whip" {
+                    // A WHIP publisher has no other channel: losing its media is leaving.
+                    await hub.leave(meeting: meetingID, participantID: participantID)
+                } else {
                     await hub.update(meeting: meetingID, participantID: participantID) { $0.tracks = [] }
                     await hub.send(meeting: meetingID, participantID: participantID,
                                    .error(code: "media-failed", message: "the media connection was lost: \(reason)"))

@@ -27,6 +27,7 @@ public final class SecureTransport {
     private var srtpIn: SRTPSession?
     private var srtpOut: SRTPSession?
     private var clientStarted = false
+    private var firstTimeoutAt: Nanoseconds?
     /// Datagrams the transport wants sent to `ice.selectedAddress` (or the address given).
     public var outbox: [(bytes: [UInt8], to: PeerAddress)] = []
     public let localFingerprint: String
@@ -93,8 +94,15 @@ public final class SecureTransport {
 
     /// Drives DTLS retransmissions and consent expiry; call at least every `nextTimeout`.
     public func handleTimeout(now: Nanoseconds) {
-        if let last = ice.lastCheck, now > last + consentTimeout, state != .closed {
+        guard state != .closed else { return }
+        let firstTimeout = firstTimeoutAt ?? now
+        firstTimeoutAt = firstTimeout
+        if let last = ice.lastCheck, now > last + consentTimeout {
             state = .failed("ICE consent expired: no check for \(consentTimeout / 1_000_000_000) s")
+            return
+        }
+        if ice.lastCheck == nil, dtls.role == .server, now > firstTimeout + consentTimeout {
+            state = .failed("no ICE connectivity check arrived within \(consentTimeout / 1_000_000_000) s")
             return
         }
         if let remaining = dtls.timeoutRemaining, remaining == 0, let address = ice.selectedAddress {

@@ -151,3 +151,24 @@ import ParleyWire
         }
     }
 }
+
+@Suite struct TransportLifetimeTests {
+    @Test func aTransportWhosePeerNeverChecksOrStopsCheckingIsClosed() throws {
+        let network = FakeNetwork()
+        let silent = try TestPeer(port: 5001)
+        let offer = try SessionDescription(parsing: silent.offer(sending: true))
+        _ = try network.core.negotiate(NegotiationRequest(meetingID: "m", participantID: "silent", transportID: nil, role: .whip, offer: offer), now: network.now)
+        let talker = try TestPeer(port: 5002)
+        try network.join(talker, meeting: "m", participant: "talker", role: .whip, sending: true)
+        network.advance(milliseconds: 20)
+        #expect(network.core.transportCount == 2)
+        network.advance(milliseconds: 31_000)
+        // Neither sent a check for 30 s: both are gone and the control plane is told why.
+        #expect(network.core.transportCount == 0)
+        let reasons = network.events.compactMap { event -> String? in
+            if case .transportClosed(_, _, _, let reason) = event { return reason } else { return nil }
+        }
+        #expect(reasons.contains { $0.hasPrefix("no ICE connectivity check") })
+        #expect(reasons.contains { $0.hasPrefix("ICE consent expired") })
+    }
+}
