@@ -28,7 +28,7 @@ window.parley = {
   debug: async () => ({
     assignments: [...(state.peer?.assignments.values() ?? [])],
     transceivers: state.peer?.pc.getTransceivers().map((t) => ({ mid: t.mid, direction: t.direction, current: t.currentDirection })) ?? [],
-    inbound: [...((await state.peer?.pc.getStats())?.values() ?? [])].filter((s) => s.type === 'inbound-rtp' || s.type === 'transport'),
+    inbound: [...((await state.peer?.pc.getStats())?.values() ?? [])].filter((s) => ["inbound-rtp", "transport", "local-candidate", "candidate-pair"].includes(s.type)),
     remote: state.peer?.pc.remoteDescription?.sdp,
   }),
 };

@@ -88,8 +88,10 @@ export class Peer extends EventTarget {
       if (stat.type !== 'inbound-rtp' || !stat.mid) return;
       const assignment = this.assignments.get(stat.mid);
       if (!assignment?.participantId) return;
-      const entry = result[assignment.participantId] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0, videoPacketsReceived: 0 };
-      if (stat.kind === 'video' && assignment.source !== 'screen') {
+      const entry = result[assignment.participantId] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0, videoPacketsReceived: 0, screenFramesDecoded: 0 };
+      if (stat.kind === 'video' && assignment.source === 'screen') {
+        entry.screenFramesDecoded += stat.framesDecoded ?? 0;
+      } else if (stat.kind === 'video') {
         entry.framesDecoded += stat.framesDecoded ?? 0;
         entry.videoPacketsReceived += stat.packetsReceived ?? 0;
         entry.frameWidth = Math.max(entry.frameWidth, stat.frameWidth ?? 0);

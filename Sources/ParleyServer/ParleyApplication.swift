@@ -45,14 +45,13 @@ public struct ParleyServer: Sendable {
         let signaling = self.signaling
         let eventLoop = Task { await signaling.runEventLoop() }
         defer { eventLoop.cancel() }
+        // Services stop in reverse order: participants hear that the meeting ended before the
+        // HTTP server closes their sockets.
         let serviceGroup = ServiceGroup(
-            configuration: .init(services: [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup)],
+            configuration: .init(services: [.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup),
+                                            .init(service: MeetingEndNotifier(hub: signaling.hub))],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await withGracefulShutdownHandler {
-            try await serviceGroup.run()
-        } onGracefulShutdown: {
-            Task { await signaling.hub.endAll(reason: "the server is shutting down") }
-        }
+        try await serviceGroup.run()
     }
 
     func makeRouter() -> Hummingbird.Router<BasicRequestContext> {
@@ -139,5 +138,17 @@ func validatedMeeting(_ context: some RequestContext) throws -> String {
         return try Validation.meetingID(raw)
     } catch {
         throw HTTPError(.badRequest, message: error.description)
+    }
+}
+
+/// On shutdown, tells every participant that its meeting ended, then gives the messages a moment
+/// to leave before the HTTP server closes the sockets.
+struct MeetingEndNotifier: Service {
+    let hub: MeetingHub
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await hub.endAll(reason: "the server is shutting down")
+        try? await Task.sleep(for: .milliseconds(300))
     }
 }

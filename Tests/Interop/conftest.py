@@ -60,6 +60,8 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / ticks
 
     def stop(self):
+        if self.log.closed:
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=10)

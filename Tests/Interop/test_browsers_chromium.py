@@ -16,15 +16,24 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 class Browser:
-    def __init__(self, name):
+    def __init__(self, name, camera="fake"):
         self.name = name
         self.profile = tempfile.mkdtemp(prefix=f"parley-{name}-")
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for flag in ("--headless=new", "--no-sandbox", "--use-fake-device-for-media-stream",
-                     "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection",
-                     "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage",
-                     f"--user-data-dir={self.profile}", "--window-size=1280,800"):
+        flags = ["--headless=new", "--no-sandbox", "--allow-loopback-in-peer-connection",
+                 "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage",
+                 f"--user-data-dir={self.profile}", "--window-size=1280,800"]
+        # camera: "fake" (fake camera, microphone and screen, every prompt accepted), "denied" (every
+        # prompt refused), "none" (prompts accepted, no device at all).
+        if camera == "fake":
+            flags += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                      "--auto-select-desktop-capture-source=Entire screen"]
+        elif camera == "denied":
+            flags += ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
+        else:
+            flags += ["--use-fake-ui-for-media-stream"]
+        for flag in flags:
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -43,6 +52,12 @@ class Browser:
 
     def participant_id(self):
         return self.js("return window.parley && window.parley.participantId")
+
+    def text(self, element_id):
+        return self.js(f"return document.getElementById('{element_id}').textContent") or ""
+
+    def visible(self, element_id):
+        return self.js(f"return !document.getElementById('{element_id}').hidden")
 
     def tiles(self):
         return self.js("return window.parley ? window.parley.tiles() : []")
@@ -122,6 +137,16 @@ def test_three_browsers_see_and_hear_each_other_and_a_leaver_disappears(parley):
                 assert after[index][other]["audioPacketsReceived"] > before[index][other]["audioPacketsReceived"] + 50, \
                     f"{browser.name}: audio from {other} is not flowing"
                 assert after[index][other]["frameWidth"] >= 320
+
+        # Ada shares her screen: the others get a second tile for it, with decoded frames; it goes when she stops.
+        browsers[0].js("document.getElementById('toggle-screen').click()")
+        for browser in browsers[1:]:
+            assert wait_for(lambda: browser.stats().get(ids[0], {}).get("screenFramesDecoded", 0) > 10, 20), \
+                f"{browser.name} does not receive Ada's screen"
+            assert f"{ids[0]}:screen" in browser.tiles()
+        browsers[0].js("document.getElementById('toggle-screen').click()")
+        for browser in browsers[1:]:
+            assert wait_for(lambda: f"{ids[0]}:screen" not in browser.tiles(), 10), f"{browser.name} still shows Ada's screen"
 
         # Chat reaches everyone.
         browsers[0].js("document.getElementById('chat-input').value = 'hello from ada';"
