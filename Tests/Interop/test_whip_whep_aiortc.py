@@ -158,3 +158,31 @@ def test_whip_refuses_bad_offers_with_a_reason(parley):
     status, headers, _ = http("OPTIONS", f"{parley.url}/whep/any")
     assert status in (200, 204) and "POST" in headers.get("Access-Control-Allow-Methods", "")
     assert parley.health()["status"] == "ok"
+
+
+def prefer(pc, mime):
+    from aiortc import RTCRtpSender
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in (mime, "video/rtx")]
+            transceiver.setCodecPreferences(codecs)
+
+
+@pytest.mark.timeout(90)
+def test_h264_published_through_whip_is_decoded_by_a_whep_player(parley):
+    async def scenario():
+        pc = RTCPeerConnection(config())
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        pc.addTransceiver(NoiseVideoTrack(), direction="sendonly")
+        prefer(pc, "video/H264")
+        await pc.setLocalDescription(await pc.createOffer())
+        assert "VP8" not in pc.localDescription.sdp
+        status, _, answer = await asyncio.to_thread(http, "POST", f"{parley.url}/whip/h264", pc.localDescription.sdp)
+        assert status == 201, answer
+        assert "H264/90000" in answer
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        player, _, frames, _ = await play(parley.url, "h264")
+        assert await first_frame_of_size(frames, WIDTH, HEIGHT, 20), "no decoded H.264 frame"
+        await pc.close()
+        await player.close()
+    asyncio.run(scenario())
