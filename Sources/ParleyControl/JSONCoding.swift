@@ -9,5 +9,3 @@ enum JSONCoding {
     static let decoder = JSONDecoder()
 }
 
-extension JSONDecoder: @retroactive @unchecked Sendable {}
-extension JSONEncoder: @retroactive @unchecked Sendable {}

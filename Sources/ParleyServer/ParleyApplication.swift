@@ -32,7 +32,7 @@ public struct ParleyServer: Sendable {
         defer { sfu.stop() }
         let app = Application(
             router: makeRouter(),
-            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter(), configuration: .init(maxFrameSize: ClientMessage.maximumSize)),
+            server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter(), configuration: .init(ws: .init(maxFrameSize: ClientMessage.maximumSize))),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "parley"),
             onServerRunning: { [logger, configuration] channel in
                 logger.info("Parley serving", metadata: [
@@ -90,10 +90,10 @@ public struct ParleyServer: Sendable {
         } onUpgrade: { inbound, outbound, _ in
             let (messages, queue) = AsyncStream<ServerMessage>.makeStream(bufferingPolicy: .bufferingNewest(1024))
             let sink: MessageSink = { queue.yield($0) }
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await message in messages {
-                        try await outbound.write(.text(message.json))
+                        do { try await outbound.write(.text(message.json)) } catch { break }
                         if case .meetingEnded = message { try? await outbound.close(.goingAway, reason: "meeting ended") }
                     }
                 }

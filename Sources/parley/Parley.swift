@@ -16,10 +16,8 @@ struct Parley: AsyncParsableCommand {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run every role in one process (HTTP API, signaling, web client, SFU) with in-memory state.",
-        discussion: """
-            Open http://127.0.0.1:8080/m/demo in two browsers to meet. WHIP clients publish with
-            POST /whip/{meeting}; WHEP clients play with POST /whep/{meeting}. GET /healthz reports status.
-            """
+        discussion: "Open http://127.0.0.1:8080/m/demo in two browsers to meet. WHIP clients publish with "
+            + "POST /whip/{meeting}; WHEP clients play with POST /whep/{meeting}. GET /healthz reports status."
     )
 
     @Option(help: "Address the HTTP server binds to; 0.0.0.0 to serve other machines.")
