@@ -33,8 +33,9 @@ public final class Consumer {
         self.kind = kind
         self.transport = transport
         self.codecs = codecs
-        self.midExtensionID = midExtensionID
-        self.audioLevelExtensionID = audioLevelExtensionID
+        // Packets are written with one-byte extension headers, which hold ids 1...14 only.
+        self.midExtensionID = midExtensionID.flatMap { (1...14).contains($0) ? $0 : nil }
+        self.audioLevelExtensionID = audioLevelExtensionID.flatMap { (1...14).contains($0) ? $0 : nil }
         self.midBytes = Array(mid.utf8.prefix(16))
         self.ssrc = UInt32.random(in: 1...UInt32.max)
         self.rtxSSRC = UInt32.random(in: 1...UInt32.max)

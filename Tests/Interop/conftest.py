@@ -32,9 +32,10 @@ class Server:
         os.makedirs(ARTIFACTS, exist_ok=True)
         self.log_path = os.path.join(ARTIFACTS, f"{name}.log")
         self.log = open(self.log_path, "w")
+        # The SFU binds every address, as `make run` does; inside the test namespace that is only lo.
         self.process = subprocess.Popen(
             [PARLEY, "serve", "--http-port", str(self.http_port), "--udp-port", str(self.udp_port),
-             "--udp-host", "127.0.0.1", "--announce-ip", "127.0.0.1", "--workers", str(workers),
+             "--announce-ip", "127.0.0.1", "--workers", str(workers),
              "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug"],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.http_port}"

@@ -172,3 +172,32 @@ import ParleyWire
         #expect(reasons.contains { $0.hasPrefix("ICE consent expired") })
     }
 }
+
+@Suite struct ReportTests {
+    @Test func publishersGetReceiverReportsAndSubscribersSenderReports() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        for _ in 0..<29 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
+        network.pump()
+        publisher.receivedRTCP.removeAll()
+        player.receivedRTCP.removeAll()
+        network.advance(milliseconds: 1100)
+        let blocks = publisher.receivedRTCP.flatMap { packet -> [ReportBlock] in
+            if case .receiverReport(let rr) = packet { return rr.reports } else { return [] }
+        }
+        let block = try #require(blocks.first { $0.ssrc == publisher.videoSSRC })
+        #expect(block.highestSequence & 0xFFFF == UInt32(publisher.sequence &- 1))
+        #expect(block.fractionLost == 0 && block.cumulativeLost == 0)
+        #expect(publisher.receivedRTCP.contains { if case .remb = $0 { return true } else { return false } })
+        let reports = player.receivedRTCP.compactMap { packet -> SenderReport? in
+            if case .senderReport(let sr) = packet { return sr } else { return nil }
+        }
+        let videoSSRC = try #require(player.receivedRTP.first?.header.ssrc)
+        let report = try #require(reports.first { $0.ssrc == videoSSRC })
+        #expect(report.packetCount == 30)
+        #expect(report.octetCount == 30 * 204)
+    }
+}

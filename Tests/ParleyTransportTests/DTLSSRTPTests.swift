@@ -58,3 +58,63 @@ func handshake(_ client: DTLSEndpoint, _ server: DTLSEndpoint) {
         }
     }
 }
+
+@Suite struct RobustnessTests {
+    @Test func garbageDatagramsDoNotBreakAHandshakeInProgress() throws {
+        let clientContext = try DTLSContext(certificate: DTLSCertificate())
+        let serverContext = try DTLSContext(certificate: DTLSCertificate())
+        let client = try DTLSEndpoint(context: clientContext, role: .client, expectedRemoteFingerprint: serverContext.certificate.fingerprint)
+        let server = try DTLSEndpoint(context: serverContext, role: .server, expectedRemoteFingerprint: clientContext.certificate.fingerprint)
+        var rng = SystemRandomNumberGenerator()
+        func junk() -> [UInt8] {
+            // Looks like a DTLS record (content type 20...63) but is not one.
+            [UInt8.random(in: 20...63, using: &rng)] + (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        }
+        for _ in 0..<500 { _ = junk().withUnsafeBytes { server.receive($0) } }
+        var toServer = client.start()
+        for _ in 0..<20 {
+            var toClient: [[UInt8]] = []
+            for datagram in toServer {
+                _ = junk().withUnsafeBytes { server.receive($0) }
+                toClient += datagram.withUnsafeBytes { server.receive($0) }
+            }
+            toServer = toClient.flatMap { datagram in datagram.withUnsafeBytes { client.receive($0) } }
+        }
+        guard case .connected = client.state, case .connected = server.state else {
+            Issue.record("handshake did not survive junk: \(client.state) / \(server.state)"); return
+        }
+        for _ in 0..<500 { _ = junk().withUnsafeBytes { server.receive($0) } }
+        if case .connected = server.state {} else { Issue.record("junk after the handshake broke it: \(server.state)") }
+    }
+
+    @Test func iceLiteAnswersOnlyChecksWithTheRightCredentials() throws {
+        var agent = ICELiteAgent(localUfrag: "sfu1", localPassword: "sfu-password-0123456789")
+        agent.remoteUfrag = "peer"
+        let from = PeerAddress(ipv4: (10, 0, 0, 7), port: 5000)
+        func check(username: String, key: String, useCandidate: Bool = true) -> [UInt8] {
+            STUNMessage(messageClass: .request, transactionID: Array(repeating: 3, count: 12), attributes: [
+                .init(.username, Array(username.utf8)),
+            ] + (useCandidate ? [.init(.useCandidate, [])] : [])).encoded(integrityKey: Array(key.utf8))
+        }
+        #expect(throws: ICECheckError.wrongUsername("sfu2:peer")) {
+            try check(username: "sfu2:peer", key: "sfu-password-0123456789").withUnsafeBytes { try agent.handleBindingRequest($0, from: from, now: 0) }
+        }
+        #expect(throws: ICECheckError.wrongUsername("sfu1:mallory")) {
+            try check(username: "sfu1:mallory", key: "sfu-password-0123456789").withUnsafeBytes { try agent.handleBindingRequest($0, from: from, now: 0) }
+        }
+        #expect(throws: ICECheckError.badIntegrity) {
+            try check(username: "sfu1:peer", key: "guess").withUnsafeBytes { try agent.handleBindingRequest($0, from: from, now: 0) }
+        }
+        #expect(agent.selectedAddress == nil)
+        let response = try check(username: "sfu1:peer", key: "sfu-password-0123456789").withUnsafeBytes { try agent.handleBindingRequest($0, from: from, now: 5) }
+        #expect(agent.selectedAddress == from && agent.nominated && agent.lastCheck == 5)
+        let parsed = try STUNMessage(parsing: response)
+        #expect(parsed.messageClass == .success && parsed.transactionID == Array(repeating: 3, count: 12))
+        #expect(try STUNAddress(xorEncoded: parsed.attribute(.xorMappedAddress)!, transactionID: parsed.transactionID) == STUNAddress(ip: [10, 0, 0, 7], port: 5000))
+        response.withUnsafeBytes { #expect(STUNMessage.verifyIntegrity($0, key: Array("sfu-password-0123456789".utf8)) && STUNMessage.verifyFingerprint($0)) }
+        // A later check without USE-CANDIDATE from elsewhere does not move the nominated pair.
+        _ = try check(username: "sfu1:peer", key: "sfu-password-0123456789", useCandidate: false)
+            .withUnsafeBytes { try agent.handleBindingRequest($0, from: PeerAddress(ipv4: (10, 0, 0, 8), port: 1), now: 6) }
+        #expect(agent.selectedAddress == from)
+    }
+}
