@@ -155,3 +155,6 @@ int parley_udp_is_ipv6(int fd) {
 
 #include <sys/eventfd.h>
 int parley_wake_fd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+#include <sys/prctl.h>
+void parley_name_current_thread(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }

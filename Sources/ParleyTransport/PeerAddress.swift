@@ -15,11 +15,11 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    public init(ipv6 bytes: [UInt8], port: UInt16) {
+    public init(ipv6 bytes: some Collection<UInt8>, port: UInt16) {
         precondition(bytes.count == 16)
         family = .ipv6
-        high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
-        low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+        high = bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+        low = bytes.dropFirst(8).reduce(0) { $0 << 8 | UInt64($1) }
         self.port = port
     }
 

@@ -29,6 +29,8 @@ int parley_batch_send(int fd, parley_batch *batch, int n);
 int parley_udp_bind(const char *host, uint16_t port, int *error_out);
 /// 1 if the socket is IPv6 (dual-stack), 0 for IPv4.
 int parley_udp_is_ipv6(int fd);
+/// Names the calling thread (15 characters at most are kept).
+void parley_name_current_thread(const char *name);
 /// A non-blocking eventfd to wake a worker loop.
 int parley_wake_fd(void);
 /// The port a socket is bound to.
