@@ -27,7 +27,7 @@ unit-test:
 
 # Media in the interop tests stays on loopback: they run in a network namespace that has only `lo`.
 interop-test:
-	unshare -n bash -c 'ip link set lo up && PARLEY_BIN=$(PARLEY) $(VENV)/bin/pytest -v -s --timeout=300 Tests/Interop'
+	$(SUDO) unshare -n bash -c 'ip link set lo up && PARLEY_BIN=$(PARLEY) $(VENV)/bin/pytest -v -s --timeout=300 Tests/Interop'
 
 deps:
 	@missing=""; for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

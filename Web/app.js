@@ -145,7 +145,8 @@ function render() {
     if (!tile) { tile = new Tile(key, name, { screen }); state.tiles.set(key, tile); }
     tile.setName(name);
     tile.setTracks(tracks);
-    tile.setState(screen ? {} : participant);
+    const hasCamera = participant.tracks.some((t) => t.kind === 'video' && t.source !== 'screen');
+    tile.setState(screen ? {} : { audioMuted: participant.audioMuted, videoMuted: participant.videoMuted || !hasCamera });
     tile.element.dataset.participant = participant.id;
   }
 }

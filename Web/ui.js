@@ -2,14 +2,33 @@
 const stage = () => document.getElementById('stage');
 
 export function showBanner(text, { error = false } = {}) {
+  if (text) (window.parleyNotices ??= []).push(text);  // every notice shown, for tests and support
   const banner = document.getElementById('banner');
   banner.textContent = text;
   banner.classList.toggle('error', error);
   banner.hidden = !text;
 }
 
+let soundPromptShown = false;
+
+/// Browsers refuse to autoplay sound before the user touched the page (e.g. a `?name=` link):
+/// play muted, and turn the sound on at the first click.
+function requestSoundUnlock() {
+  if (soundPromptShown) return;
+  soundPromptShown = true;
+  showBanner('Click anywhere to turn on the sound.');
+  document.addEventListener('click', () => {
+    for (const video of document.querySelectorAll('.tile:not(.local) video')) {
+      video.muted = false;
+      video.play().catch(() => {});
+    }
+    showBanner('');
+  }, { once: true });
+}
+
 export class Tile {
   constructor(key, name, { local = false, screen = false } = {}) {
+    this.local = local;
     this.stream = new MediaStream();
     this.element = document.createElement('div');
     this.element.className = 'tile' + (local ? ' local' : '') + (screen ? ' screen' : '');
@@ -40,7 +59,12 @@ export class Tile {
     for (const track of tracks) {
       if (!this.stream.getTracks().includes(track)) this.stream.addTrack(track);
     }
-    this.video.play?.().catch(() => {});
+    this.video.play?.().catch(() => {
+      if (this.local || this.video.muted) return;
+      this.video.muted = true;
+      this.video.play().catch(() => {});
+      requestSoundUnlock();
+    });
   }
 
   setState({ audioMuted, videoMuted }) {

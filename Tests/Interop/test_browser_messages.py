@@ -1,5 +1,6 @@
 """What a participant is told when the camera is refused, the meeting ends or the server is gone."""
 import pytest
+from selenium.webdriver.common.by import By
 
 from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
 
@@ -8,7 +9,7 @@ from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
 def test_participants_without_a_camera_join_and_a_server_shutdown_ends_the_meeting_clearly(parley):
     ada = Browser("ada-host")
     eve = Browser("eve-refuses", camera="denied")
-    zoe = Browser("zoe-no-devices", camera="none")
+    zoe = Browser("zoe-no-devices", camera="none", autoplay=False)
     late = Browser("late-lobby")
     browsers = (ada, eve, zoe, late)
     try:
@@ -30,8 +31,15 @@ def test_participants_without_a_camera_join_and_a_server_shutdown_ends_the_meeti
         zoe.open(f"{parley.url}/m/notices?name=Zoe")
         zoe_id = wait_for(zoe.participant_id, 20)
         assert zoe_id
-        assert "no camera or microphone was found" in zoe.text("banner")
+        assert wait_for(lambda: any("no camera or microphone was found" in n for n in zoe.notices()), 5)
         assert wait_for(lambda: receiving_from_everyone(zoe, [ada_id]), 30), "a participant without devices does not receive"
+        # Zoe captures nothing and came by link without touching the page, so the browser refuses to
+        # play sound: the page plays muted and asks for a click, which turns the sound on.
+        assert wait_for(lambda: "turn on the sound" in zoe.text("banner"), 10), "no prompt to turn the sound on"
+        assert zoe.js("return [...document.querySelectorAll('.tile:not(.local) video')].every(v => v.muted && !v.paused)")
+        zoe.driver.find_element(By.ID, "stage").click()  # a real click: a user gesture
+        assert wait_for(lambda: zoe.js("return [...document.querySelectorAll('.tile:not(.local) video')].every(v => !v.muted && !v.paused)"), 5)
+        assert "turn on the sound" not in zoe.text("banner")
         assert zoe_id in wait_for(lambda: zoe_id in ada.tiles() and ada.tiles(), 10)
 
         # A page opened before the server goes away: joining then says the server cannot be reached.

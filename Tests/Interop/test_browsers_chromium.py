@@ -16,14 +16,16 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 class Browser:
-    def __init__(self, name, camera="fake"):
+    def __init__(self, name, camera="fake", autoplay=True):
         self.name = name
         self.profile = tempfile.mkdtemp(prefix=f"parley-{name}-")
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        flags = ["--headless=new", "--no-sandbox", "--allow-loopback-in-peer-connection",
-                 "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage",
+        flags = ["--headless=new", "--no-sandbox", "--allow-loopback-in-peer-connection", "--disable-dev-shm-usage",
                  f"--user-data-dir={self.profile}", "--window-size=1280,800"]
+        # Without the flag Chromium keeps its real policy: no sound before the user touched the page.
+        if autoplay:
+            flags.append("--autoplay-policy=no-user-gesture-required")
         # camera: "fake" (fake camera, microphone and screen, every prompt accepted), "denied" (every
         # prompt refused), "none" (prompts accepted, no device at all).
         if camera == "fake":
@@ -52,6 +54,9 @@ class Browser:
 
     def participant_id(self):
         return self.js("return window.parley && window.parley.participantId")
+
+    def notices(self):
+        return self.js("return window.parleyNotices || []")
 
     def text(self, element_id):
         return self.js(f"return document.getElementById('{element_id}').textContent") or ""
