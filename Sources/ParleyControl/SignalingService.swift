@@ -49,8 +49,9 @@ public final class SignalingService: Sendable {
             logger.info("participant joined", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
         case .offer(let sdp, let sources):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
+            let known: Set<String> = ["camera", "microphone", "screen"]
             let result = try await negotiate(meetingID: meetingID, participantID: participantID, transportID: connection.transportID,
-                                             role: .participant, sdp: sdp, sources: sources)
+                                             role: .participant, sdp: sdp, sources: sources.filter { known.contains($0.value) })
             connection.transportID = result.transportID
             sink(.answer(sdp: result.answer, assignments: result.assignments))
         case .chat(let text):
