@@ -96,7 +96,14 @@ function onJoined(detail, name) {
   peer.addEventListener('assignments', render);
   peer.addEventListener('failed', ({ detail: error }) => showBanner(`Media negotiation failed: ${error.message}`, { error: true }));
   peer.addEventListener('state', ({ detail: connection }) => {
-    if (connection === 'failed') showBanner('The media connection failed. Check the network and rejoin.', { error: true });
+    if (connection === 'failed') {
+      // A network change: new ICE credentials on both sides, then media finds its way again.
+      showBanner('The media connection was lost; reconnecting…', { error: true });
+      peer.pc.restartIce();
+      peer.negotiate();
+    } else if (connection === 'connected') {
+      if (document.getElementById('banner').textContent.includes('reconnecting')) showBanner('');
+    }
   });
   const local = new Tile('local', `${name} (you)`, { local: true });
   state.tiles.set('local', local);

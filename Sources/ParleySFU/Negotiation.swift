@@ -148,7 +148,11 @@ extension WorkerCore {
             if existing.secure.dtls.expectedRemoteFingerprint?.uppercased() != remoteFingerprint.uppercased() {
                 throw .badOffer("the DTLS fingerprint changed; start a new peer connection instead")
             }
-            if existing.secure.ice.remoteUfrag != ufrag { existing.secure.ice.restart(remoteUfrag: ufrag, remotePassword: password) }
+            if existing.secure.ice.remoteUfrag != ufrag {
+                byUfrag[existing.secure.ice.localUfrag] = nil
+                existing.secure.ice.restart(remoteUfrag: ufrag, remotePassword: password)
+                byUfrag[existing.secure.ice.localUfrag] = existing
+            }
         } else {
             guard ["actpass", "active", "passive"].contains(setup) else { throw .badOffer("a=setup:\(setup)") }
             let secure: SecureTransport

@@ -22,8 +22,8 @@ public enum ICECheckError: Error, Equatable, Sendable {
 /// The ICE-lite side of RFC 8445 §2.5: answers the controlling peer's binding requests, checking
 /// USERNAME, MESSAGE-INTEGRITY and FINGERPRINT, and follows the address it nominates.
 public struct ICELiteAgent: Sendable {
-    public let localUfrag: String
-    public let localPassword: String
+    public private(set) var localUfrag: String
+    public private(set) var localPassword: String
     public var remoteUfrag: String?
     public var remotePassword: String?
     /// The address media goes to: the latest one that passed a check with USE-CANDIDATE (or any
@@ -77,10 +77,13 @@ public struct ICELiteAgent: Sendable {
         nominated = true
     }
 
-    /// Clears the nomination for an ICE restart with new remote credentials.
+    /// An ICE restart (RFC 8445 §9): both sides take new credentials. Media keeps flowing to the
+    /// current address until a check with the new credentials nominates another.
     public mutating func restart(remoteUfrag: String, remotePassword: String) {
         self.remoteUfrag = remoteUfrag
         self.remotePassword = remotePassword
+        localUfrag = RandomToken.make(length: 8)
+        localPassword = RandomToken.make(length: 24)
         nominated = false
     }
 }

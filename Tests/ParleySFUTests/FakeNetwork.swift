@@ -15,8 +15,8 @@ final class CapturingOutput: DatagramOutput {
 final class TestPeer {
     let address: PeerAddress
     let transport: SecureTransport
-    let ufrag = RandomToken.make(length: 8)
-    let password = RandomToken.make(length: 24)
+    var ufrag = RandomToken.make(length: 8)
+    var password = RandomToken.make(length: 24)
     var answer: SessionDescription?
     var receivedRTP: [(header: RTPHeader, bytes: [UInt8])] = []
     var receivedRTCP: [RTCPPacket] = []

@@ -201,3 +201,33 @@ import ParleyWire
         #expect(report.octetCount == 30 * 204)
     }
 }
+
+@Suite struct ICERestartTests {
+    @Test func anICERestartChangesBothSidesCredentialsAndMediaMovesToTheNewAddress() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        let first = try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let oldAnswer = player.answer!
+        // The player's network changed: it offers again with new credentials (pc.restartIce()).
+        player.ufrag = RandomToken.make(length: 8)
+        player.password = RandomToken.make(length: 24)
+        let restart = try network.core.negotiate(NegotiationRequest(meetingID: "m", participantID: "play", transportID: first.transportID, role: .whep,
+                                                                   offer: SessionDescription(parsing: player.offer(sending: false))), now: network.now)
+        #expect(restart.transportID == first.transportID)
+        player.answer = try SessionDescription(parsing: restart.answer)
+        #expect(player.answer!.media[0].attribute("ice-ufrag") != oldAnswer.media[0].attribute("ice-ufrag"))
+        // Checks with the old credentials are refused; the new ones nominate the new address.
+        let moved = PeerAddress(ipv4: (127, 0, 0, 9), port: 7000)
+        let stale = STUNMessage(messageClass: .request, transactionID: Array(repeating: 1, count: 12),
+                                attributes: [.init(.username, Array("\(oldAnswer.media[0].attribute("ice-ufrag")!):\(player.ufrag)".utf8)), .init(.useCandidate, [])])
+            .encoded(integrityKey: Array(oldAnswer.media[0].attribute("ice-pwd")!.utf8))
+        let refusedBefore = network.core.counters.droppedUnknownSender + network.core.counters.droppedUnauthenticated
+        network.send(stale, from: moved)
+        #expect(network.core.counters.droppedUnknownSender + network.core.counters.droppedUnauthenticated == refusedBefore + 1)
+        network.send(player.bindingRequest(), from: moved)
+        network.output.sent.removeAll()
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        #expect(network.output.sent.contains { $0.to == moved })
+    }
+}
