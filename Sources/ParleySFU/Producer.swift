@@ -37,6 +37,7 @@ public final class Producer {
     unowned let transport: WebRtcTransport
     public internal(set) var consumers: [Consumer] = []
     var keyframeRequests = KeyframeRequestThrottle()
+    private var firSequence: UInt8 = 0
     let retransmissions: RetransmissionBuffer?
     public private(set) var closed = false
     public let createdAt: Nanoseconds
@@ -99,11 +100,18 @@ public final class Producer {
         sendPictureLossIndication(output: output, counters: &counters)
     }
 
+    /// PLI, or FIR (RFC 5104) for a publisher that negotiated only `ccm fir`.
     private func sendPictureLossIndication(output: any DatagramOutput, counters: inout PacketCounters) {
         var bytes: [UInt8] = []
+        let usesFIR = !codec.feedback.contains("nack pli") && codec.feedback.contains("ccm fir")
         for encoding in encodings {
             guard let ssrc = encoding.ssrc else { continue }
-            PictureLossIndication(senderSSRC: transport.rtcpSSRC, mediaSSRC: ssrc).write(into: &bytes)
+            if usesFIR {
+                firSequence &+= 1
+                FullIntraRequest(senderSSRC: transport.rtcpSSRC, entries: [.init(ssrc: ssrc, sequenceNumber: firSequence)]).write(into: &bytes)
+            } else {
+                PictureLossIndication(senderSSRC: transport.rtcpSSRC, mediaSSRC: ssrc).write(into: &bytes)
+            }
         }
         guard !bytes.isEmpty else { return }
         transport.sendRTCP(bytes, output: output)

@@ -33,13 +33,16 @@ final class TestPeer {
     }
 
     /// An offer like a browser's: BUNDLE, mid extension, Opus and VP8 with RTX.
+    /// Video feedback the offer lists; a FIR-only publisher is tested with `["ccm fir"]`.
+    var videoFeedback = ["nack", "nack pli"]
+
     func offer(sending: Bool) -> String {
         let direction = sending ? "sendonly" : "recvonly"
         var sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
         let common = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:\(ufrag)\r\na=ice-pwd:\(password)\r\na=fingerprint:sha-256 \(Self.context.certificate.fingerprint)\r\na=setup:actpass\r\na=rtcp-mux\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=\(direction)\r\n"
         sdp += "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" + common + "a=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
         if sending { sdp += "a=ssrc:\(audioSSRC) cname:peer\r\n" }
-        sdp += "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n" + common + "a=mid:1\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
+        sdp += "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n" + common + "a=mid:1\r\na=rtpmap:96 VP8/90000\r\n" + videoFeedback.map { "a=rtcp-fb:96 \($0)\r\n" }.joined() + "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
         if sending { sdp += "a=ssrc-group:FID \(videoSSRC) \(rtxSSRC)\r\na=ssrc:\(videoSSRC) cname:peer\r\na=ssrc:\(rtxSSRC) cname:peer\r\n" }
         return sdp
     }

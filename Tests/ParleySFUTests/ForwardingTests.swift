@@ -231,3 +231,33 @@ import ParleyWire
         #expect(network.output.sent.contains { $0.to == moved })
     }
 }
+
+@Suite struct KeyframeRelayTests {
+    @Test func aSubscribersPLIReachesThePublisherAsFIRWhenThatIsAllItSpeaks() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        publisher.videoFeedback = ["nack", "ccm fir"]
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        network.advance(milliseconds: 500)
+        publisher.receivedRTCP.removeAll()
+        let consumerSSRC = try #require(player.receivedRTP.first?.header.ssrc)
+        var pli: [UInt8] = []
+        PictureLossIndication(senderSSRC: 1, mediaSSRC: consumerSSRC).write(into: &pli)
+        network.send(player.protect(pli), from: player.address)
+        network.pump()
+        let firs = publisher.receivedRTCP.compactMap { packet -> FullIntraRequest? in
+            if case .fullIntraRequest(let fir) = packet { return fir } else { return nil }
+        }
+        #expect(firs.count == 1 && firs.first?.entries.first?.ssrc == publisher.videoSSRC)
+        #expect(!publisher.receivedRTCP.contains { if case .pictureLossIndication = $0 { return true } else { return false } })
+        // A second request at once is held by the throttle, then sent when the interval ends.
+        network.send(player.protect(pli), from: player.address)
+        network.pump()
+        #expect(publisher.receivedRTCP.count == 1)
+        network.advance(milliseconds: 400)
+        let later = publisher.receivedRTCP.filter { if case .fullIntraRequest = $0 { return true } else { return false } }
+        #expect(later.count == 2)
+    }
+}
