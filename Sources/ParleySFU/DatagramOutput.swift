@@ -26,6 +26,8 @@ public struct PacketCounters: Sendable, Equatable {
     public var rtcpReceived = 0
     public var rtpForwarded = 0
     public var retransmitted = 0
+    public var nacksSent = 0
+    public var repairsReceived = 0
     public var droppedUnknownSender = 0
     public var droppedMalformed = 0
     public var droppedUnauthenticated = 0
@@ -38,6 +40,7 @@ public struct PacketCounters: Sendable, Equatable {
         var c = a
         c.datagramsReceived += b.datagramsReceived; c.rtpReceived += b.rtpReceived; c.rtcpReceived += b.rtcpReceived
         c.rtpForwarded += b.rtpForwarded; c.retransmitted += b.retransmitted
+        c.nacksSent += b.nacksSent; c.repairsReceived += b.repairsReceived
         c.droppedUnknownSender += b.droppedUnknownSender; c.droppedMalformed += b.droppedMalformed
         c.droppedUnauthenticated += b.droppedUnauthenticated; c.droppedUnroutable += b.droppedUnroutable
         c.keyframeRequestsSent += b.keyframeRequestsSent

@@ -19,6 +19,7 @@ public struct ProducerEncoding: Sendable {
     public var ssrc: UInt32?
     public var rtxSSRC: UInt32?
     public var statistics = ReceiveStatistics()
+    public var nack = NACKGenerator()
 }
 
 /// One incoming track from a publisher (mediasoup's Producer): receives its RTP, keeps the
@@ -59,10 +60,23 @@ public final class Producer {
         self.createdAt = now
     }
 
-    /// Forwards one decrypted RTP packet of this producer to every consumer.
-    func receive(_ packet: UnsafeRawBufferPointer, header: RTPHeader, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
-        guard let index = encodings.firstIndex(where: { $0.ssrc == header.ssrc }) else {
-            // RTX from the publisher (padding probes, or repairs Parley did not ask for).
+    /// Forwards one decrypted RTP packet of this producer to every consumer. Repairs (RTX) are
+    /// turned back into the packet they carry, in place, first.
+    func receive(_ packet: UnsafeMutableRawBufferPointer, header: RTPHeader, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        var packet = packet
+        var header = header
+        var index = encodings.firstIndex { $0.ssrc == header.ssrc }
+        if index == nil, let repaired = encodings.firstIndex(where: { $0.rtxSSRC == header.ssrc }) {
+            guard let unwrapped = unwrapRetransmission(packet, header: header, primarySSRC: encodings[repaired].ssrc) else {
+                // Padding-only RTX: the publisher probing bandwidth.
+                counters.droppedUnroutable += 1
+                return
+            }
+            (packet, header) = unwrapped
+            index = repaired
+            counters.repairsReceived += 1
+        }
+        guard let index else {
             counters.droppedUnroutable += 1
             return
         }
@@ -71,20 +85,55 @@ public final class Producer {
             return
         }
         encodings[index].statistics.update(sequence: header.sequenceNumber, timestamp: header.timestamp, arrival: now, clockRate: codec.clockRate)
-        let payload = UnsafeRawBufferPointer(rebasing: packet[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
+        if kind == .video { encodings[index].nack.received(header.sequenceNumber, now: now) }
+        let readable = UnsafeRawBufferPointer(packet)
+        let payload = UnsafeRawBufferPointer(rebasing: readable[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
         let isKeyframe = kind == .video && CodecPayload.isKeyframe(codecKind, payload: payload)
         if isKeyframe { keyframeRequests.satisfied() }
         var audioLevel: UInt8?
         if let audioLevelExtensionID {
-            header.forEachExtension(in: packet) { id, offset, length in
-                if id == audioLevelExtensionID, length >= 1 { audioLevel = packet[offset] }
+            header.forEachExtension(in: readable) { id, offset, length in
+                if id == audioLevelExtensionID, length >= 1 { audioLevel = readable[offset] }
             }
         }
-        retransmissions?.store(packet, sequence: header.sequenceNumber)
+        retransmissions?.store(readable, sequence: header.sequenceNumber)
         for consumer in consumers {
-            if consumer.forward(packet, header: header, isKeyframe: isKeyframe, audioLevel: audioLevel, now: now, output: output) {
+            if consumer.forward(readable, header: header, isKeyframe: isKeyframe, audioLevel: audioLevel, now: now, output: output) {
                 counters.rtpForwarded += 1
             }
+        }
+    }
+
+    /// RFC 4588: an RTX payload is the original sequence number then the original payload. Rewrites
+    /// the packet in place into the original (payload type, sequence number, SSRC) and re-reads it.
+    private func unwrapRetransmission(_ packet: UnsafeMutableRawBufferPointer, header: RTPHeader, primarySSRC: UInt32?) -> (UnsafeMutableRawBufferPointer, RTPHeader)? {
+        guard let primarySSRC, header.payloadLength > 2 else { return nil }
+        let start = header.payloadOffset
+        let originalSequence = UnsafeRawBufferPointer(packet).readU16(at: start)
+        let originalLength = header.payloadLength - 2
+        if let base = packet.baseAddress {
+            (base + start).copyMemory(from: base + start + 2, byteCount: originalLength)
+        }
+        packet[0] &= ~0x20  // the padding went with the RTX payload's tail
+        packet[1] = (packet[1] & 0x80) | codec.payloadType
+        packet.writeU16(originalSequence, at: 2)
+        packet.writeU32(primarySSRC, at: 8)
+        let original = UnsafeMutableRawBufferPointer(rebasing: packet[0..<(start + originalLength)])
+        guard let parsed = try? RTPHeader(parsing: UnsafeRawBufferPointer(original)) else { return nil }
+        return (original, parsed)
+    }
+
+    /// Asks the publisher again for what it lost on the way here (video with `nack` negotiated).
+    func sendNACKs(now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        guard kind == .video, !closed, codec.feedback.contains("nack") else { return }
+        for index in encodings.indices {
+            guard let ssrc = encodings[index].ssrc else { continue }
+            let lost = encodings[index].nack.due(now: now)
+            guard !lost.isEmpty else { continue }
+            var bytes: [UInt8] = []
+            GenericNACK(senderSSRC: transport.rtcpSSRC, mediaSSRC: ssrc, lost: lost).write(into: &bytes)
+            transport.sendRTCP(bytes, output: output)
+            counters.nacksSent += 1
         }
     }
 

@@ -58,7 +58,7 @@ public final class WebRtcTransport {
             counters.droppedUnroutable += 1
             return
         }
-        producer.receive(packet, header: header, now: now, output: output, counters: &counters)
+        producer.receive(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), header: header, now: now, output: output, counters: &counters)
     }
 
     /// Finds the producer of an unsignaled SSRC through the mid header extension (BUNDLE demux).
@@ -131,7 +131,10 @@ public final class WebRtcTransport {
         secure.handleTimeout(now: now)
         flushOutbox(output: output)
         guard isConnected else { return }
-        for producer in producers { producer.pollKeyframeRequest(now: now, output: output, counters: &counters) }
+        for producer in producers {
+            producer.pollKeyframeRequest(now: now, output: output, counters: &counters)
+            producer.sendNACKs(now: now, output: output, counters: &counters)
+        }
         for consumer in consumers where consumer.keyframeOverdue(now: now) {
             consumer.producer?.requestKeyframe(now: now, output: output, counters: &counters)
         }

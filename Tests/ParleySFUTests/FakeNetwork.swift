@@ -71,6 +71,16 @@ final class TestPeer {
         return packet
     }
 
+    /// RFC 4588 retransmission of a packet this peer sent: RTX payload type and SSRC, original sequence first.
+    var rtxSequence: UInt16 = 7
+    func rtxPacket(of original: [UInt8]) -> [UInt8] {
+        var packet: [UInt8] = [0x80, (original[1] & 0x80) | 97, UInt8(rtxSequence >> 8), UInt8(rtxSequence & 0xFF)]
+        rtxSequence &+= 1
+        packet += original[4..<8]
+        packet += withUnsafeBytes(of: rtxSSRC.bigEndian, Array.init)
+        return packet + original[2..<4] + original[12...]
+    }
+
     func protect(_ packet: [UInt8]) -> [UInt8] {
         var buffer = packet + [UInt8](repeating: 0, count: SRTPSession.maximumTrailer)
         let length = buffer.withUnsafeMutableBytes { raw in

@@ -261,3 +261,41 @@ import ParleyWire
         #expect(later.count == 2)
     }
 }
+
+@Suite struct UpstreamRepairTests {
+    @Test func packetsLostOnTheWayInAreAskedForAndTheRepairReachesSubscribers() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        var sent: [[UInt8]] = []
+        for index in 0..<6 {
+            let packet = publisher.videoPacket(keyframe: index == 0)
+            sent.append(packet)
+            if index != 3 { network.send(publisher.protect(packet), from: publisher.address) }  // the 4th is lost
+        }
+        network.pump()
+        #expect(player.receivedRTP.count == 5)
+        publisher.receivedRTCP.removeAll()
+        network.advance(milliseconds: 20)
+        let nacks = publisher.receivedRTCP.compactMap { packet -> GenericNACK? in
+            if case .nack(let nack) = packet { return nack } else { return nil }
+        }
+        let lostSequence = UInt16(sent[3][2]) << 8 | UInt16(sent[3][3])
+        #expect(nacks.count == 1 && nacks.first?.mediaSSRC == publisher.videoSSRC)
+        #expect(nacks.first?.lostSequenceNumbers == [lostSequence])
+        // The publisher answers with RTX; the player gets the original packet in the gap it left.
+        network.send(publisher.protect(publisher.rtxPacket(of: sent[3])), from: publisher.address)
+        network.pump()
+        #expect(network.core.counters.repairsReceived == 1)
+        let video = player.receivedRTP.map(\.header.sequenceNumber)
+        #expect(video.count == 6)
+        #expect(Set(video).count == 6 && video.max()! &- video.min()! == 5)
+        let repaired = try #require(player.receivedRTP.last)
+        #expect(Array(repaired.bytes[repaired.header.payloadOffset...]) == Array(sent[3][12...]))
+        // Nothing is asked for again once repaired.
+        publisher.receivedRTCP.removeAll()
+        network.advance(milliseconds: 200)
+        #expect(!publisher.receivedRTCP.contains { if case .nack = $0 { return true } else { return false } })
+    }
+}
