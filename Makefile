@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 VENV := .venv
 PARLEY := .build/release/parley
 BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config
-TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux
+TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables
 RUN_ARGS ?=
 
 .PHONY: run test build deps test-deps unit-test interop-test clean

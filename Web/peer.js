@@ -88,13 +88,17 @@ export class Peer extends EventTarget {
       if (stat.type !== 'inbound-rtp' || !stat.mid) return;
       const assignment = this.assignments.get(stat.mid);
       if (!assignment?.participantId) return;
-      const entry = result[assignment.participantId] ??= { framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0, videoPacketsReceived: 0, screenFramesDecoded: 0 };
+      const entry = result[assignment.participantId] ??= {
+        framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0, videoPacketsReceived: 0, screenFramesDecoded: 0, nackCount: 0, packetsLost: 0,
+      };
+      entry.packetsLost += stat.packetsLost ?? 0;
       if (stat.kind === 'video' && assignment.source === 'screen') {
         entry.screenFramesDecoded += stat.framesDecoded ?? 0;
       } else if (stat.kind === 'video') {
         entry.framesDecoded += stat.framesDecoded ?? 0;
         entry.videoPacketsReceived += stat.packetsReceived ?? 0;
         entry.frameWidth = Math.max(entry.frameWidth, stat.frameWidth ?? 0);
+        entry.nackCount += stat.nackCount ?? 0;
       } else if (stat.kind === 'audio') {
         entry.audioPacketsReceived += stat.packetsReceived ?? 0;
       }
