@@ -22,8 +22,4 @@ actor HTTPSessions {
         sessions[id] = nil
         return session
     }
-
-    func removeAll(transportID: String) {
-        sessions = sessions.filter { $0.value.transportID != transportID }
-    }
 }

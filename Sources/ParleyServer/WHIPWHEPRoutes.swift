@@ -3,6 +3,7 @@ import NIOCore
 import NIOWebSocket
 import ParleyControl
 import ParleySFU
+import ParleyTransport
 
 /// WHIP (RFC 9725) and WHEP: `POST` an SDP offer, get `201 Created` with the answer and a
 /// `Location` to `DELETE`. CORS lets browser clients of other origins use them.
@@ -43,7 +44,7 @@ struct WHIPWHEPRoutes {
             let name = (try? Validation.displayName(request.uri.queryParameters["name"].map(String.init) ?? "")) ?? "WHIP publisher"
             participantID = try await hub.join(meeting: meeting, name: name, client: "whip", sink: nil).0
         } else {
-            participantID = "whep-" + RandomTokenShim.make()
+            participantID = "whep-" + RandomToken.make(length: 10)
         }
         let result: NegotiationResult
         do {
@@ -69,9 +70,4 @@ struct WHIPWHEPRoutes {
         server.sfu.closeTransport(meetingID: meeting, transportID: session.transportID, reason: "participant left")
         return Response(status: .ok)
     }
-}
-
-import ParleyTransport
-enum RandomTokenShim {
-    static func make() -> String { RandomToken.make(length: 10) }
 }

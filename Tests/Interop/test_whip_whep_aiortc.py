@@ -186,3 +186,31 @@ def test_h264_published_through_whip_is_decoded_by_a_whep_player(parley):
         await pc.close()
         await player.close()
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(60)
+def test_a_whip_publisher_appears_in_the_meeting_like_any_participant(parley):
+    import json
+    import aiohttp
+
+    async def scenario():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(parley.url.replace("http", "ws") + "/ws") as ws:
+                await ws.send_str('{"type":"join","meeting":"visible","name":"Watcher"}')
+                assert json.loads((await ws.receive(timeout=5)).data)["type"] == "joined"
+                pc = RTCPeerConnection(config())
+                pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+                pc.addTransceiver(NoiseVideoTrack(), direction="sendonly")
+                await pc.setLocalDescription(await pc.createOffer())
+                status, _, answer = await asyncio.to_thread(http, "POST", f"{parley.url}/whip/visible?name=OBS", pc.localDescription.sdp)
+                assert status == 201
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+                seen = {}
+                while not seen.get("tracks"):
+                    message = json.loads((await ws.receive(timeout=5)).data)
+                    if message["type"] in ("participant-joined", "participant-updated"):
+                        seen = message["participant"]
+                assert seen["name"] == "OBS" and seen["client"] == "whip"
+                assert sorted(t["kind"] for t in seen["tracks"]) == ["audio", "video"]
+                await pc.close()
+    asyncio.run(scenario())
