@@ -8,7 +8,7 @@ BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config
 TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables
 RUN_ARGS ?=
 
-.PHONY: run test build deps test-deps unit-test interop-test clean
+.PHONY: run test build deps test-deps test-packages unit-test interop-test clean
 
 run: deps build
 	$(PARLEY) serve $(RUN_ARGS)
@@ -30,23 +30,27 @@ interop-test:
 	$(SUDO) unshare -n bash -c 'ip link set lo up && PARLEY_BIN=$(PARLEY) $(VENV)/bin/pytest -v -s --timeout=300 Tests/Interop'
 
 deps:
-	@missing=""; for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
+	@$(call apt_install,$(BUILD_PACKAGES))
 
-test-deps: $(VENV)/.installed
-	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
+test-deps: test-packages $(VENV)/.installed
 
-$(VENV)/.installed: Tests/Interop/requirements.txt
+test-packages:
+	@$(call apt_install,$(TEST_PACKAGES))
+
+# The venv needs python3-venv from the test packages first.
+$(VENV)/.installed: Tests/Interop/requirements.txt | test-packages
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/Interop/requirements.txt
 	touch $@
+
+# Installs the Debian packages of $(1) that are missing, with one apt-get call.
+define apt_install
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+	echo "installing:$$missing"; \
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+fi
+endef
 
 clean:
 	rm -rf .build $(VENV) test-artifacts
