@@ -153,6 +153,16 @@ def test_three_browsers_see_and_hear_each_other_and_a_leaver_disappears(parley):
         for browser in browsers[1:]:
             assert wait_for(lambda: f"{ids[0]}:screen" not in browser.tiles(), 10), f"{browser.name} still shows Ada's screen"
 
+        # Ada turns her microphone and camera off: the others see it on her tile; then back on.
+        browsers[0].js("document.getElementById('toggle-mic').click(); document.getElementById('toggle-camera').click()")
+        tile_class = f"return document.querySelector('[data-tile=\"{ids[0]}\"]').className"
+        for browser in browsers[1:]:
+            assert wait_for(lambda: {"muted", "video-off"} <= set(browser.js(tile_class).split()), 10), f"{browser.name} does not show Ada muted"
+        assert browsers[0].js("return document.getElementById('toggle-camera').textContent") == "Start video"
+        browsers[0].js("document.getElementById('toggle-mic').click(); document.getElementById('toggle-camera').click()")
+        for browser in browsers[1:]:
+            assert wait_for(lambda: not ({"muted", "video-off"} & set(browser.js(tile_class).split())), 10)
+
         # Chat reaches everyone.
         browsers[0].js("document.getElementById('chat-input').value = 'hello from ada';"
                        "document.getElementById('chat-form').requestSubmit();")
