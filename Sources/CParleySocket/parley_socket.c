@@ -158,3 +158,38 @@ int parley_wake_fd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 #include <sys/prctl.h>
 void parley_name_current_thread(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int parley_udp_send(int fd, const uint8_t *buffer, int length, uint8_t family, const uint8_t *ip, uint16_t port) {
+    struct sockaddr_storage s; socklen_t len;
+    memset(&s, 0, sizeof(s));
+    int ipv6_socket = parley_udp_is_ipv6(fd);
+    if (family == 4 && !ipv6_socket) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&s;
+        in->sin_family = AF_INET; memcpy(&in->sin_addr, ip, 4); in->sin_port = htons(port); len = sizeof(*in);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s;
+        in6->sin6_family = AF_INET6; in6->sin6_port = htons(port);
+        if (family == 4) { in6->sin6_addr.s6_addr[10] = 0xff; in6->sin6_addr.s6_addr[11] = 0xff; memcpy(&in6->sin6_addr.s6_addr[12], ip, 4); }
+        else memcpy(&in6->sin6_addr, ip, 16);
+        len = sizeof(*in6);
+    }
+    ssize_t r = sendto(fd, buffer, (size_t)length, MSG_DONTWAIT, (struct sockaddr *)&s, len);
+    return r < 0 ? -errno : (int)r;
+}
+
+int parley_udp_receive(int fd, uint8_t *buffer, int capacity, uint8_t *family, uint8_t *ip, uint16_t *port) {
+    struct sockaddr_storage s; socklen_t len = sizeof(s);
+    ssize_t r = recvfrom(fd, buffer, (size_t)capacity, MSG_DONTWAIT, (struct sockaddr *)&s, &len);
+    if (r < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -errno;
+    memset(ip, 0, 16);
+    if (s.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&s;
+        *family = 4; memcpy(ip, &in->sin_addr, 4); *port = ntohs(in->sin_port);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) { *family = 4; memcpy(ip, &in6->sin6_addr.s6_addr[12], 4); }
+        else { *family = 6; memcpy(ip, &in6->sin6_addr, 16); }
+        *port = ntohs(in6->sin6_port);
+    }
+    return (int)r;
+}

@@ -8,7 +8,7 @@ struct Parley: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley",
         abstract: "Parley: self-hostable video meetings with its own SFU.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Load.self],
         defaultSubcommand: Serve.self
     )
 }

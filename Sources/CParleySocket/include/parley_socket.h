@@ -35,4 +35,9 @@ void parley_name_current_thread(const char *name);
 int parley_wake_fd(void);
 /// The port a socket is bound to.
 int parley_udp_local_port(int fd);
+
+/// One datagram to an address (family 4 or 6, ip 16 bytes); returns bytes sent or -errno.
+int parley_udp_send(int fd, const uint8_t *buffer, int length, uint8_t family, const uint8_t *ip, uint16_t port);
+/// One datagram without blocking; returns its length, 0 if none waits, or -errno; fills the source.
+int parley_udp_receive(int fd, uint8_t *buffer, int capacity, uint8_t *family, uint8_t *ip, uint16_t *port);
 #endif

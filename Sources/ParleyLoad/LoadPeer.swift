@@ -1,0 +1,215 @@
+import ParleyTransport
+import ParleyWire
+
+/// Why a simulated participant could not join.
+public enum LoadError: Error, Equatable, Sendable, CustomStringConvertible {
+    case badAnswer(String)
+    case refused(String)
+    case unreachable(String)
+    case timeout(String)
+
+    public var description: String {
+        switch self {
+        case .badAnswer(let reason): return "bad answer: \(reason)"
+        case .refused(let reason): return "refused: \(reason)"
+        case .unreachable(let reason): return "unreachable: \(reason)"
+        case .timeout(let reason): return "timed out: \(reason)"
+        }
+    }
+}
+
+/// What a simulated participant sends and receives.
+public struct LoadPeerOptions: Sendable {
+    public var publishAudio = true
+    public var publishVideo = true
+    public var videoBitrate = 500_000
+    public var frameRate = 25
+    public var audioReceivers = 0
+    public var videoReceivers = 0
+    public init() {}
+}
+
+/// One simulated participant's peer connection, built from Parley's own pieces (the client side
+/// of ParleyTransport): ICE controlling agent that also answers the server's checks, DTLS client,
+/// SRTP, synthetic media out, measured media in. Sans-I/O: datagrams in, `outbox` out.
+public final class LoadPeer {
+    public let label: String
+    public var options: LoadPeerOptions
+    let transport: SecureTransport
+    private var remoteUfrag: String?
+    private var remotePassword: String?
+    public private(set) var remoteAddress: PeerAddress?
+    private var audio: SyntheticStream?
+    private var video: SyntheticStream?
+    /// Received streams by SSRC.
+    public private(set) var received: [UInt32: ReceivedStream] = [:]
+    public let createdAt: Nanoseconds
+    public private(set) var connectedAt: Nanoseconds?
+    private var iceConfirmed = false
+    private var nextCheckAt: Nanoseconds = 0
+    private var sessionVersion = 1
+    /// Datagrams to send to `remoteAddress`.
+    public var outbox: [[UInt8]] = []
+    public private(set) var malformed = 0
+    static let context: DTLSContext = try! DTLSContext(certificate: DTLSCertificate(commonName: "parley-load"))
+    static let midExtensionID: UInt8 = 4
+
+    public init(label: String, options: LoadPeerOptions, now: Nanoseconds) throws {
+        self.label = label
+        self.options = options
+        self.createdAt = now
+        transport = try SecureTransport(context: Self.context, role: .client, remoteFingerprint: nil)
+        if options.publishAudio {
+            audio = .audio(ssrc: UInt32.random(in: 1...UInt32.max), payloadType: 111)
+            audio?.midExtensionID = Self.midExtensionID
+        }
+        if options.publishVideo {
+            video = .video(ssrc: UInt32.random(in: 1...UInt32.max), payloadType: 96, bitrate: options.videoBitrate, frameRate: options.frameRate)
+            video?.midExtensionID = Self.midExtensionID
+        }
+    }
+
+    public var isConnected: Bool { transport.isConnected }
+    public var packetsSent: Int { (audio?.packetsSent ?? 0) + (video?.packetsSent ?? 0) }
+
+    /// The offer: publishing m-lines first, then one receiving m-line per wanted remote track.
+    /// Successive offers keep the credentials and mids, as a browser's renegotiations do.
+    public func offer() -> String {
+        var sections: [(kind: String, direction: String, ssrc: UInt32?)] = []
+        if let audio { sections.append(("audio", "sendonly", audio.ssrc)) }
+        if let video { sections.append(("video", "sendonly", video.ssrc)) }
+        sections += Array(repeating: ("audio", "recvonly", nil), count: options.audioReceivers)
+        sections += Array(repeating: ("video", "recvonly", nil), count: options.videoReceivers)
+        let mids = sections.indices.map(String.init)
+        if let index = sections.firstIndex(where: { $0.ssrc == audio?.ssrc && $0.kind == "audio" }), audio != nil { audio?.mid = mids[index] }
+        if let index = sections.firstIndex(where: { $0.ssrc == video?.ssrc && $0.kind == "video" }), video != nil { video?.mid = mids[index] }
+        var sdp = "v=0\r\no=- \(UInt32(truncatingIfNeeded: createdAt)) \(sessionVersion) IN IP4 0.0.0.0\r\ns=parley-load\r\nt=0 0\r\n"
+        sessionVersion += 1
+        sdp += "a=group:BUNDLE \(mids.joined(separator: " "))\r\n"
+        for (index, section) in sections.enumerated() {
+            let formats = section.kind == "audio" ? "111" : "96"
+            sdp += "m=\(section.kind) 9 UDP/TLS/RTP/SAVPF \(formats)\r\nc=IN IP4 0.0.0.0\r\n"
+            sdp += "a=ice-ufrag:\(transport.ice.localUfrag)\r\na=ice-pwd:\(transport.ice.localPassword)\r\n"
+            sdp += "a=fingerprint:sha-256 \(transport.localFingerprint)\r\na=setup:active\r\na=mid:\(mids[index])\r\n"
+            sdp += "a=extmap:\(Self.midExtensionID) urn:ietf:params:rtp-hdrext:sdes:mid\r\na=\(section.direction)\r\na=rtcp-mux\r\n"
+            if section.kind == "audio" {
+                sdp += "a=rtpmap:111 opus/48000/2\r\n"
+            } else {
+                sdp += "a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\n"
+            }
+            if let ssrc = section.ssrc { sdp += "a=ssrc:\(ssrc) cname:\(label)\r\n" }
+        }
+        return sdp
+    }
+
+    /// Takes the server's answer: its credentials, fingerprint and the one host candidate to use.
+    /// `allowedHost` refuses any candidate address other than the one the user gave.
+    public func apply(answer text: String, allowedHost: String?) throws(LoadError) {
+        let answer: SessionDescription
+        do { answer = try SessionDescription(parsing: text) } catch { throw .badAnswer("\(error)") }
+        guard let media = answer.media.first(where: { !$0.isRejected }) else { throw .badAnswer("every media section was rejected") }
+        guard let ufrag = media.attribute("ice-ufrag") ?? answer.attribute("ice-ufrag"),
+              let password = media.attribute("ice-pwd") ?? answer.attribute("ice-pwd") else { throw .badAnswer("no ICE credentials") }
+        guard let fingerprint = (media.attribute("fingerprint") ?? answer.attribute("fingerprint"))?.split(separator: " ").last else {
+            throw .badAnswer("no fingerprint")
+        }
+        let candidates = answer.media.flatMap { $0.values("candidate") }.compactMap(Self.hostCandidate)
+        guard let candidate = candidates.first(where: { allowedHost == nil || $0.host == allowedHost }) else {
+            throw .badAnswer("no UDP host candidate at \(allowedHost ?? "any address") (offered: \(candidates.map(\.host)))")
+        }
+        guard let address = Self.address(host: candidate.host, port: candidate.port) else { throw .badAnswer("candidate address \(candidate.host)") }
+        if remoteUfrag != ufrag {
+            remoteUfrag = ufrag
+            remotePassword = password
+            iceConfirmed = false
+            nextCheckAt = 0
+        }
+        transport.ice.remoteUfrag = ufrag
+        transport.ice.remotePassword = password
+        transport.dtls.expectedRemoteFingerprint = String(fingerprint)
+        remoteAddress = address
+    }
+
+    static func hostCandidate(_ line: String) -> (host: String, port: UInt16)? {
+        let parts = line.split(separator: " ")
+        guard parts.count >= 8, parts[2].lowercased() == "udp", parts[6] == "typ", parts[7] == "host", let port = UInt16(parts[5]) else { return nil }
+        return (String(parts[4]), port)
+    }
+
+    static func address(host: String, port: UInt16) -> PeerAddress? {
+        let octets = host.split(separator: ".").compactMap { UInt8($0) }
+        guard octets.count == 4 else { return nil }
+        return PeerAddress(ipv4: (octets[0], octets[1], octets[2], octets[3]), port: port)
+    }
+
+    /// Timers: connectivity checks (then consent every 2.5 s), DTLS retransmissions, media.
+    public func tick(now: Nanoseconds) {
+        guard let remoteAddress, let remoteUfrag, let remotePassword else { return }
+        if now >= nextCheckAt {
+            nextCheckAt = now + (iceConfirmed ? .milliseconds(2500) : .milliseconds(200))
+            let check = STUNMessage(messageClass: .request, transactionID: (0..<12).map { _ in UInt8.random(in: 0...255) }, attributes: [
+                .init(.username, Array("\(remoteUfrag):\(transport.ice.localUfrag)".utf8)),
+                .init(.useCandidate, []),
+                .init(.priority, [0x6E, 0x00, 0x01, 0xFF]),
+                .init(.iceControlling, (0..<8).map { _ in UInt8.random(in: 0...255) }),
+            ])
+            outbox.append(check.encoded(integrityKey: Array(remotePassword.utf8)))
+        }
+        transport.handleTimeout(now: now)
+        drainTransport()
+        guard transport.isConnected else { return }
+        if connectedAt == nil { connectedAt = now }
+        for packet in (audio?.packets(now: now) ?? []) + (video?.packets(now: now) ?? []) { sendRTP(packet) }
+        _ = remoteAddress
+    }
+
+    private func sendRTP(_ packet: [UInt8]) {
+        var buffer = packet + [UInt8](repeating: 0, count: SRTPSession.maximumTrailer)
+        guard let length = buffer.withUnsafeMutableBytes({ transport.protectRTP($0.baseAddress!, length: packet.count, capacity: $0.count) }) else { return }
+        outbox.append(Array(buffer[0..<length]))
+    }
+
+    private func drainTransport() {
+        for (bytes, _) in transport.outbox { outbox.append(bytes) }
+        transport.outbox.removeAll()
+    }
+
+    /// Handles one datagram from the server.
+    public func receive(_ datagram: UnsafeRawBufferPointer, from address: PeerAddress, now: Nanoseconds) {
+        guard address == remoteAddress else { return }  // only the server we were told about
+        if PacketClass(datagram) == .stun, let message = try? STUNMessage(parsing: datagram), message.messageClass == .success {
+            guard let remotePassword, STUNMessage.verifyIntegrity(datagram, key: Array(remotePassword.utf8)) else { malformed += 1; return }
+            if !iceConfirmed {
+                iceConfirmed = true
+                transport.startClient(to: address)
+                drainTransport()
+            }
+            return
+        }
+        var buffer = Array(datagram) + [UInt8](repeating: 0, count: 16)
+        let result = buffer.withUnsafeMutableBytes { transport.receive($0, length: datagram.count, from: address, now: now) }
+        drainTransport()
+        switch result {
+        case .rtp(let length):
+            buffer.withUnsafeBytes { raw in
+                let packet = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+                guard let header = try? RTPHeader(parsing: packet),
+                      let probe = Probe(payload: UnsafeRawBufferPointer(rebasing: packet[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])) else {
+                    malformed += 1
+                    return
+                }
+                received[header.ssrc, default: ReceivedStream()].record(probe, arrivedAt: now)
+            }
+        case .rtcp(let length):
+            let packets = (try? RTCPPacket.parseCompound(Array(buffer[0..<length]))) ?? []
+            for packet in packets {
+                switch packet {
+                case .pictureLossIndication, .fullIntraRequest: video?.requestKeyframe()
+                default: break
+                }
+            }
+        default:
+            break
+        }
+    }
+}

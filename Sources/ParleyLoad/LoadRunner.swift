@@ -1,0 +1,259 @@
+import Foundation
+import Histogram
+import HummingbirdWSClient
+import NIOWebSocket
+import Logging
+import ParleyTransport
+
+/// `parley load` settings; the option names are the interface later tests use.
+public struct LoadConfiguration: Sendable {
+    public var url: String
+    public var meetings = 1
+    public var participants = 2
+    public var duration: Double = 10
+    public var videoBitrate = 500_000
+    public var frameRate = 25
+    /// Participants per meeting that send video (all by default); everyone sends audio.
+    public var videoPublishers: Int?
+    /// Receive video from at most this many others (all by default).
+    public var subscribeTopK: Int?
+    public var bindHost = "0.0.0.0"
+    public init(url: String) { self.url = url }
+}
+
+/// What a run measured, per participant and overall.
+public struct LoadReport: Codable, Sendable {
+    public struct Participant: Codable, Sendable {
+        public var name: String
+        public var joined: Bool
+        public var error: String?
+        public var joinSeconds: Double?
+        public var firstPacketSeconds: Double?
+        public var packetsSent: Int
+        public var packetsReceived: Int
+        public var packetsLost: Int
+        public var streamsReceived: Int
+        public var jitterMilliseconds: Double
+        public var latencyP50Milliseconds: Double?
+        public var latencyP99Milliseconds: Double?
+    }
+    public var url: String
+    public var meetings: Int
+    public var participantsPerMeeting: Int
+    public var durationSeconds: Double
+    public var joined: Int
+    public var failed: Int
+    public var packetsSent: Int
+    public var packetsReceived: Int
+    public var packetsLost: Int
+    public var lossPercent: Double
+    public var latencyP50Milliseconds: Double?
+    public var latencyP99Milliseconds: Double?
+    public var joinP50Seconds: Double?
+    public var firstPacketP50Seconds: Double?
+    public var participants: [Participant]
+}
+
+/// Runs simulated participants against a Parley server through its signaling WebSocket.
+public final class LoadRunner: Sendable {
+    public let configuration: LoadConfiguration
+    let loop = LoadLoop()
+    let logger: Logger
+    let host: String
+    let port: Int
+    let failures = Mutex<[String: String]>([:])
+
+    public init(configuration: LoadConfiguration, logger: Logger) throws(LoadError) {
+        guard let components = URLComponents(string: configuration.url), let host = components.host,
+              components.scheme == "http" || components.scheme == "https" else {
+            throw .unreachable("--url must look like http://HOST:PORT, got \(configuration.url)")
+        }
+        guard host.split(separator: ".").compactMap({ UInt8($0) }).count == 4 else {
+            throw .unreachable("--url must name the server by its IPv4 address (the load generator sends media only there), got \(host)")
+        }
+        self.configuration = configuration
+        self.logger = logger
+        self.host = host
+        self.port = components.port ?? (components.scheme == "https" ? 443 : 80)
+    }
+
+    public func run(progress: @escaping @Sendable (String) -> Void) async -> LoadReport {
+        loop.start()
+        defer { loop.stop() }
+        let started = Date()
+        let deadline = started.addingTimeInterval(configuration.duration)
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
+                let line = await self.progressLine(elapsed: Date().timeIntervalSince(started))
+                progress(line)
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for meeting in 0..<configuration.meetings {
+                for participant in 0..<configuration.participants {
+                    group.addTask { await self.participate(meeting: meeting, index: participant, deadline: deadline) }
+                }
+            }
+        }
+        ticker.cancel()
+        return await report()
+    }
+
+    private func name(meeting: Int, index: Int) -> String { "load-\(meeting)-\(index)" }
+
+    private func options(index: Int) -> LoadPeerOptions {
+        let n = configuration.participants
+        let videoPublishers = min(n, configuration.videoPublishers ?? n)
+        var options = LoadPeerOptions()
+        options.publishVideo = index < videoPublishers
+        options.videoBitrate = configuration.videoBitrate
+        options.frameRate = configuration.frameRate
+        options.audioReceivers = n - 1
+        let othersWithVideo = videoPublishers - (options.publishVideo ? 1 : 0)
+        options.videoReceivers = min(othersWithVideo, configuration.subscribeTopK ?? othersWithVideo)
+        return options
+    }
+
+    /// One participant: join over signaling, offer, apply the answer, offer again when asked,
+    /// leave at the deadline.
+    private func participate(meeting: Int, index: Int, deadline: Date) async {
+        let name = self.name(meeting: meeting, index: index)
+        let options = self.options(index: index)
+        let scheme = configuration.url.hasPrefix("https") ? "wss" : "ws"
+        let url = "\(scheme)://\(host):\(port)/ws"
+        let loop = self.loop
+        let bindHost = configuration.bindHost
+        let host = self.host
+        do {
+            try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
+                let closer = Task {
+                    try? await Task.sleep(for: .seconds(max(0, deadline.timeIntervalSinceNow)))
+                    try? await outbound.write(.text(#"{"type":"leave"}"#))
+                    try? await outbound.close(.normalClosure, reason: "load run finished")
+                }
+                defer { closer.cancel() }
+                try await outbound.write(.text(Self.json(["type": "join", "meeting": "load-\(meeting)", "name": name])))
+                var peerIndex: Int?
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case .text(let text) = message,
+                          let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+                          let type = object["type"] as? String else { continue }
+                    switch type {
+                    case "joined":
+                        peerIndex = try await loop.submit { loop in
+                            try loop.add(LoadPeer(label: name, options: options, now: MonotonicClock.now()), bindHost: bindHost)
+                        }
+                        fallthrough
+                    case "renegotiate":
+                        guard let peerIndex else { continue }
+                        let offer = try await loop.submit { loop in loop.peer(peerIndex).offer() }
+                        try await outbound.write(.text(Self.json(["type": "offer", "sdp": offer, "sources": [:] as [String: String]])))
+                    case "answer":
+                        guard let peerIndex, let sdp = object["sdp"] as? String else { continue }
+                        try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: sdp, allowedHost: host) }
+                    case "error":
+                        let reason = "\(object["code"] ?? "error"): \(object["message"] ?? "")"
+                        self.failures.withLock { $0[name] = reason }
+                    default:
+                        continue
+                    }
+                }
+            }
+        } catch {
+            failures.withLock { $0[name] = "\(error)" }
+        }
+        // Keep the slot's time: a participant that failed early still counts until the deadline.
+        if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
+    }
+
+    static func json(_ object: [String: Any]) -> String {
+        (try? String(decoding: JSONSerialization.data(withJSONObject: object), as: UTF8.self)) ?? "{}"
+    }
+
+    private func progressLine(elapsed: Double) async -> String {
+        let summary = try? await loop.submit { loop -> (Int, Int, Int, Int) in
+            let peers = loop.allPeers
+            return (peers.filter(\.isConnected).count, peers.reduce(0) { $0 + $1.packetsSent },
+                    peers.reduce(0) { $0 + $1.received.values.reduce(0) { $0 + $1.packets } },
+                    peers.reduce(0) { $0 + $1.received.values.reduce(0) { $0 + $1.lost } })
+        }
+        let (connected, sent, received, lost) = summary ?? (0, 0, 0, 0)
+        let total = configuration.meetings * configuration.participants
+        let loss = received + lost == 0 ? 0 : 100 * Double(lost) / Double(received + lost)
+        return String(format: "t=%3.0fs connected %d/%d sent %d received %d loss %.2f%%", elapsed, connected, total, sent, received, loss)
+    }
+
+    private func report() async -> LoadReport {
+        let failures = self.failures.withLock { $0 }
+        let configuration = self.configuration
+        let participants = (try? await loop.submit { loop -> [LoadReport.Participant] in
+            loop.allPeers.map { peer in
+                var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                for stream in peer.received.values { merged.add(stream.latency) }
+                let firstPacket = peer.received.values.compactMap(\.firstPacketAt).min()
+                let streams = peer.received.values
+                return LoadReport.Participant(
+                    name: peer.label, joined: peer.connectedAt != nil, error: failures[peer.label],
+                    joinSeconds: peer.connectedAt.map { Double($0 - peer.createdAt) / 1e9 },
+                    firstPacketSeconds: firstPacket.map { Double($0 - peer.createdAt) / 1e9 },
+                    packetsSent: peer.packetsSent, packetsReceived: streams.reduce(0) { $0 + $1.packets },
+                    packetsLost: streams.reduce(0) { $0 + $1.lost }, streamsReceived: streams.count,
+                    jitterMilliseconds: streams.isEmpty ? 0 : streams.reduce(0) { $0 + $1.jitter } / Double(streams.count) / 1e6,
+                    latencyP50Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(50)) / 1000 : nil,
+                    latencyP99Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil)
+            }
+        }) ?? []
+        var all = participants
+        // Participants that never got a peer (join refused, server unreachable) are reported too.
+        for (name, error) in failures where !all.contains(where: { $0.name == name }) {
+            all.append(.init(name: name, joined: false, error: error, packetsSent: 0, packetsReceived: 0, packetsLost: 0,
+                             streamsReceived: 0, jitterMilliseconds: 0))
+        }
+        all.sort { $0.name < $1.name }
+        let overall = try? await loop.submit { loop -> (Double?, Double?) in
+            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            for peer in loop.allPeers { for stream in peer.received.values { merged.add(stream.latency) } }
+            guard merged.totalCount > 0 else { return (nil, nil) }
+            return (Double(merged.valueAtPercentile(50)) / 1000, Double(merged.valueAtPercentile(99)) / 1000)
+        }
+        let received = all.reduce(0) { $0 + $1.packetsReceived }
+        let lost = all.reduce(0) { $0 + $1.packetsLost }
+        func median(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.sorted()[values.count / 2] }
+        return LoadReport(
+            url: configuration.url, meetings: configuration.meetings, participantsPerMeeting: configuration.participants,
+            durationSeconds: configuration.duration, joined: all.filter(\.joined).count, failed: all.filter { !$0.joined }.count,
+            packetsSent: all.reduce(0) { $0 + $1.packetsSent }, packetsReceived: received, packetsLost: lost,
+            lossPercent: received + lost == 0 ? 0 : 100 * Double(lost) / Double(received + lost),
+            latencyP50Milliseconds: overall?.0, latencyP99Milliseconds: overall?.1,
+            joinP50Seconds: median(all.compactMap(\.joinSeconds)), firstPacketP50Seconds: median(all.compactMap(\.firstPacketSeconds)),
+            participants: all)
+    }
+}
+
+extension LoadReport {
+    /// The table printed at the end of a run.
+    public var table: String {
+        func cell(_ text: String, _ width: Int, left: Bool = false) -> String {
+            let padding = String(repeating: " ", count: max(0, width - text.count))
+            return left ? text + padding : padding + text
+        }
+        func number(_ value: Double?, _ digits: Int = 2) -> String { value.map { String(format: "%.\(digits)f", $0) } ?? "-" }
+        let widths = [16, 7, 8, 9, 9, 7, 8, 8, 8]
+        let headings = ["participant", "joined", "join s", "sent", "received", "lost", "jit ms", "p50 ms", "p99 ms"]
+        var lines = [zip(headings, widths).enumerated().map { cell($1.0, $1.1, left: $0 == 0) }.joined(separator: " ")]
+        for p in participants {
+            let row = [p.name, p.joined ? "yes" : "NO", number(p.joinSeconds), String(p.packetsSent), String(p.packetsReceived),
+                       String(p.packetsLost), number(p.jitterMilliseconds), number(p.latencyP50Milliseconds), number(p.latencyP99Milliseconds)]
+            lines.append(zip(row, widths).enumerated().map { cell($1.0, $1.1, left: $0 == 0) }.joined(separator: " "))
+            if let error = p.error { lines.append("    error: \(error)") }
+        }
+        lines.append("total: \(joined)/\(joined + failed) joined, sent \(packetsSent), received \(packetsReceived), lost \(packetsLost) "
+            + "(\(number(lossPercent))%), latency p50 \(number(latencyP50Milliseconds)) ms p99 \(number(latencyP99Milliseconds)) ms, "
+            + "join p50 \(number(joinP50Seconds)) s, first packet p50 \(number(firstPacketP50Seconds)) s")
+        return lines.joined(separator: "\n")
+    }
+}
+
+import Synchronization
