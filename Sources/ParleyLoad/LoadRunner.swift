@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Histogram
 import HummingbirdWSClient
 import NIOWebSocket
@@ -18,6 +21,8 @@ public struct LoadConfiguration: Sendable {
     /// Receive video from at most this many others (all by default).
     public var subscribeTopK: Int?
     public var bindHost = "0.0.0.0"
+    /// Join through WHIP (video publishers) and WHEP (everyone else) instead of the signaling WebSocket.
+    public var whipWhep = false
     public init(url: String) { self.url = url }
 }
 
@@ -93,7 +98,13 @@ public final class LoadRunner: Sendable {
         await withTaskGroup(of: Void.self) { group in
             for meeting in 0..<configuration.meetings {
                 for participant in 0..<configuration.participants {
-                    group.addTask { await self.participate(meeting: meeting, index: participant, deadline: deadline) }
+                    group.addTask {
+                        if self.configuration.whipWhep {
+                            await self.participateOverHTTP(meeting: meeting, index: participant, deadline: deadline)
+                        } else {
+                            await self.participate(meeting: meeting, index: participant, deadline: deadline)
+                        }
+                    }
                 }
             }
         }
@@ -166,6 +177,48 @@ public final class LoadRunner: Sendable {
         }
         // Keep the slot's time: a participant that failed early still counts until the deadline.
         if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
+    }
+
+    /// One participant over WHIP (if it publishes video) or WHEP: POST the offer, apply the answer,
+    /// DELETE the session at the deadline.
+    private func participateOverHTTP(meeting: Int, index: Int, deadline: Date) async {
+        let name = self.name(meeting: meeting, index: index)
+        let publishes = index < min(configuration.participants, configuration.videoPublishers ?? 1)
+        var options = LoadPeerOptions()
+        options.publishAudio = publishes
+        options.publishVideo = publishes
+        options.videoBitrate = configuration.videoBitrate
+        options.frameRate = configuration.frameRate
+        options.audioReceivers = publishes ? 0 : 1
+        options.videoReceivers = publishes ? 0 : 1
+        let peerOptions = options
+        let endpoint = "http://\(host):\(port)/\(publishes ? "whip" : "whep")/load-\(meeting)"
+        let bindHost = configuration.bindHost
+        let host = self.host
+        do {
+            let peerIndex = try await loop.submit { loop in
+                try loop.add(LoadPeer(label: name, options: peerOptions, now: MonotonicClock.now()), bindHost: bindHost)
+            }
+            let offer = try await loop.submit { loop in loop.peer(peerIndex).offer() }
+            var request = URLRequest(url: URL(string: endpoint + (publishes ? "?name=\(name)" : ""))!)
+            request.httpMethod = "POST"
+            request.setValue("application/sdp", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(offer.utf8)
+            let (body, response) = try await URLSession.shared.data(for: request)
+            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            let text = String(decoding: body, as: UTF8.self)
+            guard status == 201 else { throw LoadError.refused("\(endpoint) answered \(status): \(text.prefix(200))") }
+            try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: text, allowedHost: host) }
+            if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
+            if let location = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Location"), let url = URL(string: "http://\(host):\(port)\(location)") {
+                var delete = URLRequest(url: url)
+                delete.httpMethod = "DELETE"
+                _ = try? await URLSession.shared.data(for: delete)
+            }
+        } catch {
+            failures.withLock { $0[name] = "\(error)" }
+            if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
+        }
     }
 
     static func json(_ object: [String: Any]) -> String {

@@ -35,6 +35,9 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Receive video from at most this many others (default: all).")
     var subscribe: Int?
 
+    @Flag(help: "Join through WHIP (the video publishers, default 1 per meeting) and WHEP (everyone else) instead of signaling.")
+    var whip = false
+
     @Flag(help: "Print the report as JSON instead of a table.")
     var json = false
 
@@ -58,6 +61,7 @@ struct Load: AsyncParsableCommand {
         configuration.frameRate = frameRate
         configuration.videoPublishers = videoPublishers
         configuration.subscribeTopK = subscribe
+        configuration.whipWhep = whip
         let runner: LoadRunner
         do {
             runner = try LoadRunner(configuration: configuration, logger: Logger(label: "parley-load"))

@@ -48,3 +48,15 @@ def test_load_generator_reports_an_unreachable_server_clearly():
     assert all(p["error"] for p in report["participants"])
     result = run_load("--url", "http://example.test:8080", "--duration", "1")
     assert result.returncode != 0 and "IPv4 address" in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_load_generator_over_whip_and_whep(parley):
+    result = run_load("--url", parley.url, "--meetings", "2", "--participants", "3", "--whip", "--duration", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["joined"] == 6
+    players = [p for p in report["participants"] if p["packetsSent"] == 0]
+    assert len(players) == 4
+    for player in players:
+        assert player["streamsReceived"] == 2 and player["packetsReceived"] > 150, player
