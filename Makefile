@@ -8,7 +8,7 @@ BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config
 TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables
 RUN_ARGS ?=
 
-.PHONY: run test build deps test-deps test-packages unit-test interop-test clean
+.PHONY: run test bench build deps test-deps test-packages unit-test interop-test clean
 
 run: deps build
 	$(PARLEY) serve $(RUN_ARGS)
@@ -24,6 +24,12 @@ test: deps test-deps
 
 unit-test:
 	swift test
+
+# Benchmarks print numbers and write bench/RESULTS.md; they never fail on timing.
+bench: deps test-deps
+	swift build -c release --product parley
+	swift build -c release --product parley-ceiling
+	$(SUDO) unshare -n bash -c 'ip link set lo up && $(VENV)/bin/python bench/run.py'
 
 # Media in the interop tests stays on loopback: they run in a network namespace that has only `lo`.
 interop-test:

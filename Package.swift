@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "parley", targets: ["parley"]),
+        .executable(name: "parley-ceiling", targets: ["parley-ceiling"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -75,6 +76,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(name: "parley-ceiling", dependencies: ["CParleySocket", "ParleyTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU"], swiftSettings: swiftSettings),

@@ -77,7 +77,7 @@ async function join(name) {
     render();
   });
   signaling.addEventListener('participant-left', ({ detail }) => { state.participants.delete(detail.participantId); render(); });
-  signaling.addEventListener('renegotiate', () => state.peer?.negotiate());
+  signaling.addEventListener('assignments', ({ detail }) => state.peer?.applyAssignments(detail.assignments, detail.assignmentsVersion));
   signaling.addEventListener('chat', ({ detail }) => addChatMessage({ ...detail, self: detail.from === state.me }));
   signaling.addEventListener('error', ({ detail }) => showBanner(`${detail.message} (${detail.code})`, { error: true }));
   signaling.addEventListener('meeting-ended', ({ detail }) => finish('The meeting has ended', detail.reason));

@@ -9,6 +9,7 @@ export class Peer extends EventTarget {
     this.sending = new Map();      // source ("microphone", "camera", "screen") → transceiver
     this.receivers = { audio: [], video: [] };
     this.assignments = new Map();  // mid → { participantId, kind, source }
+    this.assignmentsVersion = -1;
     this.busy = false;
     this.again = false;
     this.pc.addEventListener('connectionstatechange', () => {
@@ -64,14 +65,21 @@ export class Peer extends EventTarget {
         }
         const answer = await this.signaling.offer(this.pc.localDescription.sdp, sources);
         await this.pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-        this.assignments = new Map(answer.assignments.map((a) => [a.mid, a]));
-        this.dispatchEvent(new CustomEvent('assignments'));
+        this.applyAssignments(answer.assignments, answer.assignmentsVersion);
       } while (this.again);
     } catch (error) {
       this.dispatchEvent(new CustomEvent('failed', { detail: error }));
     } finally {
       this.busy = false;
     }
+  }
+
+  /// Which participant each receiving mid shows; a list older than the one held is ignored.
+  applyAssignments(assignments, version) {
+    if (version <= this.assignmentsVersion) return;
+    this.assignmentsVersion = version;
+    this.assignments = new Map(assignments.map((a) => [a.mid, a]));
+    this.dispatchEvent(new CustomEvent('assignments'));
   }
 
   /// The receiving track for a mid.

@@ -101,11 +101,11 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
 /// Messages the server sends, each encoded with its `type`.
 public enum ServerMessage: Sendable {
     case joined(participantID: String, meeting: String, participants: [ParticipantInfo])
-    case answer(sdp: String, assignments: [MidAssignment])
+    case answer(sdp: String, assignments: [MidAssignment], assignmentsVersion: Int)
+    case assignments([MidAssignment], version: Int)
     case participantJoined(ParticipantInfo)
     case participantUpdated(ParticipantInfo)
     case participantLeft(participantID: String)
-    case renegotiate
     case chat(from: String, name: String, text: String, at: Double)
     case error(code: String, message: String)
     case meetingEnded(reason: String)
@@ -119,6 +119,7 @@ public enum ServerMessage: Sendable {
         var participant: ParticipantInfo?
         var sdp: String?
         var assignments: [MidAssignment]?
+        var assignmentsVersion: Int?
         var from: String?
         var name: String?
         var text: String?
@@ -133,11 +134,12 @@ public enum ServerMessage: Sendable {
         switch self {
         case .joined(let id, let meeting, let participants):
             wire = Wire(type: "joined", version: signalingProtocolVersion, participantId: id, meeting: meeting, participants: participants)
-        case .answer(let sdp, let assignments): wire = Wire(type: "answer", sdp: sdp, assignments: assignments)
+        case .answer(let sdp, let assignments, let version):
+            wire = Wire(type: "answer", sdp: sdp, assignments: assignments, assignmentsVersion: version)
+        case .assignments(let assignments, let version): wire = Wire(type: "assignments", assignments: assignments, assignmentsVersion: version)
         case .participantJoined(let p): wire = Wire(type: "participant-joined", participant: p)
         case .participantUpdated(let p): wire = Wire(type: "participant-updated", participant: p)
         case .participantLeft(let id): wire = Wire(type: "participant-left", participantId: id)
-        case .renegotiate: wire = Wire(type: "renegotiate")
         case .chat(let from, let name, let text, let at): wire = Wire(type: "chat", from: from, name: name, text: text, at: at)
         case .error(let code, let message): wire = Wire(type: "error", code: code, message: message)
         case .meetingEnded(let reason): wire = Wire(type: "meeting-ended", reason: reason)

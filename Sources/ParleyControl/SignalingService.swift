@@ -53,7 +53,7 @@ public final class SignalingService: Sendable {
             let result = try await negotiate(meetingID: meetingID, participantID: participantID, transportID: connection.transportID,
                                              role: .participant, sdp: sdp, sources: sources.filter { known.contains($0.value) })
             connection.transportID = result.transportID
-            sink(.answer(sdp: result.answer, assignments: result.assignments))
+            sink(.answer(sdp: result.answer, assignments: result.assignments, assignmentsVersion: result.assignmentsVersion))
         case .chat(let text):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             let body = try Validation.chatText(text)
@@ -89,8 +89,8 @@ public final class SignalingService: Sendable {
             let published = result.published
             await hub.update(meeting: meetingID, participantID: participantID) { $0.tracks = published }
         }
-        for other in result.renegotiate {
-            await hub.send(meeting: meetingID, participantID: other, .renegotiate)
+        for update in result.changedAssignments {
+            await hub.send(meeting: meetingID, participantID: update.participantID, .assignments(update.assignments, version: update.version))
         }
         return result
     }
@@ -108,8 +108,8 @@ public final class SignalingService: Sendable {
     public func runEventLoop() async {
         for await event in sfu.events {
             switch event {
-            case .renegotiationNeeded(let meetingID, let participantID):
-                await hub.send(meeting: meetingID, participantID: participantID, .renegotiate)
+            case .assignmentsChanged(let meetingID, let update):
+                await hub.send(meeting: meetingID, participantID: update.participantID, .assignments(update.assignments, version: update.version))
             case .transportClosed(let meetingID, let participantID, _, let reason):
                 logger.info("transport closed", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)", "reason": "\(reason)"])
                 guard reason != "participant left",

@@ -16,8 +16,10 @@ public struct LoadConfiguration: Sendable {
     public var duration: Double = 10
     public var videoBitrate = 500_000
     public var frameRate = 25
-    /// Participants per meeting that send video (all by default); everyone sends audio.
+    /// Participants per meeting that send video (all by default).
     public var videoPublishers: Int?
+    /// Participants per meeting that send audio (all by default).
+    public var audioPublishers: Int?
     /// Receive video from at most this many others (all by default).
     public var subscribeTopK: Int?
     public var bindHost = "0.0.0.0"
@@ -117,11 +119,13 @@ public final class LoadRunner: Sendable {
     private func options(index: Int) -> LoadPeerOptions {
         let n = configuration.participants
         let videoPublishers = min(n, configuration.videoPublishers ?? n)
+        let audioPublishers = min(n, configuration.audioPublishers ?? n)
         var options = LoadPeerOptions()
         options.publishVideo = index < videoPublishers
+        options.publishAudio = index < audioPublishers
         options.videoBitrate = configuration.videoBitrate
         options.frameRate = configuration.frameRate
-        options.audioReceivers = n - 1
+        options.audioReceivers = audioPublishers - (options.publishAudio ? 1 : 0)
         let othersWithVideo = videoPublishers - (options.publishVideo ? 1 : 0)
         options.videoReceivers = min(othersWithVideo, configuration.subscribeTopK ?? othersWithVideo)
         return options
@@ -156,8 +160,6 @@ public final class LoadRunner: Sendable {
                         peerIndex = try await loop.submit { loop in
                             try loop.add(LoadPeer(label: name, options: options, now: MonotonicClock.now()), bindHost: bindHost)
                         }
-                        fallthrough
-                    case "renegotiate":
                         guard let peerIndex else { continue }
                         let offer = try await loop.submit { loop in loop.peer(peerIndex).offer() }
                         try await outbound.write(.text(Self.json(["type": "offer", "sdp": offer, "sources": [:] as [String: String]])))

@@ -50,8 +50,17 @@ public struct NegotiationResult: Sendable {
     public var answer: String
     public var assignments: [MidAssignment]
     public var published: [PublishedTrack]
-    /// Other participants whose consumers lost their source and who should offer again.
-    public var renegotiate: Set<String>
+    /// Grows with every assignment list of this transport; clients keep the newest.
+    public var assignmentsVersion: Int
+    /// Other participants whose receiving mids now show something else, with their new lists.
+    public var changedAssignments: [AssignmentUpdate]
+}
+
+/// A participant's new assignment list, for signaling to pass on.
+public struct AssignmentUpdate: Sendable, Equatable {
+    public var participantID: String
+    public var version: Int
+    public var assignments: [MidAssignment]
 }
 
 /// Why an offer could not be answered; the message goes back to the client.
@@ -261,8 +270,8 @@ extension WorkerCore {
         for producer in transport.producers where !seenMids.contains(producer.mid) && !removedProducers.contains(where: { $0 === producer }) {
             removedProducers.append(producer)
         }
-        var renegotiate = router.producersRemoved(removedProducers, now: now)
-        for producer in addedProducers { router.producerAdded(producer, now: now) }
+        var changed = router.producersRemoved(removedProducers, now: now)
+        for producer in addedProducers { changed += router.producerAdded(producer, now: now) }
 
         // Feed idle consumers: web clients take producers nobody on this connection shows yet,
         // WHEP players the most recent publisher.
@@ -270,24 +279,19 @@ extension WorkerCore {
             let source = transport.role == .whep ? router.latestProducer(for: consumer) : router.unassignedProducer(for: consumer)
             if let source { consumer.attach(to: source, now: now) }
         }
-        if !addedProducers.isEmpty {
-            for other in router.transports.values where other.role == .participant && other.participantID != request.participantID {
-                renegotiate.insert(other.participantID)
-            }
-        }
-        renegotiate.remove(request.participantID)
-
         for index in sections.indices {
             if let consumer = sections[index].consumer { sections[index].streamID = consumer.producer?.participantID }
         }
         let answer = writeAnswer(sections: sections, offer: offer, transport: transport, setup: setup)
-        let assignments = sections.compactMap { section -> MidAssignment? in
-            guard let consumer = section.consumer, let mid = section.mid else { return nil }
-            return MidAssignment(mid: mid, kind: consumer.kind, producerID: consumer.producer?.id,
-                                 participantID: consumer.producer?.participantID, source: consumer.producer?.source)
-        }
+        let own = transport.assignments()
         let published = transport.producers.map { PublishedTrack(id: $0.id, mid: $0.mid, kind: $0.kind, source: $0.source) }
-        return NegotiationResult(transportID: transport.id, answer: answer, assignments: assignments, published: published, renegotiate: renegotiate)
+        var updates: [AssignmentUpdate] = []
+        for other in changed where other !== transport && !updates.contains(where: { $0.participantID == other.participantID }) {
+            let (version, list) = other.assignments()
+            updates.append(AssignmentUpdate(participantID: other.participantID, version: version, assignments: list))
+        }
+        return NegotiationResult(transportID: transport.id, answer: answer, assignments: own.list, published: published,
+                                 assignmentsVersion: own.version, changedAssignments: updates)
     }
 
     private func writeAnswer(sections: [AnswerSection], offer: SessionDescription, transport: WebRtcTransport, setup: String) -> String {

@@ -12,18 +12,30 @@ public final class Router {
 
     var isEmpty: Bool { transports.isEmpty }
 
-    func producerAdded(_ producer: Producer, now: Nanoseconds) {
+    /// Feeds a new producer to whoever waits for one: WHEP players (they follow the newest
+    /// publisher) and web participants' idle consumers. Returns the transports whose assignments changed.
+    func producerAdded(_ producer: Producer, now: Nanoseconds) -> [WebRtcTransport] {
         producers.append(producer)
-        // WHEP players follow the most recent publisher.
-        for transport in transports.values where transport.role == .whep {
-            for consumer in transport.consumers where consumer.canConsume(producer) {
-                consumer.attach(to: producer, now: now)
+        var changed: [WebRtcTransport] = []
+        for transport in transports.values where transport.participantID != producer.participantID {
+            switch transport.role {
+            case .whep:
+                for consumer in transport.consumers where consumer.canConsume(producer) { consumer.attach(to: producer, now: now) }
+            case .participant:
+                if let idle = transport.consumers.first(where: { $0.producer == nil && $0.canConsume(producer) }) {
+                    idle.attach(to: producer, now: now)
+                    changed.append(transport)
+                }
+            case .whip:
+                break
             }
         }
+        return changed
     }
 
-    /// Removes producers; returns the participants whose web clients must renegotiate.
-    func producersRemoved(_ removed: [Producer], now: Nanoseconds) -> Set<String> {
+    /// Removes producers; their consumers take another source at once where one is free. Returns
+    /// the web participants' transports whose assignments changed.
+    func producersRemoved(_ removed: [Producer], now: Nanoseconds) -> [WebRtcTransport] {
         guard !removed.isEmpty else { return [] }
         var orphaned: [Consumer] = []
         for producer in removed {
@@ -31,15 +43,15 @@ public final class Router {
             producers.removeAll { $0 === producer }
             producer.transport.removeProducer(producer)
         }
-        var renegotiate = Set<String>()
+        var changed: [WebRtcTransport] = []
         for consumer in orphaned where consumer.transport.router === self {
-            if consumer.transport.role == .whep {
-                if let next = latestProducer(for: consumer) { consumer.attach(to: next, now: now) }
-            } else {
-                renegotiate.insert(consumer.transport.participantID)
+            let next = consumer.transport.role == .whep ? latestProducer(for: consumer) : unassignedProducer(for: consumer)
+            if let next { consumer.attach(to: next, now: now) }
+            if consumer.transport.role == .participant, !changed.contains(where: { $0 === consumer.transport }) {
+                changed.append(consumer.transport)
             }
         }
-        return renegotiate
+        return changed
     }
 
     /// The most recently created producer a consumer can take, from anyone but its own participant.

@@ -31,6 +31,7 @@ public final class WebRtcTransport {
     let cname = RandomToken.make(length: 16)
     var nextReportAt: Nanoseconds = 0
     var connectedReported = false
+    private var assignmentVersion = 0
     /// Session version for the o= line of successive answers.
     var answerVersion = 1
     let sessionID = UInt64.random(in: 1...UInt64(Int64.max))
@@ -170,6 +171,16 @@ public final class WebRtcTransport {
             ReceiverEstimatedMaximumBitrate(senderSSRC: rtcpSSRC, bitrate: 2_500_000, ssrcs: videoSSRCs).write(into: &bytes)
         }
         sendRTCP(bytes, output: output)
+    }
+
+    /// Which remote track each receiving mid shows, stamped with a version that grows with every
+    /// change so a client can ignore a stale list.
+    func assignments() -> (version: Int, list: [MidAssignment]) {
+        assignmentVersion += 1
+        return (assignmentVersion, consumers.map { consumer in
+            MidAssignment(mid: consumer.mid, kind: consumer.kind, producerID: consumer.producer?.id,
+                          participantID: consumer.producer?.participantID, source: consumer.producer?.source)
+        })
     }
 
     func addConsumer(_ consumer: Consumer) {

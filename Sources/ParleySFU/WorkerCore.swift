@@ -5,8 +5,8 @@ import ParleyTransport
 public enum SFUEvent: Sendable, Equatable {
     case transportConnected(meetingID: String, participantID: String, transportID: String)
     case transportClosed(meetingID: String, participantID: String, transportID: String, reason: String)
-    /// A participant's consumers lost their source or new producers appeared: its client should offer again.
-    case renegotiationNeeded(meetingID: String, participantID: String)
+    /// A participant's receiving mids show other tracks now (a source left, another took its place).
+    case assignmentsChanged(meetingID: String, update: AssignmentUpdate)
 }
 
 /// The protocol core of one worker, free of I/O: demultiplexes datagrams to transports (RFC 7983,
@@ -122,12 +122,13 @@ public final class WorkerCore {
         transport.flushOutbox(output: output)
         let router = transport.router
         for consumer in transport.consumers { transport.removeConsumer(consumer) }
-        let renegotiate = router.producersRemoved(transport.producers, now: now)
+        let changed = router.producersRemoved(transport.producers, now: now)
         router.transports[transport.id] = nil
         if router.isEmpty { routers[router.meetingID] = nil }
         emit(.transportClosed(meetingID: transport.meetingID, participantID: transport.participantID, transportID: transport.id, reason: reason))
-        for participant in renegotiate where participant != transport.participantID {
-            emit(.renegotiationNeeded(meetingID: transport.meetingID, participantID: participant))
+        for other in changed where other !== transport {
+            let (version, list) = other.assignments()
+            emit(.assignmentsChanged(meetingID: transport.meetingID, update: AssignmentUpdate(participantID: other.participantID, version: version, assignments: list)))
         }
     }
 }

@@ -6,9 +6,9 @@ import ParleyLoad
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Simulate participants against a Parley server and measure what they receive.",
-        discussion: "Each participant joins through the signaling WebSocket, publishes synthetic Opus-like audio "
-            + "(50 packets/s) and VP8-like video, subscribes to the others, and measures loss, jitter and one-way "
-            + "latency. Media goes only to the address in --url."
+        discussion: "Each participant joins through the signaling WebSocket (or WHIP/WHEP with --whip), publishes "
+            + "synthetic Opus-like audio (50 packets/s) and VP8-like video, subscribes to the others, and measures "
+            + "loss, jitter, one-way latency, time to join and to the first packet. Media goes only to the address in --url."
     )
 
     @Option(help: "The server, as http://IPv4:PORT.")
@@ -31,6 +31,9 @@ struct Load: AsyncParsableCommand {
 
     @Option(help: "Participants per meeting that publish video (default: all).")
     var videoPublishers: Int?
+
+    @Option(help: "Participants per meeting that publish audio (default: all).")
+    var audioPublishers: Int?
 
     @Option(help: "Receive video from at most this many others (default: all).")
     var subscribe: Int?
@@ -60,6 +63,7 @@ struct Load: AsyncParsableCommand {
         configuration.videoBitrate = videoBitrate
         configuration.frameRate = frameRate
         configuration.videoPublishers = videoPublishers
+        configuration.audioPublishers = audioPublishers
         configuration.subscribeTopK = subscribe
         configuration.whipWhep = whip
         let runner: LoadRunner

@@ -37,11 +37,12 @@ import ParleySFU
     }
 
     @Test func serverMessagesCarryTheirType() throws {
-        let json = ServerMessage.answer(sdp: "v=0", assignments: [MidAssignment(mid: "2", kind: .video, producerID: "p", participantID: "u", source: "camera")]).json
+        let json = ServerMessage.answer(sdp: "v=0", assignments: [MidAssignment(mid: "2", kind: .video, producerID: "p", participantID: "u", source: "camera")], assignmentsVersion: 3).json
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         #expect(object?["type"] as? String == "answer")
         let assignment = (object?["assignments"] as? [[String: Any]])?.first
         #expect(assignment?["participantId"] as? String == "u")
+        #expect(object?["assignmentsVersion"] as? Int == 3)
         #expect(ServerMessage.error(code: "bad-message", message: "x").json.contains(#""code":"bad-message""#))
     }
 }

@@ -299,3 +299,33 @@ import ParleyWire
         #expect(!publisher.receivedRTCP.contains { if case .nack = $0 { return true } else { return false } })
     }
 }
+
+@Suite struct AssignmentTests {
+    @Test func idleReceiversTakeNewTracksAtOnceAndMoveWhenTheirSourceLeaves() throws {
+        let network = FakeNetwork()
+        let viewer = try TestPeer(port: 5001), first = try TestPeer(port: 5002), second = try TestPeer(port: 5003)
+        let joined = try network.join(viewer, meeting: "m", participant: "viewer", role: .participant, sending: false)
+        #expect(joined.assignments.allSatisfy { $0.participantID == nil })
+        // A publisher arrives: the viewer's idle receivers show it without a new offer.
+        let published = try network.join(first, meeting: "m", participant: "first", role: .participant, sending: true)
+        let update = try #require(published.changedAssignments.first { $0.participantID == "viewer" })
+        #expect(update.version > joined.assignmentsVersion)
+        #expect(Set(update.assignments.compactMap(\.participantID)) == ["first"])
+        network.send(first.protect(first.videoPacket(keyframe: true)), from: first.address)
+        network.pump()
+        #expect(viewer.receivedRTP.count == 1)
+        // A second publisher finds no idle receiver; when the first leaves, the viewer's mids move to it.
+        let secondResult = try network.join(second, meeting: "m", participant: "second", role: .participant, sending: true)
+        #expect(!secondResult.changedAssignments.contains { $0.participantID == "viewer" })
+        network.core.closeParticipant(meetingID: "m", participantID: "first", now: network.now, output: network.output)
+        let moved = network.events.compactMap { event -> AssignmentUpdate? in
+            if case .assignmentsChanged(_, let update) = event, update.participantID == "viewer" { return update } else { return nil }
+        }
+        #expect(Set(try #require(moved.last).assignments.compactMap(\.participantID)) == ["second"])
+        let ssrcBefore = try #require(viewer.receivedRTP.last?.header.ssrc)
+        network.send(second.protect(second.videoPacket(keyframe: true)), from: second.address)
+        network.pump()
+        #expect(viewer.receivedRTP.last?.header.ssrc == ssrcBefore)  // same consumer, same SSRC
+        #expect(viewer.receivedRTP.count == 2)
+    }
+}
