@@ -8,8 +8,7 @@ export class Peer extends EventTarget {
     this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     this.sending = new Map();      // source ("microphone", "camera", "screen") → transceiver
     this.receivers = { audio: [], video: [] };
-    this.assignments = new Map();  // mid → { participantId, kind, source }
-    this.assignmentsVersion = -1;
+    this.assignments = new Map();  // mid → { participantId, kind, source, version }
     this.busy = false;
     this.again = false;
     this.pc.addEventListener('connectionstatechange', () => {
@@ -65,7 +64,7 @@ export class Peer extends EventTarget {
         }
         const answer = await this.signaling.offer(this.pc.localDescription.sdp, sources);
         await this.pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-        this.applyAssignments(answer.assignments, answer.assignmentsVersion);
+        this.applyAssignments(answer.assignments, answer.assignmentsVersion, { complete: true });
       } while (this.again);
     } catch (error) {
       this.dispatchEvent(new CustomEvent('failed', { detail: error }));
@@ -74,11 +73,19 @@ export class Peer extends EventTarget {
     }
   }
 
-  /// Which participant each receiving mid shows; a list older than the one held is ignored.
-  applyAssignments(assignments, version) {
-    if (version <= this.assignmentsVersion) return;
-    this.assignmentsVersion = version;
-    this.assignments = new Map(assignments.map((a) => [a.mid, a]));
+  /// Which participant each receiving mid shows. The answer lists every mid; `assignments`
+  /// messages only those that changed. Per mid, the newest version wins, whichever came first.
+  applyAssignments(assignments, version, { complete = false } = {}) {
+    if (complete) {
+      const listed = new Set(assignments.map((a) => a.mid));
+      for (const [mid, held] of this.assignments) {
+        if (!listed.has(mid) && held.version < version) this.assignments.delete(mid);
+      }
+    }
+    for (const assignment of assignments) {
+      const held = this.assignments.get(assignment.mid);
+      if (!held || held.version < version) this.assignments.set(assignment.mid, { ...assignment, version });
+    }
     this.dispatchEvent(new CustomEvent('assignments'));
   }
 

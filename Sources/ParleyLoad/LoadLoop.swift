@@ -70,8 +70,13 @@ public final class LoadLoop: @unchecked Sendable {
         defer { ip.deallocate() }
         var family: UInt8 = 0
         var port: UInt16 = 0
+        var descriptors: [pollfd] = []
+        var nextTick: Nanoseconds = 0
         while running.load(ordering: .relaxed) {
-            var descriptors = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)] + sockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if descriptors.count != sockets.count + 1 {
+                descriptors = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)] + sockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            }
+            for index in descriptors.indices { descriptors[index].revents = 0 }
             _ = poll(&descriptors, nfds_t(descriptors.count), 2)
             if descriptors[0].revents != 0 {
                 var value: UInt64 = 0
@@ -94,6 +99,10 @@ public final class LoadLoop: @unchecked Sendable {
                     buffer.withUnsafeBytes { peers[index].receive(UnsafeRawBufferPointer(rebasing: $0[0..<Int(length)]), from: address, now: now) }
                 }
             }
+            // Timers and media every 5 ms, not on every wake-up: with hundreds of peers, ticking
+            // all of them per received datagram would cost peers × packets.
+            guard now >= nextTick else { continue }
+            nextTick = now + .milliseconds(5)
             for (index, peer) in peers.enumerated() {
                 peer.tick(now: now)
                 guard let remote = peer.remoteAddress, !peer.outbox.isEmpty else { continue }

@@ -52,11 +52,11 @@ public struct NegotiationResult: Sendable {
     public var published: [PublishedTrack]
     /// Grows with every assignment list of this transport; clients keep the newest.
     public var assignmentsVersion: Int
-    /// Other participants whose receiving mids now show something else, with their new lists.
+    /// Other participants whose receiving mids now show something else: just those mids.
     public var changedAssignments: [AssignmentUpdate]
 }
 
-/// A participant's new assignment list, for signaling to pass on.
+/// New assignments of some of a participant's receiving mids, for signaling to pass on.
 public struct AssignmentUpdate: Sendable, Equatable {
     public var participantID: String
     public var version: Int
@@ -285,13 +285,24 @@ extension WorkerCore {
         let answer = writeAnswer(sections: sections, offer: offer, transport: transport, setup: setup)
         let own = transport.assignments()
         let published = transport.producers.map { PublishedTrack(id: $0.id, mid: $0.mid, kind: $0.kind, source: $0.source) }
-        var updates: [AssignmentUpdate] = []
-        for other in changed where other !== transport && !updates.contains(where: { $0.participantID == other.participantID }) {
-            let (version, list) = other.assignments()
-            updates.append(AssignmentUpdate(participantID: other.participantID, version: version, assignments: list))
-        }
+        let updates = Self.updates(for: changed.filter { $0.transport !== transport })
         return NegotiationResult(transportID: transport.id, answer: answer, assignments: own.list, published: published,
                                  assignmentsVersion: own.version, changedAssignments: updates)
+    }
+
+    /// Groups changed consumers by participant into one update each.
+    static func updates(for changed: [Consumer]) -> [AssignmentUpdate] {
+        var byTransport: [ObjectIdentifier: [Consumer]] = [:]
+        var order: [WebRtcTransport] = []
+        for consumer in changed {
+            let key = ObjectIdentifier(consumer.transport)
+            if byTransport[key] == nil { order.append(consumer.transport) }
+            if !(byTransport[key]?.contains { $0 === consumer } ?? false) { byTransport[key, default: []].append(consumer) }
+        }
+        return order.map { transport in
+            let (version, list) = transport.assignments(only: byTransport[ObjectIdentifier(transport)])
+            return AssignmentUpdate(participantID: transport.participantID, version: version, assignments: list)
+        }
     }
 
     private func writeAnswer(sections: [AnswerSection], offer: SessionDescription, transport: WebRtcTransport, setup: String) -> String {

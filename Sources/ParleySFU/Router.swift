@@ -13,10 +13,11 @@ public final class Router {
     var isEmpty: Bool { transports.isEmpty }
 
     /// Feeds a new producer to whoever waits for one: WHEP players (they follow the newest
-    /// publisher) and web participants' idle consumers. Returns the transports whose assignments changed.
-    func producerAdded(_ producer: Producer, now: Nanoseconds) -> [WebRtcTransport] {
+    /// publisher) and web participants' idle consumers. Returns the web participants' consumers
+    /// that now show something else.
+    func producerAdded(_ producer: Producer, now: Nanoseconds) -> [Consumer] {
         producers.append(producer)
-        var changed: [WebRtcTransport] = []
+        var changed: [Consumer] = []
         for transport in transports.values where transport.participantID != producer.participantID {
             switch transport.role {
             case .whep:
@@ -24,7 +25,7 @@ public final class Router {
             case .participant:
                 if let idle = transport.consumers.first(where: { $0.producer == nil && $0.canConsume(producer) }) {
                     idle.attach(to: producer, now: now)
-                    changed.append(transport)
+                    changed.append(idle)
                 }
             case .whip:
                 break
@@ -34,8 +35,8 @@ public final class Router {
     }
 
     /// Removes producers; their consumers take another source at once where one is free. Returns
-    /// the web participants' transports whose assignments changed.
-    func producersRemoved(_ removed: [Producer], now: Nanoseconds) -> [WebRtcTransport] {
+    /// the web participants' consumers that now show something else (or nothing).
+    func producersRemoved(_ removed: [Producer], now: Nanoseconds) -> [Consumer] {
         guard !removed.isEmpty else { return [] }
         var orphaned: [Consumer] = []
         for producer in removed {
@@ -43,13 +44,11 @@ public final class Router {
             producers.removeAll { $0 === producer }
             producer.transport.removeProducer(producer)
         }
-        var changed: [WebRtcTransport] = []
+        var changed: [Consumer] = []
         for consumer in orphaned where consumer.transport.router === self {
             let next = consumer.transport.role == .whep ? latestProducer(for: consumer) : unassignedProducer(for: consumer)
             if let next { consumer.attach(to: next, now: now) }
-            if consumer.transport.role == .participant, !changed.contains(where: { $0 === consumer.transport }) {
-                changed.append(consumer.transport)
-            }
+            if consumer.transport.role == .participant { changed.append(consumer) }
         }
         return changed
     }

@@ -173,11 +173,11 @@ public final class WebRtcTransport {
         sendRTCP(bytes, output: output)
     }
 
-    /// Which remote track each receiving mid shows, stamped with a version that grows with every
-    /// change so a client can ignore a stale list.
-    func assignments() -> (version: Int, list: [MidAssignment]) {
+    /// Which remote track each receiving mid (of `only`, else all) shows, stamped with a version
+    /// that grows with every change, so a client keeps, per mid, the newest it heard of.
+    func assignments(only: [Consumer]? = nil) -> (version: Int, list: [MidAssignment]) {
         assignmentVersion += 1
-        return (assignmentVersion, consumers.map { consumer in
+        return (assignmentVersion, (only ?? consumers).map { consumer in
             MidAssignment(mid: consumer.mid, kind: consumer.kind, producerID: consumer.producer?.id,
                           participantID: consumer.producer?.participantID, source: consumer.producer?.source)
         })

@@ -126,9 +126,8 @@ public final class WorkerCore {
         router.transports[transport.id] = nil
         if router.isEmpty { routers[router.meetingID] = nil }
         emit(.transportClosed(meetingID: transport.meetingID, participantID: transport.participantID, transportID: transport.id, reason: reason))
-        for other in changed where other !== transport {
-            let (version, list) = other.assignments()
-            emit(.assignmentsChanged(meetingID: transport.meetingID, update: AssignmentUpdate(participantID: other.participantID, version: version, assignments: list)))
+        for update in Self.updates(for: changed.filter { $0.transport !== transport }) {
+            emit(.assignmentsChanged(meetingID: transport.meetingID, update: update))
         }
     }
 }
