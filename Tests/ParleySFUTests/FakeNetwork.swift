@@ -149,6 +149,14 @@ final class FakeNetwork {
         pump()
     }
 
+    /// The most common cast: a WHIP publisher and a WHEP player, both connected.
+    func whipPublisherAndWHEPPlayer() throws -> (publisher: TestPeer, player: TestPeer) {
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        try join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        return (publisher, player)
+    }
+
     /// Negotiates, checks connectivity and runs DTLS until the peer has SRTP.
     @discardableResult
     func join(_ peer: TestPeer, meeting: String, participant: String, role: TransportRole, sending: Bool) throws -> NegotiationResult {

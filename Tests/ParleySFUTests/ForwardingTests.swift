@@ -9,9 +9,7 @@ import ParleyWire
 @Suite struct ForwardingTests {
     @Test func peersConnectAndVideoIsForwardedOnlyFromAKeyframe() throws {
         let network = FakeNetwork()
-        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
-        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
-        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
         #expect(publisher.transport.isConnected && player.transport.isConnected)
         #expect(network.events.filter { if case .transportConnected = $0 { return true } else { return false } }.count == 2)
 
@@ -87,9 +85,7 @@ import ParleyWire
 
     @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
         let network = FakeNetwork()
-        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
-        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
-        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
         network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
         for _ in 0..<4 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
         network.pump()
@@ -109,9 +105,7 @@ import ParleyWire
 
     @Test func forgedChecksAndGarbageAreCountedAndDroppedWithoutHarm() throws {
         let network = FakeNetwork()
-        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
-        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
-        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
         let attacker = PeerAddress(ipv4: (127, 0, 0, 66), port: 6666)
         // A check with the right username but the wrong password gets no answer and moves nothing.
         network.output.sent.removeAll()
@@ -176,9 +170,7 @@ import ParleyWire
 @Suite struct ReportTests {
     @Test func publishersGetReceiverReportsAndSubscribersSenderReports() throws {
         let network = FakeNetwork()
-        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
-        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
-        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
         network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
         for _ in 0..<29 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
         network.pump()
@@ -265,9 +257,7 @@ import ParleyWire
 @Suite struct UpstreamRepairTests {
     @Test func packetsLostOnTheWayInAreAskedForAndTheRepairReachesSubscribers() throws {
         let network = FakeNetwork()
-        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
-        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
-        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
         var sent: [[UInt8]] = []
         for index in 0..<6 {
             let packet = publisher.videoPacket(keyframe: index == 0)
