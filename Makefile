@@ -4,9 +4,12 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 VENV := .venv
 PARLEY := .build/release/parley
-BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config
+BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config build-essential
 TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables
 RUN_ARGS ?=
+# libsrtp2 built with OpenSSL (scripts/build-libsrtp2.sh); SwiftPM finds it through pkg-config.
+SRTP_PREFIX := $(CURDIR)/.build-deps/libsrtp2
+export PKG_CONFIG_PATH := $(SRTP_PREFIX)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
 
 .PHONY: run test bench build deps test-deps test-packages unit-test interop-test clean
 
@@ -37,6 +40,7 @@ interop-test:
 
 deps:
 	@$(call apt_install,$(BUILD_PACKAGES))
+	@bash scripts/build-libsrtp2.sh $(SRTP_PREFIX)
 
 test-deps: test-packages $(VENV)/.installed
 

@@ -77,7 +77,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "parley-ceiling", dependencies: ["CParleySocket", "ParleyTransport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),

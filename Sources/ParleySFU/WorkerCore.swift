@@ -94,10 +94,17 @@ public final class WorkerCore {
 
     /// Runs every transport's timers; call every few tens of milliseconds.
     public func tick(now: Nanoseconds, output: any DatagramOutput) {
-        for transport in Array(transports.values) {
+        // Closing changes `transports`, so the failed ones are closed after the walk; the list is
+        // made only when there is one (this runs 50 times a second).
+        var ended: [WebRtcTransport]?
+        for transport in transports.values {
             transport.tick(now: now, output: output, counters: &counters)
-            checkState(transport, now: now, output: output)
+            switch transport.secure.state {
+            case .failed, .closed: ended = (ended ?? []) + [transport]
+            default: checkState(transport, now: now, output: output)
+            }
         }
+        for transport in ended ?? [] { checkState(transport, now: now, output: output) }
     }
 
     /// Closes a transport: its producers stop, their consumers elsewhere look for another source.
