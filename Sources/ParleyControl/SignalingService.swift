@@ -17,11 +17,14 @@ public final class SignalingService: Sendable {
     public let hub: MeetingHub
     public let sfu: SFU
     private let logger: Logger
+    /// Told of every closed transport (the HTTP layer forgets its WHIP/WHEP session).
+    private let transportClosed: @Sendable (String) async -> Void
 
-    public init(hub: MeetingHub, sfu: SFU, logger: Logger) {
+    public init(hub: MeetingHub, sfu: SFU, logger: Logger, transportClosed: @escaping @Sendable (String) async -> Void = { _ in }) {
         self.hub = hub
         self.sfu = sfu
         self.logger = logger
+        self.transportClosed = transportClosed
     }
 
     /// Handles one text message from a WebSocket; errors go back to the same client.
@@ -110,8 +113,9 @@ public final class SignalingService: Sendable {
             switch event {
             case .assignmentsChanged(let meetingID, let update):
                 await hub.send(meeting: meetingID, participantID: update.participantID, .assignments(update.assignments, version: update.version))
-            case .transportClosed(let meetingID, let participantID, _, let reason):
+            case .transportClosed(let meetingID, let participantID, let transportID, let reason):
                 logger.info("transport closed", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)", "reason": "\(reason)"])
+                await transportClosed(transportID)
                 guard reason != "participant left",
                       let participant = await hub.participants(in: meetingID).first(where: { $0.id == participantID }) else { break }
                 if participant.client == "whip" {

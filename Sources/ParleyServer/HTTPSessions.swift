@@ -17,6 +17,13 @@ actor HTTPSessions {
         return id
     }
 
+    /// A transport ended on its own (consent expired, DTLS closed): its session id goes too.
+    func forget(transportID: String) {
+        sessions = sessions.filter { $0.value.transportID != transportID }
+    }
+
+    var count: Int { sessions.count }
+
     func remove(id: String, meetingID: String, isPublisher: Bool) -> Session? {
         guard let session = sessions[id], session.meetingID == meetingID, session.isPublisher == isPublisher else { return nil }
         sessions[id] = nil

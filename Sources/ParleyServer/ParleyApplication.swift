@@ -24,7 +24,9 @@ public struct ParleyServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.sfu = try SFU(configuration: configuration.sfu, logger: logger)
-        self.signaling = SignalingService(hub: MeetingHub(), sfu: sfu, logger: logger)
+        let sessions = self.sessions
+        self.signaling = SignalingService(hub: MeetingHub(), sfu: sfu, logger: logger,
+                                          transportClosed: { await sessions.forget(transportID: $0) })
     }
 
     public func run() async throws {
@@ -59,7 +61,8 @@ public struct ParleyServer: Sendable {
         router.get("/healthz") { _, _ -> Response in
             let status = await sfu.status()
             let body = HealthStatus(status: "ok", uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
-                                    meetings: await signaling.hub.meetingCount, participants: await signaling.hub.participantCount, sfu: status)
+                                    meetings: await signaling.hub.meetingCount, participants: await signaling.hub.participantCount,
+                                    whipWhepSessions: await sessions.count, sfu: status)
             return jsonResponse(body)
         }
         router.get("/") { _, _ in try fileResponse("index.html") }
@@ -124,6 +127,7 @@ struct HealthStatus: Codable, ResponseEncodable {
     var uptimeSeconds: Int
     var meetings: Int
     var participants: Int
+    var whipWhepSessions: Int
     var sfu: SFUStatus
 }
 

@@ -214,3 +214,21 @@ def test_a_whip_publisher_appears_in_the_meeting_like_any_participant(parley):
                 assert sorted(t["kind"] for t in seen["tracks"]) == ["audio", "video"]
                 await pc.close()
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(60)
+def test_a_publisher_that_hangs_up_without_delete_leaves_the_meeting(parley):
+    async def scenario():
+        publisher, _ = await publish(parley.url, "hangup")
+        player, _, frames, _ = await play(parley.url, "hangup")
+        assert await first_frame_of_size(frames, WIDTH, HEIGHT, 20)
+        assert parley.health()["whipWhepSessions"] == 2 and parley.health()["participants"] == 1
+        await publisher.close()  # DTLS close_notify, no DELETE
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and parley.health()["participants"] != 0:
+            await asyncio.sleep(0.2)
+        health = parley.health()
+        assert health["participants"] == 0, "the WHIP publisher is still listed"
+        assert health["whipWhepSessions"] == 1, "its session id was not forgotten"
+        await player.close()
+    asyncio.run(scenario())
