@@ -40,6 +40,8 @@ public struct LoadReport: Codable, Sendable {
         public var packetsReceived: Int
         public var packetsLost: Int
         public var streamsReceived: Int
+        /// Datagrams that came from the server but held no readable probe (or failed authentication).
+        public var malformed: Int
         public var jitterMilliseconds: Double
         public var latencyP50Milliseconds: Double?
         public var latencyP99Milliseconds: Double?
@@ -53,6 +55,8 @@ public struct LoadReport: Codable, Sendable {
     public var packetsSent: Int
     public var packetsReceived: Int
     public var packetsLost: Int
+    /// sendto() failures on the load generator's own sockets.
+    public var sendErrors: Int
     public var lossPercent: Double
     public var latencyP50Milliseconds: Double?
     public var latencyP99Milliseconds: Double?
@@ -254,7 +258,7 @@ public final class LoadRunner: Sendable {
                     joinSeconds: peer.connectedAt.map { Double($0 - peer.createdAt) / 1e9 },
                     firstPacketSeconds: firstPacket.map { Double($0 - peer.createdAt) / 1e9 },
                     packetsSent: peer.packetsSent, packetsReceived: streams.reduce(0) { $0 + $1.packets },
-                    packetsLost: streams.reduce(0) { $0 + $1.lost }, streamsReceived: streams.count,
+                    packetsLost: streams.reduce(0) { $0 + $1.lost }, streamsReceived: streams.count, malformed: peer.malformed,
                     jitterMilliseconds: streams.isEmpty ? 0 : streams.reduce(0) { $0 + $1.jitter } / Double(streams.count) / 1e6,
                     latencyP50Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(50)) / 1000 : nil,
                     latencyP99Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil)
@@ -264,9 +268,10 @@ public final class LoadRunner: Sendable {
         // Participants that never got a peer (join refused, server unreachable) are reported too.
         for (name, error) in failures where !all.contains(where: { $0.name == name }) {
             all.append(.init(name: name, joined: false, error: error, packetsSent: 0, packetsReceived: 0, packetsLost: 0,
-                             streamsReceived: 0, jitterMilliseconds: 0))
+                             streamsReceived: 0, malformed: 0, jitterMilliseconds: 0))
         }
         all.sort { $0.name < $1.name }
+        let sendErrors = (try? await loop.submit { loop in loop.sendErrors }) ?? 0
         let overall = try? await loop.submit { loop -> (Double?, Double?) in
             var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
             for peer in loop.allPeers { for stream in peer.received.values { merged.add(stream.latency) } }
@@ -279,7 +284,7 @@ public final class LoadRunner: Sendable {
         return LoadReport(
             url: configuration.url, meetings: configuration.meetings, participantsPerMeeting: configuration.participants,
             durationSeconds: configuration.duration, joined: all.filter(\.joined).count, failed: all.filter { !$0.joined }.count,
-            packetsSent: all.reduce(0) { $0 + $1.packetsSent }, packetsReceived: received, packetsLost: lost,
+            packetsSent: all.reduce(0) { $0 + $1.packetsSent }, packetsReceived: received, packetsLost: lost, sendErrors: sendErrors,
             lossPercent: received + lost == 0 ? 0 : 100 * Double(lost) / Double(received + lost),
             latencyP50Milliseconds: overall?.0, latencyP99Milliseconds: overall?.1,
             joinP50Seconds: median(all.compactMap(\.joinSeconds)), firstPacketP50Seconds: median(all.compactMap(\.firstPacketSeconds)),

@@ -26,6 +26,7 @@ def test_load_generator_joins_every_participant_and_measures_what_they_receive(p
         assert participant["latencyP50Milliseconds"] is not None
     assert report["packetsReceived"] >= report["packetsSent"]  # each packet goes to two others
     assert report["lossPercent"] < 1.0
+    assert report["sendErrors"] == 0 and all(p["malformed"] == 0 for p in report["participants"])
     assert parley.health()["sfu"]["counters"]["rtpForwarded"] >= report["packetsReceived"]
 
 
