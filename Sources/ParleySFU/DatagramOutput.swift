@@ -19,6 +19,19 @@ extension DatagramOutput {
     }
 }
 
+/// A `DatagramOutput` that keeps every datagram it is given: for tests and in-process harnesses
+/// that drive a `WorkerCore` without sockets.
+public final class CollectingOutput: DatagramOutput {
+    public var sent: [(bytes: [UInt8], to: PeerAddress)] = []
+    private let slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 1600, alignment: 16)
+
+    public init() {}
+    deinit { slot.deallocate() }
+
+    public func reserveSlot() -> UnsafeMutableRawBufferPointer { slot }
+    public func commitSlot(length: Int, to address: PeerAddress) { sent.append((Array(slot[0..<length]), address)) }
+}
+
 /// Counts of what a worker did with packets; bad input is counted here, never thrown out of the loop.
 public struct PacketCounters: Sendable, Equatable {
     public var datagramsReceived = 0

@@ -5,19 +5,10 @@ import ParleyTransport
 import ParleyWire
 @testable import ParleyLoad
 
-/// Captures what the SFU core sends, by destination.
-final class Capture: DatagramOutput {
-    var sent: [(bytes: [UInt8], to: PeerAddress)] = []
-    private let slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 1600, alignment: 16)
-    deinit { slot.deallocate() }
-    func reserveSlot() -> UnsafeMutableRawBufferPointer { slot }
-    func commitSlot(length: Int, to address: PeerAddress) { sent.append((Array(slot[0..<length]), address)) }
-}
-
 /// Load peers against the SFU's worker core in one process, on fake time, with a lossy wire.
 final class Harness {
     let sfuAddress = PeerAddress(ipv4: (127, 0, 0, 1), port: 40000)
-    let output = Capture()
+    let output = CollectingOutput()
     var now: Nanoseconds = .seconds(100)
     let core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()), events: { _ in })
     var peers: [(peer: LoadPeer, address: PeerAddress)] = []

@@ -2,15 +2,6 @@ import ParleyTransport
 import ParleyWire
 @testable import ParleySFU
 
-/// Collects what the SFU sends, as a worker's batch would.
-final class CapturingOutput: DatagramOutput {
-    var sent: [(bytes: [UInt8], to: PeerAddress)] = []
-    private var slot = UnsafeMutableRawBufferPointer.allocate(byteCount: 1600, alignment: 16)
-    deinit { slot.deallocate() }
-    func reserveSlot() -> UnsafeMutableRawBufferPointer { slot }
-    func commitSlot(length: Int, to address: PeerAddress) { sent.append((Array(slot[0..<length]), address)) }
-}
-
 /// A client peer built from Parley's own pieces: ICE controlling side, DTLS client, SRTP.
 final class TestPeer {
     let address: PeerAddress
@@ -111,7 +102,7 @@ final class TestPeer {
 /// The SFU's worker core and its peers on fake addresses and fake time.
 final class FakeNetwork {
     let sfuAddress = PeerAddress(ipv4: (127, 0, 0, 1), port: 40000)
-    let output = CapturingOutput()
+    let output = CollectingOutput()
     var events: [SFUEvent] = []
     var now: Nanoseconds = .seconds(1000)
     lazy var core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()),
