@@ -170,8 +170,8 @@ def write_results(ceiling, fan_out, results):
                  f"with one-way latency p50 {target['latencyP50Ms']} ms and p99 {target['latencyP99Ms']} ms.")
     if (target["latencyP50Ms"] or 0) > 100:
         lines.append("  That latency is not a usable meeting: everyone receiving 199 audio streams and 10 videos is about 2 million "
-                     "packets a second, and the load generator, one thread on the same 2 cores, falls behind first (the SFU "
-                     "counts no drops). Forwarding only the loudest speakers' audio is the fix on the SFU's side.")
+                     "packets a second, and the load generator, one thread on the same 2 cores, falls behind first. "
+                     "Forwarding only the loudest speakers' audio is the fix on the SFU's side.")
     lines += ["- Janus comparison: not yet in this run (the Janus adapter of `parley load` comes next).", ""]
     with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
         f.write("\n".join(lines))
