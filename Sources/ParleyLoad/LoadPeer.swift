@@ -81,8 +81,9 @@ public final class LoadPeer {
         sections += Array(repeating: ("audio", "recvonly", nil), count: options.audioReceivers)
         sections += Array(repeating: ("video", "recvonly", nil), count: options.videoReceivers)
         let mids = sections.indices.map(String.init)
-        if let index = sections.firstIndex(where: { $0.ssrc == audio?.ssrc && $0.kind == "audio" }), audio != nil { audio?.mid = mids[index] }
-        if let index = sections.firstIndex(where: { $0.ssrc == video?.ssrc && $0.kind == "video" }), video != nil { video?.mid = mids[index] }
+        // Publishing sections come first: audio, then video.
+        audio?.mid = "0"
+        video?.mid = audio == nil ? "0" : "1"
         var sdp = "v=0\r\no=- \(UInt32(truncatingIfNeeded: createdAt)) \(sessionVersion) IN IP4 0.0.0.0\r\ns=parley-load\r\nt=0 0\r\n"
         sessionVersion += 1
         sdp += "a=group:BUNDLE \(mids.joined(separator: " "))\r\n"
@@ -144,7 +145,7 @@ public final class LoadPeer {
 
     /// Timers: connectivity checks (then consent every 2.5 s), DTLS retransmissions, media.
     public func tick(now: Nanoseconds) {
-        guard let remoteAddress, let remoteUfrag, let remotePassword else { return }
+        guard remoteAddress != nil, let remoteUfrag, let remotePassword else { return }
         if now >= nextCheckAt {
             nextCheckAt = now + (iceConfirmed ? .milliseconds(2500) : .milliseconds(200))
             let check = STUNMessage(messageClass: .request, transactionID: (0..<12).map { _ in UInt8.random(in: 0...255) }, attributes: [
@@ -160,7 +161,6 @@ public final class LoadPeer {
         guard transport.isConnected else { return }
         if connectedAt == nil { connectedAt = now }
         for packet in (audio?.packets(now: now) ?? []) + (video?.packets(now: now) ?? []) { sendRTP(packet) }
-        _ = remoteAddress
     }
 
     private func sendRTP(_ packet: [UInt8]) {
