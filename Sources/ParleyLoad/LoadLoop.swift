@@ -50,6 +50,7 @@ public final class LoadLoop: @unchecked Sendable {
         var error: Int32 = 0
         let fd = parley_udp_bind(bindHost, 0, &error)
         guard fd >= 0 else { throw LoadError.unreachable("cannot bind a UDP socket on \(bindHost): \(String(cString: strerror(error)))") }
+        if bindHost != "0.0.0.0" { peer.localCandidate = (bindHost, UInt16(truncatingIfNeeded: parley_udp_local_port(fd))) }
         peers.append(peer)
         sockets.append(fd)
         return peers.count - 1

@@ -46,6 +46,11 @@ public final class LoadPeer {
     public let createdAt: Nanoseconds
     public private(set) var connectedAt: Nanoseconds?
     private var iceConfirmed = false
+    /// Whether this peer nominates (it offered) or is the controlled side (it answered).
+    public private(set) var controlling = true
+    /// Put in this peer's SDP when its socket is bound to a definite address (needed by full-ICE
+    /// servers such as Janus, which check towards it; Parley, ICE-lite, does not need it).
+    public var localCandidate: (host: String, port: UInt16)?
     private var nextCheckAt: Nanoseconds = 0
     private var sessionVersion = 1
     /// Datagrams to send to `remoteAddress`.
@@ -90,8 +95,7 @@ public final class LoadPeer {
         for (index, section) in sections.enumerated() {
             let formats = section.kind == "audio" ? "111" : "96"
             sdp += "m=\(section.kind) 9 UDP/TLS/RTP/SAVPF \(formats)\r\nc=IN IP4 0.0.0.0\r\n"
-            sdp += "a=ice-ufrag:\(transport.ice.localUfrag)\r\na=ice-pwd:\(transport.ice.localPassword)\r\n"
-            sdp += "a=fingerprint:sha-256 \(transport.localFingerprint)\r\na=setup:active\r\na=mid:\(mids[index])\r\n"
+            sdp += sectionTransport(mid: mids[index])
             sdp += "a=extmap:\(Self.midExtensionID) urn:ietf:params:rtp-hdrext:sdes:mid\r\na=\(section.direction)\r\na=rtcp-mux\r\n"
             if section.kind == "audio" {
                 sdp += "a=rtpmap:111 opus/48000/2\r\n"
@@ -108,13 +112,56 @@ public final class LoadPeer {
     public func apply(answer text: String, allowedHost: String?) throws(LoadError) {
         let answer: SessionDescription
         do { answer = try SessionDescription(parsing: text) } catch { throw .badAnswer("\(error)") }
-        guard let media = answer.media.first(where: { !$0.isRejected }) else { throw .badAnswer("every media section was rejected") }
-        guard let ufrag = media.attribute("ice-ufrag") ?? answer.attribute("ice-ufrag"),
-              let password = media.attribute("ice-pwd") ?? answer.attribute("ice-pwd") else { throw .badAnswer("no ICE credentials") }
-        guard let fingerprint = (media.attribute("fingerprint") ?? answer.attribute("fingerprint"))?.split(separator: " ").last else {
+        try applyRemote(answer, allowedHost: allowedHost)
+    }
+
+    /// Answers a server that offers (Janus's subscriber sessions): one receive-only section per
+    /// offered one, its first codec, and this peer as the ICE controlled side. Still the DTLS client.
+    public func answer(offer text: String, allowedHost: String?) throws(LoadError) -> String {
+        let offer: SessionDescription
+        do { offer = try SessionDescription(parsing: text) } catch { throw .badAnswer("offer: \(error)") }
+        try applyRemote(offer, allowedHost: allowedHost)
+        controlling = false
+        var sdp = "v=0\r\no=- \(UInt32(truncatingIfNeeded: createdAt)) \(sessionVersion) IN IP4 0.0.0.0\r\ns=parley-load\r\nt=0 0\r\n"
+        sessionVersion += 1
+        let bundled = offer.bundleMids
+        if !bundled.isEmpty { sdp += "a=group:BUNDLE \(bundled.joined(separator: " "))\r\n" }
+        for media in offer.media {
+            guard !media.isRejected, let mid = media.mid, let codec = media.codecs.first else {
+                sdp += "m=\(media.kind) 0 \(media.proto) \(media.formats.first ?? "0")\r\nc=IN IP4 0.0.0.0\r\n"
+                if let mid = media.mid { sdp += "a=mid:\(mid)\r\n" }
+                sdp += "a=inactive\r\n"
+                continue
+            }
+            sdp += "m=\(media.kind) 9 UDP/TLS/RTP/SAVPF \(codec.payloadType)\r\nc=IN IP4 0.0.0.0\r\n"
+            sdp += sectionTransport(mid: mid)
+            sdp += "a=\(media.direction.sends ? "recvonly" : "inactive")\r\na=rtcp-mux\r\n"
+            sdp += "a=rtpmap:\(codec.payloadType) \(codec.name)/\(codec.clockRate)\(codec.channels.map { "/\($0)" } ?? "")\r\n"
+            if codec.name.uppercased() == "VP8" || codec.name.uppercased() == "H264" {
+                sdp += "a=rtcp-fb:\(codec.payloadType) nack\r\na=rtcp-fb:\(codec.payloadType) nack pli\r\n"
+            }
+        }
+        return sdp
+    }
+
+    /// The transport lines every section of this peer's descriptions repeats (BUNDLE).
+    private func sectionTransport(mid: String) -> String {
+        var lines = "a=ice-ufrag:\(transport.ice.localUfrag)\r\na=ice-pwd:\(transport.ice.localPassword)\r\n"
+        lines += "a=fingerprint:sha-256 \(transport.localFingerprint)\r\na=setup:active\r\na=mid:\(mid)\r\n"
+        if let localCandidate {
+            lines += "a=candidate:1 1 udp 2130706431 \(localCandidate.host) \(localCandidate.port) typ host\r\na=end-of-candidates\r\n"
+        }
+        return lines
+    }
+
+    private func applyRemote(_ description: SessionDescription, allowedHost: String?) throws(LoadError) {
+        guard let media = description.media.first(where: { !$0.isRejected }) else { throw .badAnswer("every media section was rejected") }
+        guard let ufrag = media.attribute("ice-ufrag") ?? description.attribute("ice-ufrag"),
+              let password = media.attribute("ice-pwd") ?? description.attribute("ice-pwd") else { throw .badAnswer("no ICE credentials") }
+        guard let fingerprint = (media.attribute("fingerprint") ?? description.attribute("fingerprint"))?.split(separator: " ").last else {
             throw .badAnswer("no fingerprint")
         }
-        let candidates = answer.media.flatMap { $0.values("candidate") }.compactMap(Self.hostCandidate)
+        let candidates = description.media.flatMap { $0.values("candidate") }.compactMap(Self.hostCandidate)
         guard let candidate = candidates.first(where: { allowedHost == nil || $0.host == allowedHost }) else {
             throw .badAnswer("no UDP host candidate at \(allowedHost ?? "any address") (offered: \(candidates.map(\.host)))")
         }
@@ -148,13 +195,14 @@ public final class LoadPeer {
         guard remoteAddress != nil, let remoteUfrag, let remotePassword else { return }
         if now >= nextCheckAt {
             nextCheckAt = now + (iceConfirmed ? .milliseconds(2500) : .milliseconds(200))
-            let check = STUNMessage(messageClass: .request, transactionID: (0..<12).map { _ in UInt8.random(in: 0...255) }, attributes: [
+            let tieBreaker = (0..<8).map { _ in UInt8.random(in: 0...255) }
+            var attributes: [STUNMessage.Attribute] = [
                 .init(.username, Array("\(remoteUfrag):\(transport.ice.localUfrag)".utf8)),
-                .init(.useCandidate, []),
                 .init(.priority, [0x6E, 0x00, 0x01, 0xFF]),
-                .init(.iceControlling, (0..<8).map { _ in UInt8.random(in: 0...255) }),
-            ])
-            outbox.append(check.encoded(integrityKey: Array(remotePassword.utf8)))
+            ]
+            attributes += controlling ? [.init(.useCandidate, []), .init(.iceControlling, tieBreaker)] : [.init(.iceControlled, tieBreaker)]
+            let check = STUNMessage(messageClass: .request, transactionID: (0..<12).map { _ in UInt8.random(in: 0...255) }, attributes: attributes)
+            outbox.append(check.encoded(integrityKey: Array(remotePassword.utf8), fingerprint: true))
         }
         transport.handleTimeout(now: now)
         drainTransport()

@@ -22,10 +22,20 @@ public struct LoadConfiguration: Sendable {
     public var audioPublishers: Int?
     /// Receive video from at most this many others (all by default).
     public var subscribeTopK: Int?
+    /// The local address the simulated peers' sockets bind (and announce, when not the wildcard).
     public var bindHost = "0.0.0.0"
+    /// The only address media may go to; the --url host unless set (Janus announces its media
+    /// on another loopback address than its API's).
+    public var mediaHost: String?
+    /// The SFU under test: Parley (signaling or WHIP/WHEP) or Janus's VideoRoom (its WebSocket API).
+    public var target: LoadTarget = .parley
     /// Join through WHIP (video publishers) and WHEP (everyone else) instead of the signaling WebSocket.
     public var whipWhep = false
     public init(url: String) { self.url = url }
+}
+
+public enum LoadTarget: String, Sendable, CaseIterable {
+    case parley, janus
 }
 
 /// What a run measured, per participant and overall.
@@ -75,18 +85,26 @@ public final class LoadRunner: Sendable {
     let failures = Mutex<[String: String]>([:])
 
     public init(configuration: LoadConfiguration, logger: Logger) throws(LoadError) {
+        let schemes = configuration.target == .janus ? ["ws"] : ["http", "https"]
         guard let components = URLComponents(string: configuration.url), let host = components.host,
-              components.scheme == "http" || components.scheme == "https" else {
-            throw .unreachable("--url must look like http://HOST:PORT, got \(configuration.url)")
+              let scheme = components.scheme, schemes.contains(scheme) else {
+            throw .unreachable("--url must look like \(schemes[0])://HOST:PORT for \(configuration.target.rawValue), got \(configuration.url)")
         }
-        guard host.split(separator: ".").compactMap({ UInt8($0) }).count == 4 else {
-            throw .unreachable("--url must name the server by its IPv4 address (the load generator sends media only there), got \(host)")
+        for (option, address) in [("--url", host), ("--media-host", configuration.mediaHost ?? host)] {
+            guard Self.isIPv4(address) else {
+                throw .unreachable("\(option) must name the server by its IPv4 address (the load generator sends media only there), got \(address)")
+            }
         }
         self.configuration = configuration
         self.logger = logger
         self.host = host
         self.port = components.port ?? (components.scheme == "https" ? 443 : 80)
     }
+
+    static func isIPv4(_ host: String) -> Bool { host.split(separator: ".", omittingEmptySubsequences: false).compactMap({ UInt8($0) }).count == 4 }
+
+    /// The one address candidates may name.
+    var mediaHost: String { configuration.mediaHost ?? host }
 
     public func run(progress: @escaping @Sendable (String) -> Void) async -> LoadReport {
         loop.start()
@@ -103,6 +121,10 @@ public final class LoadRunner: Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             for meeting in 0..<configuration.meetings {
+                if configuration.target == .janus {
+                    group.addTask { await self.runJanusMeeting(meeting, deadline: deadline) }
+                    continue
+                }
                 for participant in 0..<configuration.participants {
                     group.addTask {
                         if self.configuration.whipWhep {
@@ -118,9 +140,9 @@ public final class LoadRunner: Sendable {
         return await report()
     }
 
-    private func name(meeting: Int, index: Int) -> String { "load-\(meeting)-\(index)" }
+    func name(meeting: Int, index: Int) -> String { "load-\(meeting)-\(index)" }
 
-    private func options(index: Int) -> LoadPeerOptions {
+    func options(index: Int) -> LoadPeerOptions {
         let n = configuration.participants
         let videoPublishers = min(n, configuration.videoPublishers ?? n)
         let audioPublishers = min(n, configuration.audioPublishers ?? n)
@@ -144,7 +166,7 @@ public final class LoadRunner: Sendable {
         let url = "\(scheme)://\(host):\(port)/ws"
         let loop = self.loop
         let bindHost = configuration.bindHost
-        let host = self.host
+        let mediaHost = self.mediaHost
         do {
             try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
                 let closer = Task {
@@ -169,7 +191,7 @@ public final class LoadRunner: Sendable {
                         try await outbound.write(.text(Self.json(["type": "offer", "sdp": offer, "sources": [:] as [String: String]])))
                     case "answer":
                         guard let peerIndex, let sdp = object["sdp"] as? String else { continue }
-                        try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: sdp, allowedHost: host) }
+                        try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: sdp, allowedHost: mediaHost) }
                     case "error":
                         let reason = "\(object["code"] ?? "error"): \(object["message"] ?? "")"
                         self.failures.withLock { $0[name] = reason }
@@ -200,7 +222,7 @@ public final class LoadRunner: Sendable {
         let peerOptions = options
         let endpoint = "http://\(host):\(port)/\(publishes ? "whip" : "whep")/load-\(meeting)"
         let bindHost = configuration.bindHost
-        let host = self.host
+        let mediaHost = self.mediaHost
         do {
             let peerIndex = try await loop.submit { loop in
                 try loop.add(LoadPeer(label: name, options: peerOptions, now: MonotonicClock.now()), bindHost: bindHost)
@@ -214,7 +236,7 @@ public final class LoadRunner: Sendable {
             let status = (response as? HTTPURLResponse)?.statusCode ?? 0
             let text = String(decoding: body, as: UTF8.self)
             guard status == 201 else { throw LoadError.refused("\(endpoint) answered \(status): \(text.prefix(200))") }
-            try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: text, allowedHost: host) }
+            try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: text, allowedHost: mediaHost) }
             if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
             if let location = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Location"), let url = URL(string: "http://\(host):\(port)\(location)") {
                 var delete = URLRequest(url: url)
@@ -234,7 +256,8 @@ public final class LoadRunner: Sendable {
     private func progressLine(elapsed: Double) async -> String {
         let summary = try? await loop.submit { loop -> (Int, Int, Int, Int) in
             let peers = loop.allPeers
-            return (peers.filter(\.isConnected).count, peers.reduce(0) { $0 + $1.packetsSent },
+            let connected = Dictionary(grouping: peers, by: \.label).values.filter { $0.allSatisfy(\.isConnected) }.count
+            return (connected, peers.reduce(0) { $0 + $1.packetsSent },
                     peers.reduce(0) { $0 + $1.received.values.reduce(0) { $0 + $1.packets } },
                     peers.reduce(0) { $0 + $1.received.values.reduce(0) { $0 + $1.lost } })
         }
@@ -248,17 +271,20 @@ public final class LoadRunner: Sendable {
         let failures = self.failures.withLock { $0 }
         let configuration = self.configuration
         let participants = (try? await loop.submit { loop -> [LoadReport.Participant] in
-            loop.allPeers.map { peer in
+            // A participant may own several peers (Janus: one publishing, one subscribing).
+            Dictionary(grouping: loop.allPeers, by: \.label).map { label, peers in
+                let streams = peers.flatMap { $0.received.values }
                 var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                for stream in peer.received.values { merged.add(stream.latency) }
-                let firstPacket = peer.received.values.compactMap(\.firstPacketAt).min()
-                let streams = peer.received.values
+                for stream in streams { merged.add(stream.latency) }
+                let createdAt = peers.map(\.createdAt).min() ?? 0
+                let connectedAt = peers.allSatisfy { $0.connectedAt != nil } ? peers.compactMap(\.connectedAt).max() : nil
+                let firstPacket = streams.compactMap(\.firstPacketAt).min()
                 return LoadReport.Participant(
-                    name: peer.label, joined: peer.connectedAt != nil, error: failures[peer.label],
-                    joinSeconds: peer.connectedAt.map { Double($0 - peer.createdAt) / 1e9 },
-                    firstPacketSeconds: firstPacket.map { Double($0 - peer.createdAt) / 1e9 },
-                    packetsSent: peer.packetsSent, packetsReceived: streams.reduce(0) { $0 + $1.packets },
-                    packetsLost: streams.reduce(0) { $0 + $1.lost }, streamsReceived: streams.count, malformed: peer.malformed,
+                    name: label, joined: connectedAt != nil && failures[label] == nil, error: failures[label],
+                    joinSeconds: connectedAt.map { Double($0 - createdAt) / 1e9 },
+                    firstPacketSeconds: firstPacket.map { Double($0 - createdAt) / 1e9 },
+                    packetsSent: peers.reduce(0) { $0 + $1.packetsSent }, packetsReceived: streams.reduce(0) { $0 + $1.packets },
+                    packetsLost: streams.reduce(0) { $0 + $1.lost }, streamsReceived: streams.count, malformed: peers.reduce(0) { $0 + $1.malformed },
                     jitterMilliseconds: streams.isEmpty ? 0 : streams.reduce(0) { $0 + $1.jitter } / Double(streams.count) / 1e6,
                     latencyP50Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(50)) / 1000 : nil,
                     latencyP99Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil)

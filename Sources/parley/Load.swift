@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import ParleyLoad
 
+extension LoadTarget: ExpressibleByArgument {}
+
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Simulate participants against a Parley server and measure what they receive.",
@@ -41,12 +43,22 @@ struct Load: AsyncParsableCommand {
     @Flag(help: "Join through WHIP (the video publishers, default 1 per meeting) and WHEP (everyone else) instead of signaling.")
     var whip = false
 
+    @Option(help: "The SFU under test: parley, or janus (its VideoRoom over the WebSocket API; --url ws://IPv4:PORT).")
+    var target: LoadTarget = .parley
+
+    @Option(help: "Local address the simulated peers bind (and announce as their candidate unless 0.0.0.0).")
+    var bindHost = "0.0.0.0"
+
+    @Option(help: "The only address media may be sent to (default: the --url host).")
+    var mediaHost: String?
+
     @Flag(help: "Print the report as JSON instead of a table.")
     var json = false
 
     func validate() throws {
         guard meetings >= 1, participants >= 1 else { throw ValidationError("--meetings and --participants must be at least 1") }
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
+        guard !(whip && target == .janus) else { throw ValidationError("--whip is for Parley; Janus is driven through its VideoRoom API") }
         guard (1...120).contains(frameRate), videoBitrate >= 10_000 else { throw ValidationError("--frame-rate 1-120, --video-bitrate at least 10000") }
     }
 
@@ -66,6 +78,9 @@ struct Load: AsyncParsableCommand {
         configuration.audioPublishers = audioPublishers
         configuration.subscribeTopK = subscribe
         configuration.whipWhep = whip
+        configuration.target = target
+        configuration.bindHost = bindHost
+        configuration.mediaHost = mediaHost
         let runner: LoadRunner
         do {
             runner = try LoadRunner(configuration: configuration, logger: Logger(label: "parley-load"))
