@@ -6,6 +6,8 @@ VENV := .venv
 PARLEY := .build/release/parley
 BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config build-essential
 TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables
+# Janus is the SFU the benchmark compares Parley with.
+BENCH_PACKAGES := janus
 RUN_ARGS ?=
 # libsrtp2 built with OpenSSL (scripts/build-libsrtp2.sh); SwiftPM finds it through pkg-config.
 SRTP_PREFIX := $(CURDIR)/.build-deps/libsrtp2
@@ -30,6 +32,7 @@ unit-test:
 
 # Benchmarks print numbers and write bench/RESULTS.md; they never fail on timing.
 bench: deps test-deps
+	@$(call apt_install,$(BENCH_PACKAGES))
 	swift build -c release --product parley
 	swift build -c release --product parley-ceiling
 	$(SUDO) unshare -n bash -c 'ip link set lo up && $(VENV)/bin/python bench/run.py'

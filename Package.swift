@@ -12,6 +12,11 @@ let package = Package(
     products: [
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "parley-ceiling", targets: ["parley-ceiling"]),
+        // For the micro-benchmarks in bench/micro, a package of their own.
+        .library(name: "ParleyWire", targets: ["ParleyWire"]),
+        .library(name: "ParleyTransport", targets: ["ParleyTransport"]),
+        .library(name: "ParleySFU", targets: ["ParleySFU"]),
+        .library(name: "ParleyLoad", targets: ["ParleyLoad"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
