@@ -5,10 +5,10 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 VENV := .venv
 PARLEY := .build/release/parley
 BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config build-essential
-TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables
-# Janus is the SFU the benchmark compares Parley with.
-BENCH_PACKAGES := janus
+# Janus is the SFU the benchmark compares Parley with (its adapter in `parley load` is tested too).
+TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables janus
 RUN_ARGS ?=
+MICRO_RESULTS := $(CURDIR)/.build/micro-benchmarks.md
 # libsrtp2 built with OpenSSL (scripts/build-libsrtp2.sh); SwiftPM finds it through pkg-config.
 SRTP_PREFIX := $(CURDIR)/.build-deps/libsrtp2
 export PKG_CONFIG_PATH := $(SRTP_PREFIX)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
@@ -32,10 +32,11 @@ unit-test:
 
 # Benchmarks print numbers and write bench/RESULTS.md; they never fail on timing.
 bench: deps test-deps
-	@$(call apt_install,$(BENCH_PACKAGES))
 	swift build -c release --product parley
 	swift build -c release --product parley-ceiling
-	$(SUDO) unshare -n bash -c 'ip link set lo up && $(VENV)/bin/python bench/run.py'
+	@# Micro-benchmarks (no network): a package of their own, so `make test` never builds their tooling.
+	cd bench/micro && swift package --disable-sandbox benchmark --format markdown --path stdout --no-progress > $(MICRO_RESULTS)
+	$(SUDO) unshare -n bash -c 'ip link set lo up && MICRO_RESULTS=$(MICRO_RESULTS) $(VENV)/bin/python bench/run.py'
 
 # Media in the interop tests stays on loopback: they run in a network namespace that has only `lo`.
 interop-test:
