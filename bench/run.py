@@ -135,6 +135,9 @@ def run_scenario(label, args, sfu_class):
     }
     if "error" in report:
         result["error"] = report["error"]
+    errors = [p["error"] for p in report.get("participants", []) if p.get("error")]
+    if errors:
+        result["firstError"] = f"{errors[0]} ({len(errors)} participants)"
     print(f"  {sfu.name} {label}: {json.dumps(result)}", flush=True)
     return result
 
@@ -282,6 +285,9 @@ def write_results(ceiling, parley, janus, micro_tables, forwarding_allocations):
         largest = largest_fan_out_held(results)
         lines.append(f"- {name}: fan-out held (everyone joined, loss ≤ 0.5 %, latency p50 ≤ {USABLE_LATENCY_MS} ms) up to "
                      f"N = {largest if largest else 'none'} subscribers (of the sizes tried).")
+        failed = [r for r in results if r["scenario"].startswith("fan-out") and not holds(r)]
+        if failed and (failed[0].get("firstError") or failed[0].get("error")):
+            lines.append(f"  At {failed[0]['scenario']}: {failed[0].get('firstError') or failed[0].get('error')}")
     for name, results in (("Parley", parley), ("Janus", janus)):
         target = results[-1]
         loss = f"{target['lossPercent']:.2f}" if target["lossPercent"] is not None else "-"

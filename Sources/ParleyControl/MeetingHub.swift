@@ -3,7 +3,19 @@ import ParleySFU
 import ParleyTransport
 
 /// Where a participant's messages go: a web client's WebSocket queue, or nowhere (WHIP).
-public typealias MessageSink = @Sendable (ServerMessage) -> Void
+public typealias MessageSink = @Sendable (OutgoingMessage) -> Void
+
+/// A server message with its JSON text, encoded once however many participants receive it
+/// (encoding per recipient was most of the signaling CPU when 200 people joined one meeting).
+public struct OutgoingMessage: Sendable {
+    public let message: ServerMessage
+    public let json: String
+
+    public init(_ message: ServerMessage) {
+        self.message = message
+        self.json = message.json
+    }
+}
 
 /// The embedded, in-memory directory of meetings and participants, and the fan-out of events to
 /// every participant of a meeting (the Redis-backed version comes with multi-process deployments).
@@ -61,12 +73,15 @@ public actor MeetingHub {
     }
 
     public func send(meeting: String, participantID: String, _ message: ServerMessage) {
-        meetings[meeting]?[participantID]?.sink?(message)
+        guard let sink = meetings[meeting]?[participantID]?.sink else { return }
+        sink(OutgoingMessage(message))
     }
 
     public func broadcast(meeting: String, _ message: ServerMessage, except: String?) {
-        for (id, participant) in meetings[meeting] ?? [:] where id != except {
-            participant.sink?(message)
+        guard let participants = meetings[meeting], participants.contains(where: { $0.key != except && $0.value.sink != nil }) else { return }
+        let outgoing = OutgoingMessage(message)
+        for (id, participant) in participants where id != except {
+            participant.sink?(outgoing)
         }
     }
 

@@ -33,9 +33,9 @@ public final class SignalingService: Sendable {
             let message = try ClientMessage(json: text)
             try await handle(message, connection: &connection, sink: sink)
         } catch let error as SignalingError {
-            sink(.error(code: error.code, message: error.description))
+            sink(OutgoingMessage(.error(code: error.code, message: error.description)))
         } catch {
-            sink(.error(code: "internal", message: "\(error)"))
+            sink(OutgoingMessage(.error(code: "internal", message: "\(error)")))
         }
     }
 
@@ -48,7 +48,7 @@ public final class SignalingService: Sendable {
             let (id, others) = try await hub.join(meeting: meetingID, name: displayName, client: "web", sink: sink)
             connection.meetingID = meetingID
             connection.participantID = id
-            sink(.joined(participantID: id, meeting: meetingID, participants: others))
+            sink(OutgoingMessage(.joined(participantID: id, meeting: meetingID, participants: others)))
             logger.info("participant joined", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
         case .offer(let sdp, let sources):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
@@ -56,7 +56,7 @@ public final class SignalingService: Sendable {
             let result = try await negotiate(meetingID: meetingID, participantID: participantID, transportID: connection.transportID,
                                              role: .participant, sdp: sdp, sources: sources.filter { known.contains($0.value) })
             connection.transportID = result.transportID
-            sink(.answer(sdp: result.answer, assignments: result.assignments, assignmentsVersion: result.assignmentsVersion))
+            sink(OutgoingMessage(.answer(sdp: result.answer, assignments: result.assignments, assignmentsVersion: result.assignmentsVersion)))
         case .chat(let text):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             let body = try Validation.chatText(text)

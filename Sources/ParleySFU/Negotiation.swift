@@ -275,9 +275,13 @@ extension WorkerCore {
 
         // Feed idle consumers: web clients take producers nobody on this connection shows yet,
         // WHEP players the most recent publisher.
+        var taken = Router.producersShown(by: transport)
         for consumer in transport.consumers where consumer.producer == nil || consumer.producer!.closed {
-            let source = transport.role == .whep ? router.latestProducer(for: consumer) : router.unassignedProducer(for: consumer)
-            if let source { consumer.attach(to: source, now: now) }
+            let source = transport.role == .whep ? router.latestProducer(for: consumer) : router.unassignedProducer(for: consumer, taken: taken)
+            if let source {
+                consumer.attach(to: source, now: now)
+                taken.insert(ObjectIdentifier(source))
+            }
         }
         for index in sections.indices {
             if let consumer = sections[index].consumer { sections[index].streamID = consumer.producer?.participantID }

@@ -53,14 +53,20 @@ public final class Router {
         return changed
     }
 
+    static func producersShown(by transport: WebRtcTransport) -> Set<ObjectIdentifier> {
+        Set(transport.consumers.compactMap { $0.producer.map(ObjectIdentifier.init) })
+    }
+
     /// The most recently created producer a consumer can take, from anyone but its own participant.
     func latestProducer(for consumer: Consumer) -> Producer? {
         producers.last { $0.participantID != consumer.transport.participantID && consumer.canConsume($0) }
     }
 
     /// The oldest producer a participant's consumer can take that none of its consumers takes yet.
-    func unassignedProducer(for consumer: Consumer) -> Producer? {
-        let taken = Set(consumer.transport.consumers.compactMap { $0.producer.map(ObjectIdentifier.init) })
+    /// `taken` (what the transport's consumers show) can be passed in when filling many consumers:
+    /// rebuilding it per consumer made a 200-section negotiation quadratic.
+    func unassignedProducer(for consumer: Consumer, taken: Set<ObjectIdentifier>? = nil) -> Producer? {
+        let taken = taken ?? Self.producersShown(by: consumer.transport)
         return producers.first {
             $0.participantID != consumer.transport.participantID && !taken.contains(ObjectIdentifier($0)) && consumer.canConsume($0)
         }

@@ -91,13 +91,13 @@ public struct ParleyServer: Sendable {
         router.ws("/ws") { _, _ in
             .upgrade([:])
         } onUpgrade: { inbound, outbound, _ in
-            let (messages, queue) = AsyncStream<ServerMessage>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+            let (messages, queue) = AsyncStream<OutgoingMessage>.makeStream(bufferingPolicy: .bufferingNewest(1024))
             let sink: MessageSink = { queue.yield($0) }
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await message in messages {
                         do { try await outbound.write(.text(message.json)) } catch { break }
-                        if case .meetingEnded = message { try? await outbound.close(.goingAway, reason: "meeting ended") }
+                        if case .meetingEnded = message.message { try? await outbound.close(.goingAway, reason: "meeting ended") }
                     }
                 }
                 var connection = SignalingConnection()
@@ -107,7 +107,7 @@ public struct ParleyServer: Sendable {
                         case .text(let text):
                             await signaling.handle(text: text, connection: &connection, sink: sink)
                         case .binary:
-                            sink(.error(code: "bad-message", message: "signaling messages are JSON text"))
+                            sink(OutgoingMessage(.error(code: "bad-message", message: "signaling messages are JSON text")))
                         }
                     }
                 } catch {

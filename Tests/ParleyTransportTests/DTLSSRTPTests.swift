@@ -117,4 +117,21 @@ func handshake(_ client: DTLSEndpoint, _ server: DTLSEndpoint) {
             .withUnsafeBytes { try agent.handleBindingRequest($0, from: PeerAddress(ipv4: (10, 0, 0, 8), port: 1), now: 6) }
         #expect(agent.selectedAddress == from)
     }
+
+    @Test func randomTokensHaveTheLengthAndAlphabetICEAsksForAndDoNotRepeat() {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var seen = Set<String>()
+        var characters = Set<Character>()
+        for length in [1, 8, 24, 100] {
+            for _ in 0..<200 {
+                let token = RandomToken.make(length: length)
+                #expect(token.count == length)
+                #expect(token.allSatisfy(allowed.contains))
+                if length >= 8 { #expect(seen.insert(token).inserted) }
+                characters.formUnion(token)
+            }
+        }
+        // 20,000+ draws reach every one of the 62 characters.
+        #expect(characters == allowed)
+    }
 }
