@@ -1,4 +1,5 @@
 import Foundation
+import ParleyAccess
 import ParleySFU
 
 /// Version of the WebSocket signaling protocol (docs/signaling.md).
@@ -6,10 +7,13 @@ public let signalingProtocolVersion = 1
 
 /// A message from a client over the signaling WebSocket, decoded by its `type`.
 public enum ClientMessage: Sendable, Equatable {
-    case join(meeting: String, name: String)
+    case join(JoinRequest)
     case offer(sdp: String, sources: [String: String])
     case chat(text: String)
     case mute(kind: MediaKind, muted: Bool)
+    /// A host control; `participantID` names the target where the action has one.
+    case host(action: HostAction, participantID: String?)
+    case report(participantID: String, reason: String)
     case leave
 
     private struct Envelope: Decodable {
@@ -21,6 +25,13 @@ public enum ClientMessage: Sendable, Equatable {
         var text: String?
         var kind: String?
         var muted: Bool?
+        var password: String?
+        var invite: String?
+        var token: String?
+        var idToken: String?
+        var action: String?
+        var participantId: String?
+        var reason: String?
     }
 
     public static let maximumSize = 256 * 1024
@@ -37,7 +48,8 @@ public enum ClientMessage: Sendable, Equatable {
         switch envelope.type {
         case "join":
             guard let meeting = envelope.meeting else { throw .badMessage("join needs \"meeting\"") }
-            self = .join(meeting: meeting, name: envelope.name ?? "")
+            self = .join(JoinRequest(meeting: meeting, name: envelope.name ?? "", password: envelope.password, invite: envelope.invite,
+                                     token: envelope.token, idToken: envelope.idToken))
         case "offer":
             guard let sdp = envelope.sdp else { throw .badMessage("offer needs \"sdp\"") }
             self = .offer(sdp: sdp, sources: envelope.sources ?? [:])
@@ -49,6 +61,15 @@ public enum ClientMessage: Sendable, Equatable {
                 throw .badMessage("mute needs \"kind\" (audio or video) and \"muted\"")
             }
             self = .mute(kind: kind, muted: muted)
+        case "host":
+            guard let action = envelope.action.flatMap(HostAction.init(rawValue:)) else {
+                throw .badMessage("host needs an \"action\": one of \(HostAction.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if action.needsTarget && envelope.participantId == nil { throw .badMessage("\(action.rawValue) needs \"participantId\"") }
+            self = .host(action: action, participantID: envelope.participantId)
+        case "report":
+            guard let target = envelope.participantId, let reason = envelope.reason else { throw .badMessage("report needs \"participantId\" and \"reason\"") }
+            self = .report(participantID: target, reason: reason)
         case "leave":
             self = .leave
         default:
@@ -57,12 +78,52 @@ public enum ClientMessage: Sendable, Equatable {
     }
 }
 
+/// How someone asks to join, with whatever credentials they bring.
+public struct JoinRequest: Sendable, Equatable {
+    public var meeting: String
+    public var name: String
+    public var password: String?
+    /// The code of an invite link (`/m/{id}?invite=...`).
+    public var invite: String?
+    /// An access token (host token, one from the API, or the one `joined` gave for reconnects).
+    public var token: String?
+    /// An OpenID Connect ID token, for meetings that require sign-in.
+    public var idToken: String?
+
+    public init(meeting: String, name: String, password: String? = nil, invite: String? = nil, token: String? = nil, idToken: String? = nil) {
+        self.meeting = meeting; self.name = name; self.password = password; self.invite = invite; self.token = token; self.idToken = idToken
+    }
+}
+
+/// What hosts and co-hosts can do (`{"type":"host","action":...}`).
+public enum HostAction: String, Sendable, Equatable, CaseIterable {
+    case muteAudio = "mute-audio", stopVideo = "stop-video", muteAllAudio = "mute-all-audio", stopAllVideo = "stop-all-video"
+    case allowAudio = "allow-audio", allowVideo = "allow-video"
+    case remove, allowRejoin = "allow-rejoin"
+    case makeCoHost = "make-cohost", removeCoHost = "remove-cohost"
+    case lock, unlock
+    case admit, deny, admitAll = "admit-all", denyAll = "deny-all"
+    case hostsOnlyScreenShare = "hosts-only-screen-share", everyoneScreenShare = "everyone-screen-share"
+
+    var needsTarget: Bool {
+        switch self {
+        case .muteAudio, .stopVideo, .allowAudio, .allowVideo, .remove, .allowRejoin, .makeCoHost, .removeCoHost, .admit, .deny: return true
+        default: return false
+        }
+    }
+}
+
+public enum ParticipantRole: String, Codable, Sendable {
+    case host, cohost, participant
+}
+
 /// A participant as every client sees it.
 public struct ParticipantInfo: Codable, Sendable, Equatable {
     public var id: String
     public var name: String
     /// "web" for the browser client, "whip" for a WHIP publisher.
     public var client: String
+    public var role: ParticipantRole
     public var audioMuted: Bool
     public var videoMuted: Bool
     public var tracks: [PublishedTrack]
@@ -76,6 +137,17 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
     case alreadyJoined
     case negotiationFailed(String)
     case meetingFull
+    case meetingNotFound
+    case passwordRequired
+    case wrongPassword
+    case tooManyAttempts(retryAfter: Int)
+    case locked
+    case signInRequired
+    case domainNotAllowed
+    case removed
+    case denied
+    case forbidden(String)
+    case access(AccessError)
 
     public var code: String {
         switch self {
@@ -85,6 +157,17 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
         case .alreadyJoined: return "already-joined"
         case .negotiationFailed: return "negotiation-failed"
         case .meetingFull: return "meeting-full"
+        case .meetingNotFound: return "meeting-not-found"
+        case .passwordRequired: return "password-required"
+        case .wrongPassword: return "wrong-password"
+        case .tooManyAttempts: return "too-many-attempts"
+        case .locked: return "locked"
+        case .signInRequired: return "sign-in-required"
+        case .domainNotAllowed: return "domain-not-allowed"
+        case .removed: return "removed"
+        case .denied: return "denied"
+        case .forbidden: return "forbidden"
+        case .access(let error): return error.code
         }
     }
 
@@ -94,13 +177,35 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
         case .notJoined: return "join a meeting first"
         case .alreadyJoined: return "this connection already joined a meeting"
         case .meetingFull: return "the meeting is full"
+        case .meetingNotFound: return "there is no such meeting"
+        case .passwordRequired: return "this meeting needs a password"
+        case .wrongPassword: return "wrong password"
+        case .tooManyAttempts(let seconds): return "too many attempts, retry in \(seconds) s"
+        case .locked: return "the meeting is locked: nobody new can join"
+        case .signInRequired: return "this meeting is for signed-in users: sign in to join"
+        case .domainNotAllowed: return "this meeting admits only signed-in users from its allowed email domains"
+        case .removed: return "a host removed you from this meeting"
+        case .denied: return "a host did not let you in"
+        case .forbidden(let reason): return reason
+        case .access(let error): return error.description
         }
     }
 }
 
 /// Messages the server sends, each encoded with its `type`.
 public enum ServerMessage: Sendable {
-    case joined(participantID: String, meeting: String, participants: [ParticipantInfo])
+    case joined(participantID: String, meeting: String, participants: [ParticipantInfo], role: ParticipantRole, token: String?,
+                state: MeetingStateView)
+    /// In the waiting room: `joined` follows if a host admits, an error `denied` if not.
+    case waiting(participantID: String)
+    /// To hosts and co-hosts: who waits.
+    case waitingRoom([WaitingParticipant])
+    /// To everyone: the meeting's lock and sharing rules changed.
+    case meetingState(locked: Bool, hostsOnlyScreenShare: Bool, waitingRoom: Bool)
+    /// To the participant a host acted on ("mute-audio", "stop-video", "removed", ...).
+    case moderated(action: String, by: String)
+    /// To hosts: someone reported a participant.
+    case reported(ParticipantReport)
     case answer(sdp: String, assignments: [MidAssignment], assignmentsVersion: Int)
     case assignments([MidAssignment], version: Int)
     case participantJoined(ParticipantInfo)
@@ -127,13 +232,27 @@ public enum ServerMessage: Sendable {
         var code: String?
         var message: String?
         var reason: String?
+        var role: ParticipantRole?
+        var token: String?
+        var state: MeetingStateView?
+        var waiting: [WaitingParticipant]?
+        var action: String?
+        var by: String?
+        var report: ParticipantReport?
     }
 
     public var json: String {
         var wire: Wire
         switch self {
-        case .joined(let id, let meeting, let participants):
-            wire = Wire(type: "joined", version: signalingProtocolVersion, participantId: id, meeting: meeting, participants: participants)
+        case .joined(let id, let meeting, let participants, let role, let token, let state):
+            wire = Wire(type: "joined", version: signalingProtocolVersion, participantId: id, meeting: meeting, participants: participants,
+                        role: role, token: token, state: state)
+        case .waiting(let id): wire = Wire(type: "waiting", participantId: id)
+        case .waitingRoom(let list): wire = Wire(type: "waiting-room", waiting: list)
+        case .meetingState(let locked, let hostsOnly, let waitingRoom):
+            wire = Wire(type: "meeting-state", state: MeetingStateView(locked: locked, hostsOnlyScreenShare: hostsOnly, waitingRoom: waitingRoom))
+        case .moderated(let action, let by): wire = Wire(type: "moderated", action: action, by: by)
+        case .reported(let report): wire = Wire(type: "reported", report: report)
         case .answer(let sdp, let assignments, let version):
             wire = Wire(type: "answer", sdp: sdp, assignments: assignments, assignmentsVersion: version)
         case .assignments(let assignments, let version): wire = Wire(type: "assignments", assignments: assignments, assignmentsVersion: version)
@@ -145,5 +264,15 @@ public enum ServerMessage: Sendable {
         case .meetingEnded(let reason): wire = Wire(type: "meeting-ended", reason: reason)
         }
         return (try? String(decoding: JSONCoding.encoder.encode(wire), as: UTF8.self)) ?? "{\"type\":\"error\"}"
+    }
+}
+
+/// The meeting rules every participant's client shows.
+public struct MeetingStateView: Codable, Sendable, Equatable {
+    public var locked: Bool
+    public var hostsOnlyScreenShare: Bool
+    public var waitingRoom: Bool
+    public init(locked: Bool, hostsOnlyScreenShare: Bool, waitingRoom: Bool) {
+        self.locked = locked; self.hostsOnlyScreenShare = hostsOnlyScreenShare; self.waitingRoom = waitingRoom
     }
 }

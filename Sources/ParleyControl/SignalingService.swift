@@ -1,27 +1,34 @@
 import Foundation
 import Logging
+import ParleyAccess
 import ParleySFU
 import ParleyWire
 
-/// What one signaling connection has become: nothing yet, or a participant of a meeting.
+/// What one signaling connection has become: nothing yet, waiting, or a participant of a meeting.
 public struct SignalingConnection: Sendable {
     public var meetingID: String?
     public var participantID: String?
     public var transportID: String?
-    public init() {}
+    /// In the waiting room: only `leave` is accepted until a host decides.
+    public var waiting = false
+    /// The client's address, for the attempt limits.
+    public var address: String
+    public init(address: String = "unknown") { self.address = address }
 }
 
 /// The signaling logic behind the WebSocket and WHIP/WHEP: joins, offers, chat, mutes, leaves,
 /// and the SFU's events turned into messages. Free of HTTP so it is tested directly.
 public final class SignalingService: Sendable {
     public let hub: MeetingHub
+    public let gatekeeper: Gatekeeper
     public let sfu: SFU
     private let logger: Logger
     /// Told of every closed transport (the HTTP layer forgets its WHIP/WHEP session).
     private let transportClosed: @Sendable (String) async -> Void
 
-    public init(hub: MeetingHub, sfu: SFU, logger: Logger, transportClosed: @escaping @Sendable (String) async -> Void = { _ in }) {
-        self.hub = hub
+    public init(gatekeeper: Gatekeeper, sfu: SFU, logger: Logger, transportClosed: @escaping @Sendable (String) async -> Void = { _ in }) {
+        self.hub = gatekeeper.hub
+        self.gatekeeper = gatekeeper
         self.sfu = sfu
         self.logger = logger
         self.transportClosed = transportClosed
@@ -40,16 +47,37 @@ public final class SignalingService: Sendable {
     }
 
     func handle(_ message: ClientMessage, connection: inout SignalingConnection, sink: @escaping MessageSink) async throws {
+        if connection.waiting, message != .leave {
+            // Admission happens elsewhere (a host's decision); `joined` tells the connection.
+            if await !hub.contains(meeting: connection.meetingID ?? "", participantID: connection.participantID ?? "") {
+                throw SignalingError.forbidden("you are in the waiting room until a host lets you in")
+            }
+            connection.waiting = false
+        }
+        if case .join = message {} else if message != .leave, let meetingID = connection.meetingID, let participantID = connection.participantID,
+                                           await !hub.contains(meeting: meetingID, participantID: participantID) {
+            // Removed (or the meeting is gone): nothing more from this connection counts.
+            throw SignalingError.notJoined
+        }
         switch message {
-        case .join(let meeting, let name):
+        case .join(let request):
             guard connection.participantID == nil else { throw SignalingError.alreadyJoined }
-            let meetingID = try Validation.meetingID(meeting)
-            let displayName = try Validation.displayName(name)
-            let (id, others) = try await hub.join(meeting: meetingID, name: displayName, client: "web", sink: sink)
-            connection.meetingID = meetingID
-            connection.participantID = id
-            sink(OutgoingMessage(.joined(participantID: id, meeting: meetingID, participants: others)))
-            logger.info("participant joined", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
+            let identity = try await gatekeeper.check(request, address: connection.address)
+            let meetingID = request.meeting
+            switch try await hub.admit(meeting: meetingID, identity: identity, sink: sink) {
+            case .joined(let id, let others):
+                connection.meetingID = meetingID
+                connection.participantID = id
+                await sendJoined(meeting: meetingID, participantID: id, identity: identity, others: others, sink: sink)
+                await applyBlocks(meetingID, await hub.effectiveBlocks(meetingID))
+                logger.info("participant joined", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
+            case .waiting(let id):
+                connection.meetingID = meetingID
+                connection.participantID = id
+                connection.waiting = true
+                sink(OutgoingMessage(.waiting(participantID: id)))
+                logger.info("participant waiting", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
+            }
         case .offer(let sdp, let sources):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             let known: Set<String> = ["camera", "microphone", "screen"]
@@ -64,12 +92,70 @@ public final class SignalingService: Sendable {
             await hub.broadcast(meeting: meetingID, .chat(from: participantID, name: name, text: body, at: Date().timeIntervalSince1970), except: nil)
         case .mute(let kind, let muted):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
-            await hub.update(meeting: meetingID, participantID: participantID) { info in
-                if kind == .audio { info.audioMuted = muted } else { info.videoMuted = muted }
+            await applyBlocks(meetingID, try await hub.setOwnMute(meeting: meetingID, participantID: participantID, kind: kind, muted: muted))
+        case .host(let action, let target):
+            guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
+            guard await hub.isModerator(meeting: meetingID, participantID: participantID) else {
+                throw SignalingError.forbidden("only hosts and co-hosts can \(action.rawValue)")
             }
+            try await perform(action, on: target, meeting: meetingID, by: participantID)
+        case .report(let target, let reason):
+            guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
+            try await hub.report(meeting: meetingID, reporterID: participantID, reportedID: target, reason: try Validation.reportReason(reason))
+            logger.notice("participant reported", metadata: ["meeting": "\(meetingID)", "reported": "\(target)"])
         case .leave:
             await disconnect(&connection)
         }
+    }
+
+    private func sendJoined(meeting: String, participantID: String, identity: JoinIdentity, others: [ParticipantInfo], sink: MessageSink?) async {
+        let isHost = await hub.isHost(meeting: meeting, subject: identity.subject)
+        let token = try? await gatekeeper.token(for: identity, meeting: meeting, role: identity.isHost ? .host : .participant)
+        let role = await hub.participant(meeting: meeting, id: participantID)?.info.role ?? .participant
+        let view = await hub.view(meeting)
+        let state = MeetingStateView(locked: view?.locked ?? false, hostsOnlyScreenShare: view?.settings.hostsOnlyScreenShare ?? false,
+                                     waitingRoom: view?.settings.waitingRoom ?? false)
+        sink?(OutgoingMessage(.joined(participantID: participantID, meeting: meeting, participants: others, role: role, token: token, state: state)))
+        if isHost || role != .participant { sink?(OutgoingMessage(.waitingRoom(await hub.waitingList(meeting)))) }
+    }
+
+    /// A host control, enforced here and at the SFU.
+    private func perform(_ action: HostAction, on target: String?, meeting: String, by hostID: String) async throws {
+        let hostName = await hub.participant(meeting: meeting, id: hostID)?.info.name ?? "a host"
+        switch action {
+        case .muteAudio: await applyBlocks(meeting, await hub.block(meeting: meeting, participantID: target, .audio, by: hostName))
+        case .stopVideo: await applyBlocks(meeting, await hub.block(meeting: meeting, participantID: target, .video, by: hostName))
+        case .muteAllAudio: await applyBlocks(meeting, await hub.block(meeting: meeting, participantID: nil, .audio, by: hostName))
+        case .stopAllVideo: await applyBlocks(meeting, await hub.block(meeting: meeting, participantID: nil, .video, by: hostName))
+        case .allowAudio: await applyBlocks(meeting, await hub.unblock(meeting: meeting, participantID: target!, .audio))
+        case .allowVideo: await applyBlocks(meeting, await hub.unblock(meeting: meeting, participantID: target!, .video))
+        case .remove:
+            let sink = try await hub.remove(meeting: meeting, participantID: target!, by: hostName)
+            // Media stops at once; the client is told and its socket closed.
+            sfu.closeParticipant(meetingID: meeting, participantID: target!)
+            sink?(OutgoingMessage(.meetingEnded(reason: "a host removed you from this meeting")))
+            logger.notice("participant removed", metadata: ["meeting": "\(meeting)", "participant": "\(target!)"])
+        case .allowRejoin: try await hub.allowRejoin(meeting: meeting, participantID: target!)
+        case .makeCoHost: try await hub.setCoHost(meeting: meeting, participantID: target!, true)
+        case .removeCoHost: try await hub.setCoHost(meeting: meeting, participantID: target!, false)
+        case .lock: await hub.setLocked(meeting, true)
+        case .unlock: await hub.setLocked(meeting, false)
+        case .hostsOnlyScreenShare: await applyBlocks(meeting, await hub.setHostsOnlyScreenShare(meeting, true))
+        case .everyoneScreenShare: await applyBlocks(meeting, await hub.setHostsOnlyScreenShare(meeting, false))
+        case .admit, .admitAll:
+            for admitted in try await hub.decide(meeting: meeting, participantID: action == .admit ? target : nil, .admit) {
+                await sendJoined(meeting: meeting, participantID: admitted.participantID, identity: admitted.identity, others: admitted.others,
+                                 sink: admitted.sink)
+            }
+            await applyBlocks(meeting, await hub.effectiveBlocks(meeting))
+        case .deny, .denyAll:
+            _ = try await hub.decide(meeting: meeting, participantID: action == .deny ? target : nil, .deny)
+        }
+    }
+
+    /// Tells the SFU what to drop for each participant.
+    public func applyBlocks(_ meeting: String, _ blocks: [String: Set<BlockedMedia>]) async {
+        for (participantID, blocked) in blocks { sfu.setBlockedMedia(meetingID: meeting, participantID: participantID, blocked: blocked) }
     }
 
     /// Answers an offer on the SFU and publishes the participant's new track list.
@@ -104,7 +190,7 @@ public final class SignalingService: Sendable {
         await hub.leave(meeting: meetingID, participantID: participantID)
         sfu.closeParticipant(meetingID: meetingID, participantID: participantID)
         logger.info("participant left", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)"])
-        connection = SignalingConnection()
+        connection = SignalingConnection(address: connection.address)
     }
 
     /// Turns SFU events into signaling; runs for the life of the server.

@@ -19,6 +19,24 @@ public enum Validation {
         return trimmed
     }
 
+    /// A DNS name for allowed email domains: labels of letters, digits and '-', at least one dot.
+    public static func isDomain(_ raw: String) -> Bool {
+        let labels = raw.lowercased().split(separator: ".", omittingEmptySubsequences: false)
+        guard raw.count <= 253, labels.count >= 2 else { return false }
+        return labels.allSatisfy { label in
+            (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                && label.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+        }
+    }
+
+    /// Report reasons: 1–500 characters.
+    public static func reportReason(_ raw: String) throws(SignalingError) -> String {
+        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw .badMessage("a report needs a reason") }
+        guard trimmed.count <= 500 else { throw .badMessage("report reason longer than 500 characters") }
+        return trimmed
+    }
+
     public static func chatText(_ raw: String) throws(SignalingError) -> String {
         let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw .badMessage("empty chat message") }

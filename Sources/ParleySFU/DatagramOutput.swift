@@ -45,6 +45,8 @@ public struct PacketCounters: Sendable, Equatable {
     public var droppedMalformed = 0
     public var droppedUnauthenticated = 0
     public var droppedUnroutable = 0
+    /// RTP from a producer a host blocked (muted, video stopped, screen sharing disabled).
+    public var droppedBlocked = 0
     public var keyframeRequestsSent = 0
 
     public init() {}
@@ -56,7 +58,7 @@ public struct PacketCounters: Sendable, Equatable {
         c.nacksSent += b.nacksSent; c.repairsReceived += b.repairsReceived
         c.droppedUnknownSender += b.droppedUnknownSender; c.droppedMalformed += b.droppedMalformed
         c.droppedUnauthenticated += b.droppedUnauthenticated; c.droppedUnroutable += b.droppedUnroutable
-        c.keyframeRequestsSent += b.keyframeRequestsSent
+        c.keyframeRequestsSent += b.keyframeRequestsSent; c.droppedBlocked += b.droppedBlocked
         return c
     }
 }

@@ -270,6 +270,7 @@ extension WorkerCore {
         for producer in transport.producers where !seenMids.contains(producer.mid) && !removedProducers.contains(where: { $0 === producer }) {
             removedProducers.append(producer)
         }
+        applyBlockedMedia(to: transport)
         var changed = router.producersRemoved(removedProducers, now: now)
         for producer in addedProducers { changed += router.producerAdded(producer, now: now) }
 

@@ -41,6 +41,8 @@ public final class Producer {
     private var firSequence: UInt8 = 0
     let retransmissions: RetransmissionBuffer?
     public private(set) var closed = false
+    /// A host stopped this media: packets are counted and dropped, whatever the client sends.
+    var blocked = false
     public let createdAt: Nanoseconds
     public var participantID: String { transport.participantID }
 
@@ -63,6 +65,10 @@ public final class Producer {
     /// Forwards one decrypted RTP packet of this producer to every consumer. Repairs (RTX) are
     /// turned back into the packet they carry, in place, first.
     func receive(_ packet: UnsafeMutableRawBufferPointer, header: RTPHeader, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        if blocked {
+            counters.droppedBlocked += 1
+            return
+        }
         var packet = packet
         var header = header
         var index = encodings.firstIndex { $0.ssrc == header.ssrc }

@@ -85,6 +85,13 @@ public final class SFU: Sendable {
         }
     }
 
+    /// Host controls, enforced where the media flows: what this participant sends of these kinds is dropped.
+    public func setBlockedMedia(meetingID: String, participantID: String, blocked: Set<BlockedMedia>) {
+        worker(for: meetingID).execute { core, _ in
+            core.setBlockedMedia(meetingID: meetingID, participantID: participantID, blocked: blocked)
+        }
+    }
+
     public func status() async -> SFUStatus {
         var meetings = 0, transports = 0
         var counters = PacketCounters()

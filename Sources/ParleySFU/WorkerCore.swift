@@ -20,6 +20,8 @@ public final class WorkerCore {
     var transports: [String: WebRtcTransport] = [:]
     var byUfrag: [String: WebRtcTransport] = [:]
     var byAddress: [PeerAddress: WebRtcTransport] = [:]
+    /// Host controls: per meeting, per participant, what the SFU must not forward.
+    var blockedMedia: [String: [String: Set<BlockedMedia>]] = [:]
     public var counters = PacketCounters()
     private let emit: (SFUEvent) -> Void
 
@@ -115,6 +117,8 @@ public final class WorkerCore {
 
     /// Closes every transport of a participant in a meeting.
     public func closeParticipant(meetingID: String, participantID: String, now: Nanoseconds, output: any DatagramOutput) {
+        blockedMedia[meetingID]?[participantID] = nil
+        if blockedMedia[meetingID]?.isEmpty == true { blockedMedia[meetingID] = nil }
         for transport in transports.values where transport.meetingID == meetingID && transport.participantID == participantID {
             closeTransport(transport, reason: "participant left", now: now, output: output)
         }

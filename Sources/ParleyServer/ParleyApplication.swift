@@ -4,6 +4,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOWebSocket
+import ParleyAccess
 import ParleyControl
 import ParleySFU
 import ParleyTransport
@@ -17,6 +18,7 @@ public struct ParleyServer: Sendable {
     public let sfu: SFU
     public let signaling: SignalingService
     let sessions = HTTPSessions()
+    let identities: OpenIDVerifier?
     let logger: Logger
     let startedAt = Date()
 
@@ -25,7 +27,12 @@ public struct ParleyServer: Sendable {
         self.logger = logger
         self.sfu = try SFU(configuration: configuration.sfu, logger: logger)
         let sessions = self.sessions
-        self.signaling = SignalingService(hub: MeetingHub(), sfu: sfu, logger: logger,
+        let hub = MeetingHub(adhocMeetings: configuration.adhocMeetings)
+        let identities: (any IdentityVerifier)? = configuration.identityProviders.isEmpty
+            ? nil : OpenIDVerifier(providers: configuration.identityProviders, logger: logger)
+        self.identities = identities as? OpenIDVerifier
+        let gatekeeper = Gatekeeper(hub: hub, secret: configuration.secret, identities: identities)
+        self.signaling = SignalingService(gatekeeper: gatekeeper, sfu: sfu, logger: logger,
                                           transportClosed: { await sessions.forget(transportID: $0) })
     }
 
@@ -56,8 +63,8 @@ public struct ParleyServer: Sendable {
         try await serviceGroup.run()
     }
 
-    func makeRouter() -> Hummingbird.Router<BasicRequestContext> {
-        let router = Hummingbird.Router()
+    func makeRouter() -> Hummingbird.Router<ParleyRequestContext> {
+        let router = Hummingbird.Router(context: ParleyRequestContext.self)
         router.get("/healthz") { _, _ -> Response in
             let status = await sfu.status()
             let body = HealthStatus(status: "ok", uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
@@ -67,11 +74,17 @@ public struct ParleyServer: Sendable {
         }
         router.get("/") { _, _ in try fileResponse("index.html") }
         router.get("/m/{meeting}") { _, context in
-            _ = try validatedMeeting(context)
+            let meeting = try validatedMeeting(context)
+            let known = await signaling.hub.exists(meeting)
+            guard configuration.adhocMeetings || known else {
+                throw HTTPError(.notFound, message: "There is no meeting \(meeting) on this server. Check the link, or ask the host for a new one.")
+            }
             return try fileResponse("meeting.html")
         }
         router.add(middleware: FileMiddleware(configuration.webRoot, urlBasePath: "/static", searchForIndexHtml: false, logger: logger))
         WHIPWHEPRoutes(server: self).register(on: router)
+        MeetingAPIRoutes(server: self).register(on: router)
+        if let identities { IdentityRoutes(verifier: identities).register(on: router) }
         return router
     }
 
@@ -84,13 +97,20 @@ public struct ParleyServer: Sendable {
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    func makeWebSocketRouter() -> Hummingbird.Router<BasicWebSocketRequestContext> {
-        let router = Hummingbird.Router(context: BasicWebSocketRequestContext.self)
+    /// Where links the API hands out point: `--public-url`, else the Host this request came to.
+    func publicURL(_ request: Request) -> String {
+        if let configured = configuration.publicURL { return configured.hasSuffix("/") ? String(configured.dropLast()) : configured }
+        let host = request.head.authority ?? "\(configuration.httpHost):\(configuration.httpPort)"
+        return "http://\(host)"
+    }
+
+    func makeWebSocketRouter() -> Hummingbird.Router<ParleyWebSocketContext> {
+        let router = Hummingbird.Router(context: ParleyWebSocketContext.self)
         let signaling = self.signaling
         let logger = self.logger
         router.ws("/ws") { _, _ in
             .upgrade([:])
-        } onUpgrade: { inbound, outbound, _ in
+        } onUpgrade: { inbound, outbound, context in
             let (messages, queue) = AsyncStream<OutgoingMessage>.makeStream(bufferingPolicy: .bufferingNewest(1024))
             let sink: MessageSink = { queue.yield($0) }
             await withTaskGroup(of: Void.self) { group in
@@ -100,7 +120,7 @@ public struct ParleyServer: Sendable {
                         if case .meetingEnded = message.message { try? await outbound.close(.goingAway, reason: "meeting ended") }
                     }
                 }
-                var connection = SignalingConnection()
+                var connection = SignalingConnection(address: context.requestContext.clientAddress)
                 do {
                     for try await message in inbound.messages(maxSize: ClientMessage.maximumSize) {
                         switch message {

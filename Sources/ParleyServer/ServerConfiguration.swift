@@ -1,4 +1,5 @@
 import Foundation
+import ParleyAccess
 import ParleySFU
 
 /// Everything `parley serve` is configured with (flags; see `parley serve --help`).
@@ -8,6 +9,16 @@ public struct ServerConfiguration: Sendable {
     public var sfu = SFUConfiguration()
     /// The folder of the web client (HTML, CSS, ES modules).
     public var webRoot: String = ServerConfiguration.defaultWebRoot()
+    /// Meetings nobody created are made, open, on first join; off: unknown meetings are 404.
+    public var adhocMeetings = true
+    /// The base of the links the API hands out (invite, host); default: the Host the request came to.
+    public var publicURL: String?
+    /// Signs access tokens and seals invite links; random per start unless read from a file.
+    public var secret = ServerSecret.random()
+    /// Bearer token of the operator API (`/api/admin/...`); nil: that API is off.
+    public var adminToken: String?
+    /// OpenID Connect issuers whose ID tokens sign people in.
+    public var identityProviders: [IdentityProviderConfiguration] = []
 
     public init() {}
 

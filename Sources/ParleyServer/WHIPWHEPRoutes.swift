@@ -11,8 +11,8 @@ struct WHIPWHEPRoutes {
     let server: ParleyServer
     static let maximumOfferSize = 128 * 1024
 
-    func register(on router: Hummingbird.Router<BasicRequestContext>) {
-        let cors = CORSMiddleware<BasicRequestContext>(
+    func register(on router: Hummingbird.Router<ParleyRequestContext>) {
+        let cors = CORSMiddleware<ParleyRequestContext>(
             allowOrigin: .all,
             allowHeaders: [.contentType, .authorization, .ifMatch],
             allowMethods: [.post, .delete, .options, .patch],
@@ -31,7 +31,7 @@ struct WHIPWHEPRoutes {
         }
     }
 
-    private func post(_ request: Request, context: BasicRequestContext, isPublisher: Bool) async throws -> Response {
+    private func post(_ request: Request, context: ParleyRequestContext, isPublisher: Bool) async throws -> Response {
         let meeting = try validatedMeeting(context)
         guard request.headers[.contentType]?.lowercased().hasPrefix("application/sdp") == true else {
             throw HTTPError(.unsupportedMediaType, message: "the body must be an SDP offer with Content-Type: application/sdp")
@@ -39,11 +39,25 @@ struct WHIPWHEPRoutes {
         let body = try await request.body.collect(upTo: Self.maximumOfferSize)
         let sdp = String(buffer: body)
         let hub = server.signaling.hub
+        // RFC 9725 §4.4: credentials come as a Bearer token; open ad hoc meetings need none.
+        let name = request.uri.queryParameters["name"].map(String.init) ?? ""
+        let join = JoinRequest(meeting: meeting, name: name.isEmpty ? (isPublisher ? "WHIP publisher" : "WHEP player") : name, token: bearer(request))
+        let identity = try await http { () async throws(SignalingError) in
+            try await server.signaling.gatekeeper.check(join, address: context.clientAddress, client: isPublisher ? "whip" : "whep")
+        }
         let participantID: String
         if isPublisher {
-            let name = (try? Validation.displayName(request.uri.queryParameters["name"].map(String.init) ?? "")) ?? "WHIP publisher"
-            participantID = try await hub.join(meeting: meeting, name: name, client: "whip", sink: nil).0
+            let outcome = try await http { try await hub.admit(meeting: meeting, identity: identity, sink: nil) }
+            switch outcome {
+            case .joined(let id, _):
+                participantID = id
+            case .waiting(let id):
+                await hub.leave(meeting: meeting, participantID: id)
+                throw SignalingError.forbidden("this meeting has a waiting room: a host must issue an admitted token (POST /api/meetings/\(meeting)/tokens)").http
+            }
+            await server.signaling.applyBlocks(meeting, await hub.effectiveBlocks(meeting))
         } else {
+            try await http { try await hub.checkViewer(meeting: meeting, identity: identity) }
             participantID = "whep-" + RandomToken.make(length: 10)
         }
         let result: NegotiationResult
@@ -60,7 +74,7 @@ struct WHIPWHEPRoutes {
                         body: .init(byteBuffer: ByteBuffer(string: result.answer)))
     }
 
-    private func delete(_ context: BasicRequestContext, isPublisher: Bool) async throws -> Response {
+    private func delete(_ context: ParleyRequestContext, isPublisher: Bool) async throws -> Response {
         let meeting = try validatedMeeting(context)
         let id = context.parameters.get("session") ?? ""
         guard let session = await server.sessions.remove(id: id, meetingID: meeting, isPublisher: isPublisher) else {

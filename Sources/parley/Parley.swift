@@ -1,5 +1,7 @@
 import ArgumentParser
+import Foundation
 import Logging
+import ParleyAccess
 import ParleySFU
 import ParleyServer
 
@@ -44,6 +46,23 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Flag(help: "Refuse meetings nobody created through the API (unknown meetings are a 404).")
+    var noAdhocMeetings = false
+
+    @Option(help: "Base URL of the links the API hands out, e.g. https://meet.example.org (default: the request's Host).")
+    var publicUrl: String?
+
+    @Option(help: ArgumentHelp("File with the server secret (at least 32 bytes, or 64 hex digits) that signs tokens and seals invite links; "
+        + "without it a random one is made at each start, so links and tokens end with the process."))
+    var secretFile: String?
+
+    @Option(help: "File with the bearer token of the operator API (/api/admin/reports); without it that API is off.")
+    var adminTokenFile: String?
+
+    @Option(help: ArgumentHelp("An OpenID Connect issuer people may sign in with, repeatable: "
+        + "name=Google,issuer=https://accounts.google.com,client-id=ID[,jwks=URL]", valueName: "issuer"))
+    var oidcIssuer: [String] = []
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -67,6 +86,22 @@ struct Serve: AsyncParsableCommand {
         configuration.sfu = SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp,
                                              workers: workers ?? SFUConfiguration().workers)
         if let webRoot { configuration.webRoot = webRoot }
+        configuration.adhocMeetings = !noAdhocMeetings
+        configuration.publicURL = publicUrl
+        do {
+            if let secretFile { configuration.secret = try ServerSecret(contentsOf: secretFile) }
+            if let adminTokenFile {
+                guard let data = FileManager.default.contents(atPath: adminTokenFile) else {
+                    throw AccessError.configuration("cannot read the admin token file \(adminTokenFile)")
+                }
+                let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard token.count >= 16 else { throw AccessError.configuration("the admin token must be at least 16 characters") }
+                configuration.adminToken = token
+            }
+            configuration.identityProviders = try oidcIssuer.map { argument throws(AccessError) in try IdentityProviderConfiguration(argument: argument) }
+        } catch let error as AccessError {
+            throw ValidationError(error.description)
+        }
         let server = try ParleyServer(configuration: configuration, logger: logger)
         try await server.run()
     }

@@ -6,7 +6,7 @@ import ParleySFU
 
 @Suite struct SignalingMessageTests {
     @Test func clientMessagesDecodeByType() throws {
-        #expect(try ClientMessage(json: #"{"type":"join","meeting":"demo","name":"Ada"}"#) == .join(meeting: "demo", name: "Ada"))
+        #expect(try ClientMessage(json: #"{"type":"join","meeting":"demo","name":"Ada"}"#) == .join(JoinRequest(meeting: "demo", name: "Ada")))
         #expect(try ClientMessage(json: #"{"type":"offer","sdp":"v=0","sources":{"0":"camera"}}"#) == .offer(sdp: "v=0", sources: ["0": "camera"]))
         #expect(try ClientMessage(json: #"{"type":"mute","kind":"video","muted":true}"#) == .mute(kind: .video, muted: true))
         #expect(try ClientMessage(json: #"{"type":"leave"}"#) == .leave)
