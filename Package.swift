@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleySFU", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),
     ]
 )

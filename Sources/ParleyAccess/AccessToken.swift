@@ -31,9 +31,9 @@ public struct AccessClaims: JWTPayload, Equatable {
     public var subject: String { sub.value }
 
     public init(subject: String, meeting: String, role: MeetingRole, name: String?, email: String?, admitted: Bool,
-                lifetime: TimeInterval, now: Date = Date()) {
+                lifetime: TimeInterval, now: Date = Date(), audience: [String] = [Self.audience]) {
         sub = SubjectClaim(value: subject)
-        aud = AudienceClaim(value: [Self.audience])
+        aud = AudienceClaim(value: audience)
         exp = ExpirationClaim(value: now.addingTimeInterval(lifetime))
         iat = IssuedAtClaim(value: now)
         jti = IDClaim(value: UUID().uuidString)
