@@ -24,7 +24,7 @@ def free_port(kind=socket.SOCK_STREAM):
 
 
 class Server:
-    def __init__(self, name, workers=2):
+    def __init__(self, name, workers=2, extra_args=()):
         self.http_port = free_port()
         self.udp_port = free_port(socket.SOCK_DGRAM)
         while self.udp_port > 65000:
@@ -36,7 +36,7 @@ class Server:
         self.process = subprocess.Popen(
             [PARLEY, "serve", "--http-port", str(self.http_port), "--udp-port", str(self.udp_port),
              "--announce-ip", "127.0.0.1", "--workers", str(workers),
-             "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug"],
+             "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug", *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.http_port}"
         deadline = time.time() + 20

@@ -1,0 +1,388 @@
+"""Meeting security (issue 4) attacked through the real server: the meetings API, signaling, WHIP and
+WHEP. Every test asserts what the server answered."""
+import asyncio
+import json
+import os
+import re
+import tempfile
+import urllib.parse
+
+import aiohttp
+import pytest
+
+from conftest import Server
+from oidc_issuer import Issuer
+from test_whip_whep_aiortc import NoiseVideoTrack, config
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+@pytest.fixture
+def server(request):
+    instance = Server(request.node.name)
+    yield instance
+    instance.stop()
+
+
+class Client:
+    """One HTTP session and helpers for the API and signaling."""
+
+    def __init__(self, server, session):
+        self.server, self.session = server, session
+
+    async def api(self, method, path, body=None, token=None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.request(method, self.server.url + path, json=body, headers=headers) as response:
+            text = await response.text()
+            try:
+                payload = json.loads(text)
+            except ValueError:
+                payload = {"text": text}
+            return response.status, dict(response.headers), payload
+
+    async def create(self, **settings):
+        status, _, body = await self.api("POST", "/api/meetings", settings)
+        assert status == 201, body
+        return body
+
+    async def signaling(self):
+        return Signaling(await self.session.ws_connect(self.server.url.replace("http", "ws") + "/ws"))
+
+
+class Signaling:
+    def __init__(self, ws):
+        self.ws = ws
+        self.seen = []
+
+    async def send(self, **message):
+        await self.ws.send_str(json.dumps(message))
+
+    async def expect(self, *types, timeout=5):
+        """The next message of one of these types (others are kept in `seen`)."""
+        while True:
+            message = await self.ws.receive(timeout=timeout)
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return {"type": "closed"}
+            body = json.loads(message.data)
+            self.seen.append(body)
+            if body["type"] in types:
+                return body
+
+    async def join(self, meeting, name="Ada", **credentials):
+        await self.send(type="join", meeting=meeting, name=name, **credentials)
+        return await self.expect("joined", "waiting", "error")
+
+
+def with_client(server, scenario):
+    async def main():
+        async with aiohttp.ClientSession() as session:
+            return await scenario(Client(server, session))
+    return run(main())
+
+
+async def whip(server, meeting, token=None, name="WHIP publisher"):
+    """An aiortc publisher (noise video + audio) through WHIP; returns (status, pc or body)."""
+    pc = RTCPeerConnection(config())
+    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    pc.addTransceiver(NoiseVideoTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Content-Type": "application/sdp"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.url}/whip/{meeting}?name={name}", data=pc.localDescription.sdp, headers=headers) as response:
+            body = await response.text()
+            if response.status != 201:
+                await pc.close()
+                return response.status, dict(response.headers), body
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    return 201, {}, pc
+
+
+async def whep_status(server, meeting, token=None):
+    pc = RTCPeerConnection(config())
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Content-Type": "application/sdp"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.url}/whep/{meeting}", data=pc.localDescription.sdp, headers=headers) as response:
+            status, body = response.status, await response.text()
+    await pc.close()
+    return status, body
+
+
+@pytest.mark.timeout(60)
+def test_passwords_and_invite_links_on_every_way_in(server):
+    async def scenario(client):
+        created = await client.create(title="Board", password="correct horse")
+        meeting, invite_url = created["id"], created["inviteURL"]
+        assert created["hasPassword"] and created["hostToken"].count(".") == 2
+        assert "correct" not in invite_url and "horse" not in invite_url and "invite=" in invite_url
+        status, _, public = await client.api("GET", f"/api/meetings/{meeting}")
+        assert status == 200 and public["hasPassword"] and "password" not in json.dumps(public).replace("hasPassword", "")
+        # Signaling: no password, a wrong one, the right one, the invite link, a tampered link.
+        ws = await client.signaling()
+        assert (await ws.join(meeting))["code"] == "password-required"
+        assert (await ws.join(meeting, password="wrong"))["code"] == "wrong-password"
+        joined = await ws.join(meeting, password="correct horse")
+        assert joined["type"] == "joined" and joined["role"] == "participant" and joined["token"]
+        invite = urllib.parse.parse_qs(urllib.parse.urlparse(invite_url).query)["invite"][0]
+        other = await client.signaling()
+        assert (await other.join(meeting, name="Grace", invite=invite))["type"] == "joined"
+        tampered = invite[:-3] + ("AAA" if not invite.endswith("AAA") else "BBB")
+        third = await client.signaling()
+        refused = await third.join(meeting, name="Eve", invite=tampered)
+        assert refused["code"] == "invalid-invite", refused
+        # WHIP and WHEP: nothing, a forged token, a token of another meeting, then a real one.
+        status, headers, body = await whip(client.server, meeting)
+        assert status == 401 and headers.get("WWW-Authenticate") == "Bearer" and json.loads(body)["error"] == "password-required"
+        forged = joined["token"][:-4] + ("AAAA" if not joined["token"].endswith("AAAA") else "BBBB")
+        assert (await whip(client.server, meeting, token=forged))[0] == 401
+        elsewhere = (await client.create())["hostToken"]
+        status, body = await whep_status(client.server, meeting, token=elsewhere)
+        assert status == 401 and json.loads(body)["error"] == "wrong-meeting"
+        status, _, issued = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Cam", "password": "correct horse"})
+        assert status == 201 and issued["role"] == "participant"
+        status, _, pc = await whip(client.server, meeting, token=issued["token"], name="Cam")
+        assert status == 201
+        await pc.close()
+        assert (await whep_status(client.server, meeting, token=issued["token"]))[0] == 201
+        status, _, body = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Eve", "password": "nope"})
+        assert status == 401 and body["error"] == "wrong-password"
+    with_client(server, scenario)
+
+
+@pytest.mark.timeout(60)
+def test_brute_force_is_limited_per_address_with_a_clear_retry_time(server):
+    async def scenario(client):
+        meeting = (await client.create(password="a long passphrase"))["id"]
+        for _ in range(5):
+            status, _, body = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Eve", "password": "guess"})
+            assert status == 401
+        status, headers, body = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Eve", "password": "a long passphrase"})
+        assert status == 429 and body["error"] == "too-many-attempts"
+        assert re.fullmatch(r"too many attempts, retry in \d+ s", body["message"]) and int(headers["Retry-After"]) > 0
+        ws = await client.signaling()
+        refused = await ws.join(meeting, password="a long passphrase")
+        assert refused["code"] == "too-many-attempts"
+    with_client(server, scenario)
+
+
+@pytest.mark.timeout(60)
+def test_a_locked_meeting_admits_nobody_new_by_any_path_and_keeps_who_is_in(server):
+    async def scenario(client):
+        created = await client.create()
+        meeting, host_token = created["id"], created["hostToken"]
+        host = await client.signaling()
+        assert (await host.join(meeting, name="Host", token=host_token))["role"] == "host"
+        ada = await client.signaling()
+        ada_joined = await ada.join(meeting, name="Ada")
+        # Ada is no host: her controls are refused, at signaling and at the API.
+        await ada.send(type="host", action="lock")
+        assert (await ada.expect("error"))["code"] == "forbidden"
+        status, _, _ = await client.api("PATCH", f"/api/meetings/{meeting}", {"locked": True}, token=ada_joined["token"])
+        assert status == 403
+        assert (await client.api("PATCH", f"/api/meetings/{meeting}", {"locked": True}))[0] == 401
+        await host.send(type="host", action="lock")
+        assert (await ada.expect("meeting-state"))["state"]["locked"] is True
+        eve = await client.signaling()
+        assert (await eve.join(meeting, name="Eve"))["code"] == "locked"
+        status, _, body = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Eve"})
+        assert status == 403 and body["error"] == "locked"
+        assert (await whip(client.server, meeting))[0] == 403
+        assert (await whep_status(client.server, meeting))[0] == 403
+        status, _, view = await client.api("GET", f"/api/meetings/{meeting}", token=host_token)
+        assert status == 200 and view["meeting"]["locked"] and {p["name"] for p in view["participants"]} == {"Host", "Ada"}
+        await host.send(type="host", action="unlock")
+        assert (await (await client.signaling()).join(meeting, name="Eve"))["type"] == "joined"
+    with_client(server, scenario)
+
+
+@pytest.mark.timeout(60)
+def test_waiting_room_admit_and_deny(server):
+    async def scenario(client):
+        created = await client.create(waitingRoom=True)
+        meeting = created["id"]
+        host = await client.signaling()
+        await host.join(meeting, name="Host", token=created["hostToken"])
+        ada = await client.signaling()
+        waiting = await ada.join(meeting, name="Ada")
+        assert waiting["type"] == "waiting"
+        # Nothing but leaving works while waiting.
+        await ada.send(type="chat", text="let me in")
+        assert (await ada.expect("error"))["code"] == "forbidden"
+        listed = await host.expect("waiting-room")
+        while not listed["waiting"]:
+            listed = await host.expect("waiting-room")
+        assert [w["name"] for w in listed["waiting"]] == ["Ada"]
+        await host.send(type="host", action="admit", participantId=waiting["participantId"])
+        assert (await ada.expect("joined"))["participantId"] == waiting["participantId"]
+        eve = await client.signaling()
+        eve_waiting = await eve.join(meeting, name="Eve")
+        await host.send(type="host", action="deny", participantId=eve_waiting["participantId"])
+        assert (await eve.expect("error"))["code"] == "denied"
+        # WHIP cannot wait: without a host-issued token it is refused.
+        status, _, body = await whip(client.server, meeting)
+        assert status == 403 and "waiting room" in json.loads(body)["message"]
+        status, _, issued = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Cam"}, token=created["hostToken"])
+        status, _, pc = await whip(client.server, meeting, token=issued["token"], name="Cam")
+        assert status == 201
+        await pc.close()
+    with_client(server, scenario)
+
+
+@pytest.mark.timeout(90)
+def test_host_mute_and_removal_are_enforced_in_the_sfu(server):
+    async def scenario(client):
+        created = await client.create()
+        meeting = created["id"]
+        host = await client.signaling()
+        await host.join(meeting, name="Host", token=created["hostToken"])
+        status, _, issued = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Loud"})
+        status, _, publisher = await whip(client.server, meeting, token=issued["token"], name="Loud")
+        assert status == 201
+        joined = await host.expect("participant-joined")
+        target = joined["participant"]["id"]
+        for _ in range(100):
+            if client.server.health()["sfu"]["counters"]["rtpReceived"] > 100:
+                break
+            await asyncio.sleep(0.1)
+        # The publisher's client keeps sending audio; once muted by the host the SFU drops it.
+        await host.send(type="host", action="mute-audio", participantId=target)
+        updated = await host.expect("participant-updated")
+        while not (updated["participant"]["id"] == target and updated["participant"]["audioMuted"]):
+            updated = await host.expect("participant-updated")
+        before = client.server.health()["sfu"]["counters"]["droppedBlocked"]
+        await asyncio.sleep(1.5)
+        dropped = client.server.health()["sfu"]["counters"]["droppedBlocked"] - before
+        assert dropped >= 40, dropped  # ~50 audio packets a second, none forwarded
+        await host.send(type="host", action="allow-audio", participantId=target)
+        await asyncio.sleep(0.5)
+        settled = client.server.health()["sfu"]["counters"]["droppedBlocked"]
+        await asyncio.sleep(1.0)
+        assert client.server.health()["sfu"]["counters"]["droppedBlocked"] == settled
+        # Removal closes the publisher's transport at once, and its credential no longer works.
+        transports = client.server.health()["sfu"]["transports"]
+        await host.send(type="host", action="remove", participantId=target)
+        assert (await host.expect("participant-left"))["participantId"] == target
+        for _ in range(30):
+            if client.server.health()["sfu"]["transports"] < transports:
+                break
+            await asyncio.sleep(0.1)
+        assert client.server.health()["sfu"]["transports"] < transports
+        status, _, body = await whip(client.server, meeting, token=issued["token"], name="Loud")
+        assert status == 403 and json.loads(body)["error"] == "removed"
+        ws = await client.signaling()
+        assert (await ws.join(meeting, name="Loud", token=issued["token"]))["code"] == "removed"
+        await publisher.close()
+    with_client(server, scenario)
+
+
+@pytest.mark.timeout(60)
+def test_removed_web_participant_is_told_and_disconnected_and_reports_reach_hosts(server):
+    admin_file = tempfile.NamedTemporaryFile("w", delete=False)
+    admin_file.write("operator-secret-token-123")
+    admin_file.close()
+    server.stop()
+    instance = Server("reports", extra_args=["--admin-token-file", admin_file.name])
+    try:
+        async def scenario(client):
+            created = await client.create()
+            meeting, host_token = created["id"], created["hostToken"]
+            host = await client.signaling()
+            await host.join(meeting, name="Host", token=host_token)
+            ada, eve = await client.signaling(), await client.signaling()
+            await ada.join(meeting, name="Ada")
+            eve_joined = await eve.join(meeting, name="Eve")
+            await ada.send(type="report", participantId=eve_joined["participantId"], reason="shouting")
+            reported = await host.expect("reported")
+            assert reported["report"]["reportedName"] == "Eve" and reported["report"]["reason"] == "shouting"
+            status, _, reports = await client.api("GET", f"/api/meetings/{meeting}/reports", token=host_token)
+            assert status == 200 and [r["reason"] for r in reports] == ["shouting"]
+            assert (await client.api("GET", f"/api/meetings/{meeting}/reports", token=eve_joined["token"]))[0] == 403
+            assert (await client.api("GET", "/api/admin/reports", token="wrong"))[0] == 401
+            status, _, everything = await client.api("GET", "/api/admin/reports", token="operator-secret-token-123")
+            assert status == 200 and everything[0]["meeting"] == meeting
+            await host.send(type="host", action="remove", participantId=eve_joined["participantId"])
+            moderated = await eve.expect("moderated")
+            assert moderated["action"] == "removed"
+            assert (await eve.expect("meeting-ended", "closed"))["type"] in ("meeting-ended", "closed")
+            again = await client.signaling()
+            assert (await again.join(meeting, name="Eve", token=eve_joined["token"]))["code"] == "removed"
+            await host.send(type="host", action="allow-rejoin", participantId=eve_joined["participantId"])
+            await asyncio.sleep(0.2)
+            assert (await (await client.signaling()).join(meeting, name="Eve", token=eve_joined["token"]))["type"] == "joined"
+        with_client(instance, scenario)
+    finally:
+        instance.stop()
+        os.unlink(admin_file.name)
+
+
+@pytest.mark.timeout(60)
+def test_unknown_meetings_are_404_when_ad_hoc_meetings_are_off(server):
+    server.stop()
+    instance = Server("no-adhoc", extra_args=["--no-adhoc-meetings"])
+    try:
+        async def scenario(client):
+            async with client.session.get(instance.url + "/m/nowhere") as response:
+                assert response.status == 404 and "no meeting nowhere" in (await response.text())
+            ws = await client.signaling()
+            assert (await ws.join("nowhere"))["code"] == "meeting-not-found"
+            assert (await whip(instance, "nowhere"))[0] == 404
+            created = await client.create()
+            async with client.session.get(instance.url + f"/m/{created['id']}") as response:
+                assert response.status == 200
+        with_client(instance, scenario)
+    finally:
+        instance.stop()
+
+
+@pytest.mark.timeout(60)
+def test_sign_in_with_openid_connect_and_email_domains(server):
+    issuer = Issuer()
+    server.stop()
+    instance = Server("oidc", extra_args=["--oidc-issuer", f"name=Test,issuer={issuer.url},client-id={Issuer.CLIENT_ID}"])
+    try:
+        async def scenario(client):
+            meeting = (await client.create(requireSignIn=True, allowedDomains=["example.org"]))["id"]
+
+            async def nonce():
+                status, _, body = await client.api("POST", "/api/auth/nonce")
+                assert status == 201
+                return body["nonce"]
+
+            async def join(**credentials):
+                return await (await client.signaling()).join(meeting, name="Someone", **credentials)
+
+            assert (await join())["code"] == "sign-in-required"
+            status, _, providers = await client.api("GET", "/api/auth/providers")
+            assert providers[0]["authorizationEndpoint"] == issuer.url + "/authorize"
+            good = issuer.id_token(await nonce())
+            joined = await join(idToken=good)
+            assert joined["type"] == "joined", joined
+            # The same ID token again: its nonce was used.
+            assert (await join(idToken=good))["code"] == "sign-in-failed"
+            # A nonce the server never issued, an expired token, another audience, another key.
+            assert (await join(idToken=issuer.id_token("made-up-nonce")))["code"] == "sign-in-failed"
+            assert (await join(idToken=issuer.id_token(await nonce(), expires_in=-60)))["code"] == "sign-in-failed"
+            assert (await join(idToken=issuer.id_token(await nonce(), audience="someone-else")))["code"] == "sign-in-failed"
+            from cryptography.hazmat.primitives.asymmetric import rsa
+            stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            assert (await join(idToken=issuer.id_token(await nonce(), key=stranger)))["code"] == "sign-in-failed"
+            assert (await join(idToken=issuer.id_token(await nonce(), issuer="http://127.0.0.1:9/other")))["code"] == "sign-in-failed"
+            # Signed in, but from the wrong domain, or with an email the provider did not verify.
+            assert (await join(idToken=issuer.id_token(await nonce(), sub="u2", email="eve@evil.example")))["code"] == "domain-not-allowed"
+            unverified = issuer.id_token(await nonce(), sub="u3", email="eve@example.org", email_verified=False)
+            assert (await join(idToken=unverified))["code"] == "domain-not-allowed"
+        with_client(instance, scenario)
+    finally:
+        instance.stop()
+        issuer.stop()
