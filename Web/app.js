@@ -2,6 +2,8 @@
 import { Signaling } from './signaling.js';
 import { Peer } from './peer.js';
 import { Tile, showBanner, addChatMessage } from './ui.js';
+import { Access, lobbyFixable, tokenRefusals } from './access.js';
+import { ParticipantsPanel } from './host.js';
 
 const meeting = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] ?? '');
 const params = new URLSearchParams(location.search);
@@ -15,11 +17,17 @@ const state = {
   signaling: null,
   peer: null,
   leaving: false,
+  joined: false,
 };
+const access = new Access(meeting);
+const panel = new ParticipantsPanel(document.getElementById('people'), (message) => state.signaling?.send(message));
 
 // For tests and debugging: read what the page receives.
 window.parley = {
   get participantId() { return state.me; },
+  get role() { return panel.role; },
+  get waiting() { return panel.waiting; },
+  get meetingState() { return panel.meetingState; },
   joinedAt: null,
   get participants() { return [...state.participants.values()]; },
   get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
@@ -55,6 +63,9 @@ async function join(name) {
   $('goodbye').hidden = true;
   $('room').hidden = false;
   state.leaving = false;
+  state.joined = false;
+  const typed = $('password').value;
+  if (typed) access.password = typed;
   await startMedia();
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const signaling = new Signaling(`${scheme}://${location.host}/ws`);
@@ -69,9 +80,29 @@ async function join(name) {
     return;
   }
   signaling.addEventListener('joined', ({ detail }) => onJoined(detail, name));
+  signaling.addEventListener('waiting', () => {
+    $('room').hidden = true;
+    $('waiting').hidden = false;
+  });
+  signaling.addEventListener('waiting-room', ({ detail }) => {
+    const before = new Set(panel.waiting.map((w) => w.id));
+    panel.waiting = detail.waiting;
+    const arrived = detail.waiting.filter((w) => !before.has(w.id));
+    if (arrived.length) showBanner(`${arrived.map((w) => w.name).join(', ')} ${arrived.length > 1 ? 'are' : 'is'} waiting to join (People).`);
+    renderPanel();
+  });
+  signaling.addEventListener('meeting-state', ({ detail }) => { panel.meetingState = detail.state; applyMeetingState(); });
+  signaling.addEventListener('moderated', ({ detail }) => onModerated(detail));
+  signaling.addEventListener('reported', ({ detail }) => {
+    showBanner(`${detail.report.reporterName} reported ${detail.report.reportedName}: ${detail.report.reason}`);
+  });
   signaling.addEventListener('participant-joined', ({ detail }) => { state.participants.set(detail.participant.id, detail.participant); render(); });
   signaling.addEventListener('participant-updated', ({ detail }) => {
-    if (detail.participant.id === state.me) return;
+    if (detail.participant.id === state.me) {
+      panel.role = detail.participant.role;
+      applyMeetingState();
+      return;
+    }
     state.participants.set(detail.participant.id, detail.participant);
     wantReceivers();
     render();
@@ -79,15 +110,81 @@ async function join(name) {
   signaling.addEventListener('participant-left', ({ detail }) => { state.participants.delete(detail.participantId); render(); });
   signaling.addEventListener('assignments', ({ detail }) => state.peer?.applyAssignments(detail.assignments, detail.assignmentsVersion));
   signaling.addEventListener('chat', ({ detail }) => addChatMessage({ ...detail, self: detail.from === state.me }));
-  signaling.addEventListener('error', ({ detail }) => showBanner(`${detail.message} (${detail.code})`, { error: true }));
+  signaling.addEventListener('error', ({ detail }) => {
+    if (!state.joined) return refused(detail, name);
+    showBanner(`${detail.message} (${detail.code})`, { error: true });
+  });
   signaling.addEventListener('meeting-ended', ({ detail }) => finish('The meeting has ended', detail.reason));
   signaling.addEventListener('close', () => {
     if (!state.leaving) finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
   });
-  signaling.send({ type: 'join', meeting, name });
+  signaling.send({ type: 'join', meeting, name, ...access.joinFields() });
+}
+
+/// The server did not let us in: back to the lobby when the lobby can fix it, else say why.
+function refused(detail, name) {
+  state.leaving = true;
+  state.signaling?.close();
+  stopLocalMedia();
+  $('room').hidden = true;
+  $('waiting').hidden = true;
+  if (tokenRefusals.has(detail.code) && access.token) {
+    // A stale token from an earlier visit: drop it and try as a newcomer.
+    access.forgetToken();
+    return join(name);
+  }
+  if (lobbyFixable.has(detail.code)) {
+    access.password = null;
+    if (['password-required', 'wrong-password'].includes(detail.code)) $('password-field').hidden = false;
+    if (['sign-in-required', 'domain-not-allowed', 'sign-in-failed'].includes(detail.code)) {
+      access.idToken = null;
+      showSignIn();
+    }
+    $('password').value = '';
+    $('lobby-error').textContent = detail.message;
+    $('lobby-error').hidden = false;
+    $('lobby').hidden = false;
+    return;
+  }
+  const titles = { locked: 'The meeting is locked', removed: 'You were removed', denied: 'You were not let in',
+    'meeting-not-found': 'No such meeting', 'invalid-invite': 'This invite link does not work', 'meeting-full': 'The meeting is full' };
+  finish(titles[detail.code] ?? 'Could not join', detail.message);
+}
+
+function onModerated({ action, by }) {
+  if (action === 'mute-audio' && state.local.audio) {
+    if (state.local.audio.enabled) $('toggle-mic').click();
+    showBanner(`${by} muted you.`);
+  } else if (action === 'stop-video' && state.local.video) {
+    if (state.local.video.enabled) $('toggle-camera').click();
+    showBanner(`${by} stopped your video.`);
+  } else if (action === 'unmute-audio-allowed') {
+    showBanner('A host lets you unmute again.');
+  } else if (action === 'removed') {
+    // The token stays: it is the credential the removal blocks, so Rejoin is refused too.
+    finish('You were removed', `${by} removed you from the meeting.`);
+  }
+}
+
+function applyMeetingState() {
+  const sharingBlocked = panel.meetingState.hostsOnlyScreenShare && !panel.isModerator;
+  $('toggle-screen').disabled = sharingBlocked;
+  if (sharingBlocked && state.local.screen) stopScreen();
+  renderPanel();
+}
+
+function renderPanel() {
+  if (state.me) panel.render(state.me, [...state.participants.values()]);
 }
 
 function onJoined(detail, name) {
+  state.joined = true;
+  $('waiting').hidden = true;
+  $('room').hidden = false;
+  $('lobby-error').hidden = true;
+  access.remember(detail.token);
+  panel.role = detail.role ?? 'participant';
+  if (detail.state) panel.meetingState = detail.state;
   state.me = detail.participantId;
   window.parley.joinedAt = performance.now();
   for (const participant of detail.participants) state.participants.set(participant.id, participant);
@@ -115,6 +212,7 @@ function onJoined(detail, name) {
   $('toggle-camera').disabled = !state.local.video;
   wantReceivers();
   render();
+  applyMeetingState();
 }
 
 /// Enough receiving transceivers for every track the others publish.
@@ -156,6 +254,7 @@ function render() {
     tile.setState(screen ? {} : { audioMuted: participant.audioMuted, videoMuted: participant.videoMuted || !hasCamera });
     tile.element.dataset.participant = participant.id;
   }
+  renderPanel();
 }
 
 function stopLocalMedia() {
@@ -174,6 +273,8 @@ function finish(title, text) {
   state.peer = null;
   state.me = null;
   $('room').hidden = true;
+  $('waiting').hidden = true;
+  $('lobby').hidden = true;
   $('goodbye').hidden = false;
   $('goodbye-title').textContent = title;
   $('goodbye-text').textContent = text ?? '';
@@ -249,12 +350,59 @@ $('chat-form').addEventListener('submit', (event) => {
   $('chat-input').value = '';
 });
 
+$('toggle-people').addEventListener('click', (event) => {
+  const people = $('people');
+  people.hidden = !people.hidden;
+  event.target.setAttribute('aria-pressed', String(!people.hidden));
+  renderPanel();
+});
+
+$('leave-waiting').addEventListener('click', () => {
+  state.signaling?.send({ type: 'leave' });
+  finish('You left the waiting room', `Meeting “${meeting}”.`);
+});
+
 $('leave').addEventListener('click', () => {
   state.signaling?.send({ type: 'leave' });
   finish('You left the meeting', `Meeting “${meeting}”.`);
 });
 
-if (params.get('name')) {
-  $('name').value = params.get('name');
-  join(params.get('name'));
+function showSignIn() {
+  const box = $('sign-in-buttons');
+  box.replaceChildren();
+  for (const provider of access.providers) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = `Sign in with ${provider.name}`;
+    button.addEventListener('click', () => access.signIn(provider, $('name').value.trim()));
+    box.append(button);
+  }
+  if (!access.providers.length) box.textContent = 'This server has no sign-in configured; ask its operator.';
+  $('sign-in').hidden = false;
 }
+
+/// What the meeting asks for decides what the lobby shows; a returning sign-in or a ?name= link joins at once.
+async function start() {
+  let info;
+  try {
+    info = await access.load();
+  } catch {
+    info = {};
+  }
+  if (info === null) {
+    finish('No such meeting', `There is no meeting “${meeting}” on this server. Check the link, or ask the host for a new one.`);
+    return;
+  }
+  if (info.hasPassword && !access.invite && !access.token) $('password-field').hidden = false;
+  if ((info.requireSignIn || info.allowedDomains?.length) && !access.idToken && !access.token) {
+    if (!access.providers.length) await access.loadProviders();
+    showSignIn();
+  }
+  const name = params.get('name') ?? (access.idToken ? sessionStorage.getItem('parley-name') : null);
+  if (name) {
+    $('name').value = name;
+    join(name);
+  }
+}
+
+start();

@@ -47,9 +47,10 @@ public final class Gatekeeper: Sendable {
             return JoinIdentity(subject: claims.subject, name: name, email: claims.email, client: client, admitted: claims.admitted,
                                 credentialKeys: claims.email.map { ["email:" + $0] } ?? [])
         }
-        let name = try displayName(request.name, fallback: nil)
         guard let access = await hub.access(meetingID) else {
-            if await hub.adhocMeetings { return JoinIdentity(subject: RandomToken.subject(), name: name, client: client) }
+            if await hub.adhocMeetings {
+                return JoinIdentity(subject: RandomToken.subject(), name: try displayName(request.name, fallback: nil), client: client)
+            }
             throw .meetingNotFound
         }
         var verified: VerifiedIdentity?
@@ -57,6 +58,8 @@ public final class Gatekeeper: Sendable {
             guard let identities else { throw .access(.identity("this server has no identity provider configured")) }
             do { verified = try await identities.verify(idToken: idToken) } catch { throw .access(error) }
         }
+        // Someone coming back from signing in may leave the name to the identity provider.
+        let name = try displayName(request.name, fallback: verified?.name.flatMap { try? Validation.displayName($0) })
         try checkSignIn(access.settings, email: verified?.email, signedIn: verified != nil)
         var keys: Set<String> = []
         if let email = verified?.email { keys.insert("email:" + email) }
@@ -65,8 +68,7 @@ public final class Gatekeeper: Sendable {
             if let invite = request.invite { keys.insert("invite:" + InviteCodes.fingerprint(invite)) }
         }
         let subject = verified?.subject ?? RandomToken.subject()
-        return JoinIdentity(subject: subject, name: verified?.name.flatMap { try? Validation.displayName($0) } ?? name,
-                            email: verified?.email, client: client, credentialKeys: keys)
+        return JoinIdentity(subject: subject, name: name, email: verified?.email, client: client, credentialKeys: keys)
     }
 
     private func displayName(_ raw: String, fallback: String?) throws(SignalingError) -> String {
