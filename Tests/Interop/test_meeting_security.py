@@ -216,9 +216,13 @@ def test_waiting_room_admit_and_deny(server):
         ada = await client.signaling()
         waiting = await ada.join(meeting, name="Ada")
         assert waiting["type"] == "waiting"
-        # Nothing but leaving works while waiting.
+        # Nothing but leaving works while waiting: no chat, and no transport from the SFU.
         await ada.send(type="chat", text="let me in")
         assert (await ada.expect("error"))["code"] == "forbidden"
+        transports = client.server.health()["sfu"]["transports"]
+        await ada.send(type="offer", sdp="v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", sources={})
+        assert (await ada.expect("error", "answer"))["code"] == "forbidden"
+        assert client.server.health()["sfu"]["transports"] == transports
         listed = await host.expect("waiting-room")
         while not listed["waiting"]:
             listed = await host.expect("waiting-room")
