@@ -85,21 +85,26 @@ def with_client(server, scenario):
     return run(main())
 
 
-async def whip(server, meeting, token=None, name="WHIP publisher"):
-    """An aiortc publisher (noise video + audio) through WHIP; returns (status, pc or body)."""
-    pc = RTCPeerConnection(config())
-    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-    pc.addTransceiver(NoiseVideoTrack(), direction="sendonly")
+async def post_offer(server, path, pc, token):
+    """POSTs the peer connection's offer to WHIP or WHEP; returns (status, headers, body)."""
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Content-Type": "application/sdp"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.url}/whip/{meeting}?name={name}", data=pc.localDescription.sdp, headers=headers) as response:
-            body = await response.text()
-            if response.status != 201:
-                await pc.close()
-                return response.status, dict(response.headers), body
+        async with session.post(f"{server.url}{path}", data=pc.localDescription.sdp, headers=headers) as response:
+            return response.status, dict(response.headers), await response.text()
+
+
+async def whip(server, meeting, token=None, name="WHIP publisher"):
+    """An aiortc publisher (noise video + audio) through WHIP; returns (status, headers, pc or body)."""
+    pc = RTCPeerConnection(config())
+    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    pc.addTransceiver(NoiseVideoTrack(), direction="sendonly")
+    status, headers, body = await post_offer(server, f"/whip/{meeting}?name={name}", pc, token)
+    if status != 201:
+        await pc.close()
+        return status, headers, body
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
     return 201, {}, pc
 
@@ -108,13 +113,7 @@ async def whep_status(server, meeting, token=None):
     pc = RTCPeerConnection(config())
     pc.addTransceiver("audio", direction="recvonly")
     pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    headers = {"Content-Type": "application/sdp"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.url}/whep/{meeting}", data=pc.localDescription.sdp, headers=headers) as response:
-            status, body = response.status, await response.text()
+    status, _, body = await post_offer(server, f"/whep/{meeting}", pc, token)
     await pc.close()
     return status, body
 
