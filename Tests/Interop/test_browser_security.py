@@ -78,3 +78,45 @@ def test_password_waiting_room_invite_and_removal_in_the_browser(parley):
         for browser in (host, guest, invited):
             browser.save_console()
             browser.quit()
+
+
+@pytest.mark.timeout(240)
+def test_sign_in_with_openid_connect_in_the_browser_and_the_domain_rule(parley):
+    from conftest import Server
+    from oidc_issuer import Issuer
+
+    issuer = Issuer()
+    parley.stop()
+    server = Server("browser-oidc", extra_args=["--oidc-issuer", f"name=Test IdP,issuer={issuer.url},client-id={Issuer.CLIENT_ID}"])
+    host, ada, eve = Browser("oidc-host"), Browser("oidc-ada"), Browser("oidc-eve")
+    try:
+        created = create_meeting(server.url, requireSignIn=True, allowedDomains=["example.org"], waitingRoom=True)
+        meeting = created["id"]
+        host.open(created["hostURL"].replace("#", "?name=Host#"))
+        assert wait_for(host.participant_id, 20)
+
+        # Ada is asked to sign in, goes to the issuer and back, and waits with her verified email.
+        ada.open(f"{server.url}/m/{meeting}?name=Ada")
+        assert wait_for(lambda: ada.visible("sign-in") and "signed-in" in ada.text("lobby-error"), 15)
+        click(ada, "#sign-in-buttons button")
+        assert wait_for(lambda: ada.visible("waiting"), 20), "no join after signing in"
+        assert wait_for(lambda: host.js("return window.parley.waiting").__len__() == 1, 15)
+        waiting = host.js("return window.parley.waiting")[0]
+        assert waiting["email"] == "ada@example.org"
+        click(host, "#toggle-people")
+        click(host, f'#people button[data-action="admit"][data-participant="{waiting["id"]}"]')
+        assert wait_for(lambda: ada.participant_id() == waiting["id"], 15)
+
+        # Eve signs in too, but her verified email is in another domain.
+        issuer.next_user = {"sub": "eve", "email": "eve@evil.example", "email_verified": True, "name": "Eve"}
+        eve.open(f"{server.url}/m/{meeting}?name=Eve")
+        assert wait_for(lambda: eve.visible("sign-in") and "signed-in" in eve.text("lobby-error"), 15)
+        click(eve, "#sign-in-buttons button")
+        assert wait_for(lambda: eve.visible("lobby") and "allowed email domains" in eve.text("lobby-error"), 20)
+        assert host.js("return window.parley.waiting") == []
+    finally:
+        for browser in (host, ada, eve):
+            browser.save_console()
+            browser.quit()
+        server.stop()
+        issuer.stop()
