@@ -114,7 +114,7 @@ async function join(name) {
     if (!state.joined) return refused(detail, name);
     showBanner(`${detail.message} (${detail.code})`, { error: true });
   });
-  signaling.addEventListener('meeting-ended', ({ detail }) => finish('The meeting has ended', detail.reason));
+  signaling.addEventListener('meeting-ended', ({ detail }) => { if (!state.leaving) finish('The meeting has ended', detail.reason); });
   signaling.addEventListener('close', () => {
     if (!state.leaving) finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
   });

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import JWTKit
+import Synchronization
 
 /// What a participant may do in one meeting.
 public enum MeetingRole: String, Codable, Sendable {
@@ -54,13 +55,18 @@ public struct AccessClaims: JWTPayload, Equatable {
 public final class AccessTokens: Sendable {
     private let keys = JWTKeyCollection()
     private let key: HMACKey
+    private let keyAdded = Mutex(false)
 
     public init(secret: ServerSecret) {
         key = HMACKey(key: secret.key(for: "access tokens"))
     }
 
+    /// The collection with our one key (added on first use: adding is async).
     private func ready() async -> JWTKeyCollection {
+        if keyAdded.withLock({ $0 }) { return keys }
         await keys.add(hmac: key, digestAlgorithm: .sha256)
+        keyAdded.withLock { $0 = true }
+        return keys
     }
 
     public func issue(_ claims: AccessClaims) async throws -> String {

@@ -110,7 +110,10 @@ public final class SignalingService: Sendable {
 
     private func sendJoined(meeting: String, participantID: String, identity: JoinIdentity, others: [ParticipantInfo], sink: MessageSink?) async {
         let isHost = await hub.isHost(meeting: meeting, subject: identity.subject)
-        let token = try? await gatekeeper.token(for: identity, meeting: meeting, role: identity.isHost ? .host : .participant)
+        // They are in: their token brings them back (a reconnect) without waiting again.
+        var admitted = identity
+        admitted.admitted = true
+        let token = try? await gatekeeper.token(for: admitted, meeting: meeting, role: identity.isHost ? .host : .participant)
         let role = await hub.participant(meeting: meeting, id: participantID)?.info.role ?? .participant
         let view = await hub.view(meeting)
         let state = MeetingStateView(locked: view?.locked ?? false, hostsOnlyScreenShare: view?.settings.hostsOnlyScreenShare ?? false,
