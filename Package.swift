@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
@@ -44,6 +45,15 @@ let package = Package(
         .target(
             name: "ParleySFU",
             dependencies: ["ParleyWire", "ParleyTransport", "CParleySocket", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ParleyRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -100,6 +110,7 @@ let package = Package(
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleySFU", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyRedisTests", dependencies: ["ParleyRedis"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),
     ]
