@@ -42,7 +42,9 @@ public final class RedisConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
-                        let tlsHandler = try NIOSSLClientHandler(context: sslContext, serverHostname: configuration.host)
+                        // IP literals are not names (no SNI); the certificate is then checked against the address.
+                        let isAddress = (try? SocketAddress(ipAddress: configuration.host, port: 0)) != nil
+                        let tlsHandler = try NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : configuration.host)
                         try channel.pipeline.syncOperations.addHandler(tlsHandler)
                     }
                     try channel.pipeline.syncOperations.addHandler(RESPHandler(onPush: onPush, onClose: onClose))

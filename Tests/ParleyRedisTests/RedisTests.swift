@@ -178,6 +178,35 @@ final class RedisServer {
         selected.close()
     }
 
+    @Test func tlsWithAPasswordAndTheOperatorsCertificateAuthority() async throws {
+        // A certificate for 127.0.0.1 made with the openssl command (a test package), trusted as the CA.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("parley-redis-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder + "/key.pem", "-out", folder + "/cert.pem",
+                             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0)
+        let tlsPort = RedisServer.freePort()
+        let server = try RedisServer(extraArguments: ["--tls-port", String(tlsPort), "--tls-cert-file", folder + "/cert.pem",
+                                                      "--tls-key-file", folder + "/key.pem", "--tls-ca-cert-file", folder + "/cert.pem",
+                                                      "--tls-auth-clients", "no", "--requirepass", "tls-and-password"])
+        var configuration = try RedisConfiguration(url: "rediss://:tls-and-password@127.0.0.1:\(tlsPort)")
+        configuration.caCertificatePath = folder + "/cert.pem"
+        let client = try await RedisClient.connect(configuration)
+        try await client.set("secure", "yes")
+        #expect(try await client.get("secure") == "yes")
+        client.close()
+        // Without trusting that CA the handshake fails, clearly.
+        configuration.caCertificatePath = nil
+        await #expect(throws: RedisError.self) { try await RedisClient.connect(configuration) }
+        _ = server
+    }
+
     @Test func redisUnavailableAtStartIsAClearErrorNotAHang() async throws {
         let clock = ContinuousClock()
         let started = clock.now
