@@ -110,7 +110,16 @@ let package = Package(
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleySFU", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyRedisTests", dependencies: ["ParleyRedis"], swiftSettings: swiftSettings),
+        .target(
+            name: "ParleyCluster",
+            dependencies: ["ParleyRedis"],
+            swiftSettings: swiftSettings
+        ),
+        // Helpers the tests share (a real redis-server on a free port); never linked into parley.
+        .target(name: "ParleyTestSupport", dependencies: ["ParleyRedis"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyRedisTests", dependencies: ["ParleyRedis", "ParleyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),
     ]

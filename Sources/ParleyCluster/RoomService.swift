@@ -1,0 +1,116 @@
+import Foundation
+import ParleyRedis
+
+/// Which SFU serves which meeting, kept in Redis so every signaling node agrees:
+/// - SFUs heartbeat `sfu:{id}` (their `SFUNode` as JSON) with a short TTL: a dead SFU's key is
+///   gone within `heartbeatTTL`, and the room service no longer sees it;
+/// - `meeting:{id}:sfu` names a meeting's SFU, set atomically (first writer wins), replaced only
+///   when the named SFU is dead;
+/// - a new meeting goes to the least loaded of its next candidates on the consistent-hash ring of
+///   live SFUs, never to one at capacity (bounded-load consistent hashing).
+public final class RoomService: Sendable {
+    let redis: RedisClient
+    public static let heartbeatTTL: Duration = .milliseconds(1500)
+    public static let heartbeatInterval: Duration = .milliseconds(500)
+    static let nodesKey = "sfus"
+    /// How many ring candidates compete for a new meeting.
+    public static let candidates = 2
+
+    public init(redis: RedisClient) { self.redis = redis }
+
+    static func nodeKey(_ id: String) -> String { "sfu:\(id)" }
+    static func meetingKey(_ id: String) -> String { "meeting:\(id):sfu" }
+    static func loadKey(_ id: String) -> String { "sfu:\(id):meetings" }
+
+    // MARK: SFU side
+
+    /// One heartbeat: the node's state, alive for `heartbeatTTL`.
+    public func heartbeat(_ node: SFUNode) async throws(RedisError) {
+        let json = String(decoding: (try? JSONEncoder().encode(node)) ?? Data(), as: UTF8.self)
+        let ttl = Int(Self.heartbeatTTL.components.seconds * 1000 + Self.heartbeatTTL.components.attoseconds / 1_000_000_000_000_000)
+        let replies = try await redis.pipeline([
+            ["SET", Self.nodeKey(node.id), json, "PX", String(ttl)],
+            ["SADD", Self.nodesKey, node.id],
+        ])
+        if case .error(let message) = replies[0] { throw .server(message) }
+    }
+
+    /// A clean stop: gone at once rather than after the TTL.
+    public func leave(_ id: String) async throws(RedisError) {
+        _ = try await redis.pipeline([["DEL", Self.nodeKey(id)], ["SREM", Self.nodesKey, id]])
+    }
+
+    // MARK: Signaling side
+
+    /// Every SFU whose heartbeat is alive.
+    public func liveNodes() async throws(RedisError) -> [SFUNode] {
+        let ids = try await redis.send(["SMEMBERS", Self.nodesKey]).array?.compactMap(\.string).sorted() ?? []
+        guard !ids.isEmpty else { return [] }
+        let values = try await redis.send(["MGET"] + ids.map(Self.nodeKey)).array ?? []
+        var live: [SFUNode] = []
+        var dead: [String] = []
+        for (id, value) in zip(ids, values) {
+            if let json = value.string, let node = try? JSONDecoder().decode(SFUNode.self, from: Data(json.utf8)) {
+                live.append(node)
+            } else {
+                dead.append(id)
+            }
+        }
+        if !dead.isEmpty { _ = try? await redis.send(["SREM", Self.nodesKey] + dead) }
+        return live
+    }
+
+    /// The SFU of a meeting: the one already named if it is alive, else a new choice, agreed by
+    /// every node through one atomic compare-and-set.
+    public func assign(meeting: String) async throws(RedisError) -> SFUNode {
+        let live = try await liveNodes()
+        let byID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let current = try await redis.get(Self.meetingKey(meeting))
+        if let current, let node = byID[current] { return node }
+        let choice = try await choose(for: meeting, among: live)
+        // Replace only what we saw (nothing, or a dead SFU): a concurrent assigner's choice wins.
+        let winner = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), choice.id, current ?? ""]).string
+        guard let winner else { throw .protocolError("room service: no SFU id from the assignment script") }
+        if winner == choice.id {
+            _ = try? await redis.pipeline([["INCR", Self.loadKey(choice.id)]] + (current.map { [["DECR", Self.loadKey($0)]] } ?? []))
+            return choice
+        }
+        guard let node = byID[winner] else { return try await assign(meeting: meeting) }
+        return node
+    }
+
+    /// The meeting ended: its SFU carries one meeting less.
+    public func release(meeting: String) async throws(RedisError) {
+        guard let current = try await redis.get(Self.meetingKey(meeting)) else { return }
+        _ = try await redis.pipeline([["DEL", Self.meetingKey(meeting)], ["DECR", Self.loadKey(current)]])
+    }
+
+    /// The SFU currently named for a meeting (alive or not).
+    public func current(meeting: String) async throws(RedisError) -> String? { try await redis.get(Self.meetingKey(meeting)) }
+
+    private func choose(for meeting: String, among live: [SFUNode]) async throws(RedisError) -> SFUNode {
+        let open = live.filter { !$0.isFull }
+        guard !open.isEmpty else {
+            throw .unavailable(live.isEmpty ? "no SFU is alive" : "every SFU is at capacity (\(live.count) alive)")
+        }
+        let ring = HashRing(nodes: open.map(\.id))
+        let candidates = ring.candidates(for: meeting, count: Self.candidates)
+        let loads = try await redis.send(["MGET"] + candidates.map(Self.loadKey)).array?.map { $0.int ?? 0 } ?? []
+        let byID = Dictionary(open.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // Least loaded first: assigned meetings relative to capacity, then live participants.
+        let ranked = zip(candidates, loads + Array(repeating: 0, count: max(0, candidates.count - loads.count))).compactMap { id, meetings in
+            byID[id].map { (node: $0, score: Double(meetings) / Double(max(1, $0.capacity)), participants: $0.participants) }
+        }.sorted { ($0.score, $0.participants, $0.node.id) < ($1.score, $1.participants, $1.node.id) }
+        return ranked[0].node
+    }
+
+    /// KEYS[1] meeting key, ARGV[1] our choice, ARGV[2] what we saw ("" for nothing).
+    static let compareAndSet = """
+        local current = redis.call('GET', KEYS[1])
+        if current == false or current == ARGV[2] then
+          redis.call('SET', KEYS[1], ARGV[1])
+          return ARGV[1]
+        end
+        return current
+        """
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+@testable import ParleyCluster
+import ParleyRedis
+import ParleyTestSupport
+
+@Suite struct HashRingTests {
+    @Test func keysSpreadEvenlyAndANodeLeavingMovesOnlyItsKeys() {
+        var ring = HashRing(nodes: ["sfu-a", "sfu-b", "sfu-c"])
+        let keys = (0..<3000).map { "meeting-\($0)" }
+        var counts: [String: Int] = [:]
+        let before = Dictionary(uniqueKeysWithValues: keys.map { ($0, ring.candidates(for: $0, count: 1)[0]) })
+        for owner in before.values { counts[owner, default: 0] += 1 }
+        #expect(counts.values.allSatisfy { (800...1200).contains($0) }, "\(counts)")
+        ring.remove("sfu-b")
+        for key in keys where before[key] != "sfu-b" { #expect(ring.candidates(for: key, count: 1)[0] == before[key]) }
+        #expect(ring.candidates(for: "x", count: 5).count == 2)
+        #expect(Set(ring.candidates(for: "x", count: 2)) == ["sfu-a", "sfu-c"])
+        #expect(HashRing().candidates(for: "x", count: 1).isEmpty)
+    }
+}
+
+@Suite(.serialized) struct RoomServiceTests {
+    func node(_ id: String, capacity: Int = 1000, participants: Int = 0) -> SFUNode {
+        SFUNode(id: id, announceAddress: "127.0.0.1", ports: [40000], controlURL: "http://127.0.0.1:1/\(id)", capacity: capacity, participants: participants)
+    }
+
+    @Test func concurrentFirstJoinsOnDifferentNodesAgreeOnOneSFU() async throws {
+        let server = try RedisServer()
+        let redis = try await RedisClient.connect(server.configuration)
+        let rooms = RoomService(redis: redis)
+        for id in ["a", "b", "c"] { try await rooms.heartbeat(node(id)) }
+        // Ten "signaling nodes", each with its own connection, race for the same new meetings.
+        var services: [RoomService] = []
+        for _ in 0..<10 { services.append(RoomService(redis: try await RedisClient.connect(server.configuration))) }
+        for meeting in 0..<20 {
+            let chosen = try await withThrowingTaskGroup(of: String.self) { group in
+                for service in services { group.addTask { try await service.assign(meeting: "race-\(meeting)").id } }
+                var ids: Set<String> = []
+                for try await id in group { ids.insert(id) }
+                return ids
+            }
+            #expect(chosen.count == 1, "meeting race-\(meeting) went to \(chosen)")
+            #expect(try await rooms.current(meeting: "race-\(meeting)") == chosen.first)
+        }
+    }
+
+    @Test func oneHundredMeetingsSpreadOverThreeSFUsWithinTenPercentOfEven() async throws {
+        let server = try RedisServer()
+        let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
+        for id in ["sfu-1", "sfu-2", "sfu-3"] { try await rooms.heartbeat(node(id)) }
+        var counts: [String: Int] = [:]
+        for meeting in 0..<100 { counts[try await rooms.assign(meeting: "m\(meeting)").id, default: 0] += 1 }
+        let even = 100.0 / 3
+        #expect(counts.count == 3 && counts.values.allSatisfy { abs(Double($0) - even) <= even * 0.1 }, "\(counts)")
+    }
+
+    @Test func aDeadSFUIsSeenWithinTwoSecondsAndItsMeetingsMove() async throws {
+        let server = try RedisServer()
+        let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
+        try await rooms.heartbeat(node("doomed"))
+        try await rooms.heartbeat(node("survivor"))
+        // Keep the survivor beating; the doomed one stops (a kill -9).
+        let beating = Task {
+            while !Task.isCancelled {
+                try? await rooms.heartbeat(self.node("survivor"))
+                try? await Task.sleep(for: RoomService.heartbeatInterval)
+            }
+        }
+        defer { beating.cancel() }
+        var meetingOnDoomed: String?
+        for index in 0..<20 where meetingOnDoomed == nil {
+            if try await rooms.assign(meeting: "m\(index)").id == "doomed" { meetingOnDoomed = "m\(index)" }
+        }
+        let meeting = try #require(meetingOnDoomed)
+        let clock = ContinuousClock()
+        let stopped = clock.now
+        while try await rooms.liveNodes().contains(where: { $0.id == "doomed" }) { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(clock.now - stopped < .seconds(2))
+        #expect(try await rooms.assign(meeting: meeting).id == "survivor")
+        #expect(try await rooms.current(meeting: meeting) == "survivor")
+    }
+
+    @Test func fullSFUsTakeNoNewMeetingsAndNoSFUIsAClearError() async throws {
+        let server = try RedisServer()
+        let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
+        await #expect(throws: RedisError.self) { try await rooms.assign(meeting: "lonely") }
+        try await rooms.heartbeat(node("full", capacity: 10, participants: 10))
+        try await rooms.heartbeat(node("roomy", capacity: 10, participants: 3))
+        for index in 0..<10 { #expect(try await rooms.assign(meeting: "m\(index)").id == "roomy") }
+        try await rooms.heartbeat(node("roomy", capacity: 10, participants: 10))
+        do {
+            _ = try await rooms.assign(meeting: "one-more")
+            Issue.record("assigned to a full SFU")
+        } catch {
+            #expect(error.description.contains("capacity"))
+        }
+        try await rooms.leave("full")
+        #expect(try await rooms.liveNodes().map(\.id) == ["roomy"])
+    }
+}
