@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "ParleyServer",
             dependencies: [
-                "ParleyAccess", "ParleyControl", "ParleySFU", "ParleyTransport",
+                "ParleyAccess", "ParleyControl", "ParleySFU", "ParleyTransport", "ParleyCluster", "ParleyRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyServer", "ParleyLoad", "ParleyAccess",
+                "ParleyServer", "ParleyLoad", "ParleyAccess", "ParleyCluster", "ParleyRedis", "ParleySFU",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleySFU", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
         .target(
             name: "ParleyCluster",
-            dependencies: ["ParleyRedis"],
+            dependencies: ["ParleyRedis", "ParleySFU", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Helpers the tests share (a real redis-server on a free port); never linked into parley.

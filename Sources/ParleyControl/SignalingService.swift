@@ -21,12 +21,12 @@ public struct SignalingConnection: Sendable {
 public final class SignalingService: Sendable {
     public let hub: MeetingHub
     public let gatekeeper: Gatekeeper
-    public let sfu: SFU
+    public let sfu: any MediaServer
     private let logger: Logger
     /// Told of every closed transport (the HTTP layer forgets its WHIP/WHEP session).
     private let transportClosed: @Sendable (String) async -> Void
 
-    public init(gatekeeper: Gatekeeper, sfu: SFU, logger: Logger, transportClosed: @escaping @Sendable (String) async -> Void = { _ in }) {
+    public init(gatekeeper: Gatekeeper, sfu: any MediaServer, logger: Logger, transportClosed: @escaping @Sendable (String) async -> Void = { _ in }) {
         self.hub = gatekeeper.hub
         self.gatekeeper = gatekeeper
         self.sfu = sfu

@@ -45,7 +45,7 @@ public struct MidAssignment: Sendable, Codable, Equatable {
     }
 }
 
-public struct NegotiationResult: Sendable {
+public struct NegotiationResult: Sendable, Codable {
     public var transportID: String
     public var answer: String
     public var assignments: [MidAssignment]
@@ -57,7 +57,7 @@ public struct NegotiationResult: Sendable {
 }
 
 /// New assignments of some of a participant's receiving mids, for signaling to pass on.
-public struct AssignmentUpdate: Sendable, Equatable {
+public struct AssignmentUpdate: Sendable, Equatable, Codable {
     public var participantID: String
     public var version: Int
     public var assignments: [MidAssignment]

@@ -24,7 +24,14 @@ public struct SFUStatus: Sendable, Codable {
     public var ports: [UInt16]
     public var meetings: Int
     public var transports: Int
+    /// Incoming tracks (streams) across every meeting.
+    public var producers: Int = 0
     public var counters: [String: Int]
+
+    public init(workers: Int, ports: [UInt16], meetings: Int, transports: Int, producers: Int = 0, counters: [String: Int]) {
+        self.workers = workers; self.ports = ports; self.meetings = meetings; self.transports = transports
+        self.producers = producers; self.counters = counters
+    }
 }
 
 /// The SFU role: its workers, which meeting lives on which worker, and the events they report.
@@ -93,15 +100,18 @@ public final class SFU: Sendable {
     }
 
     public func status() async -> SFUStatus {
-        var meetings = 0, transports = 0
+        var meetings = 0, transports = 0, producers = 0
         var counters = PacketCounters()
         for worker in workers {
-            let (m, t, c) = (try? await worker.submit { (core, _) throws(Never) in (core.meetingCount, core.transportCount, core.counters) }) ?? (0, 0, PacketCounters())
-            meetings += m; transports += t; counters = counters + c
+            let (m, t, p, c) = (try? await worker.submit { (core, _) throws(Never) in
+                (core.meetingCount, core.transportCount, core.producerCount, core.counters)
+            }) ?? (0, 0, 0, PacketCounters())
+            meetings += m; transports += t; producers += p; counters = counters + c
         }
         let mirror = Mirror(reflecting: counters)
         var dictionary: [String: Int] = [:]
         for child in mirror.children { if let label = child.label, let value = child.value as? Int { dictionary[label] = value } }
-        return SFUStatus(workers: workers.count, ports: workers.map(\.port), meetings: meetings, transports: transports, counters: dictionary)
+        return SFUStatus(workers: workers.count, ports: workers.map(\.port), meetings: meetings, transports: transports, producers: producers,
+                         counters: dictionary)
     }
 }

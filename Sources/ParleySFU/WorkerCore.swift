@@ -2,7 +2,7 @@ import ParleyWire
 import ParleyTransport
 
 /// What the SFU tells the control plane.
-public enum SFUEvent: Sendable, Equatable {
+public enum SFUEvent: Sendable, Equatable, Codable {
     case transportConnected(meetingID: String, participantID: String, transportID: String)
     case transportClosed(meetingID: String, participantID: String, transportID: String, reason: String)
     /// A participant's receiving mids show other tracks now (a source left, another took its place).
@@ -34,6 +34,7 @@ public final class WorkerCore {
 
     public var transportCount: Int { transports.count }
     public var meetingCount: Int { routers.count }
+    public var producerCount: Int { routers.values.reduce(0) { $0 + $1.producers.count } }
 
     /// Handles one datagram; `buffer` may be decrypted in place.
     public func receive(_ buffer: UnsafeMutableRawBufferPointer, length: Int, from address: PeerAddress, now: Nanoseconds, output: any DatagramOutput) {

@@ -15,17 +15,27 @@ import UnixSignals
 /// SFU's workers, all in one process with in-memory state.
 public struct ParleyServer: Sendable {
     public let configuration: ServerConfiguration
-    public let sfu: SFU
+    /// The media plane: the SFU in this process, or SFU processes in a cluster.
+    public let sfu: any MediaServer
+    /// Set when the SFU runs in this process (started and stopped with the server).
+    let localSFU: SFU?
     public let signaling: SignalingService
     let sessions = HTTPSessions()
     let identities: OpenIDVerifier?
     let logger: Logger
     let startedAt = Date()
 
-    public init(configuration: ServerConfiguration, logger: Logger) throws {
+    public init(configuration: ServerConfiguration, logger: Logger, media: (any MediaServer)? = nil) throws {
         self.configuration = configuration
         self.logger = logger
-        self.sfu = try SFU(configuration: configuration.sfu, logger: logger)
+        if let media {
+            self.sfu = media
+            self.localSFU = nil
+        } else {
+            let local = try SFU(configuration: configuration.sfu, logger: logger)
+            self.sfu = local
+            self.localSFU = local
+        }
         let sessions = self.sessions
         let hub = MeetingHub(adhocMeetings: configuration.adhocMeetings)
         let identities: (any IdentityVerifier)? = configuration.identityProviders.isEmpty
@@ -37,8 +47,8 @@ public struct ParleyServer: Sendable {
     }
 
     public func run() async throws {
-        sfu.start()
-        defer { sfu.stop() }
+        localSFU?.start()
+        defer { localSFU?.stop() }
         let app = Application(
             router: makeRouter(),
             server: .http1WebSocketUpgrade(webSocketRouter: makeWebSocketRouter(), configuration: .init(ws: .init(maxFrameSize: ClientMessage.maximumSize))),

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import ParleyAccess
+import ParleyCluster
+import ParleyRedis
 import ParleySFU
 import ParleyServer
 
@@ -10,7 +12,7 @@ struct Parley: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley",
         abstract: "Parley: self-hostable video meetings with its own SFU.",
-        subcommands: [Serve.self, Load.self],
+        subcommands: [Serve.self, Signal.self, SFUNodeCommand.self, Load.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -46,22 +48,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
-    @Flag(help: "Refuse meetings nobody created through the API (unknown meetings are a 404).")
-    var noAdhocMeetings = false
-
-    @Option(help: "Base URL of the links the API hands out, e.g. https://meet.example.org (default: the request's Host).")
-    var publicUrl: String?
-
-    @Option(help: ArgumentHelp("File with the server secret (at least 32 bytes, or 64 hex digits) that signs tokens and seals invite links; "
-        + "without it a random one is made at each start, so links and tokens end with the process."))
-    var secretFile: String?
-
-    @Option(help: "File with the bearer token of the operator API (/api/admin/reports); without it that API is off.")
-    var adminTokenFile: String?
-
-    @Option(help: ArgumentHelp("An OpenID Connect issuer people may sign in with, repeatable: "
-        + "name=Google,issuer=https://accounts.google.com,client-id=ID[,jwks=URL]", valueName: "issuer"))
-    var oidcIssuer: [String] = []
+    @OptionGroup var access: AccessOptions
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -73,36 +60,201 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "parley")
+        let logger = bootstrapLogging(logLevel)
         var configuration = ServerConfiguration()
         configuration.httpHost = httpHost
         configuration.httpPort = httpPort
         configuration.sfu = SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp,
                                              workers: workers ?? SFUConfiguration().workers)
         if let webRoot { configuration.webRoot = webRoot }
+        try access.apply(to: &configuration)
+        let server = try ParleyServer(configuration: configuration, logger: logger)
+        try await server.run()
+    }
+}
+
+/// Who gets into meetings: the options `serve` and `signal` share.
+struct AccessOptions: ParsableArguments {
+    @Flag(help: "Refuse meetings nobody created through the API (unknown meetings are a 404).")
+    var noAdhocMeetings = false
+
+    @Option(help: "Base URL of the links the API hands out, e.g. https://meet.example.org (default: the request's Host).")
+    var publicUrl: String?
+
+    @Option(help: ArgumentHelp("File with the server secret (at least 32 bytes, or 64 hex digits) that signs tokens and seals invite links; "
+        + "without it a random one is made at each start, so links and tokens end with the process. Every signaling node of a "
+        + "cluster needs the same one."))
+    var secretFile: String?
+
+    @Option(help: "File with the bearer token of the operator API (/api/admin/reports); without it that API is off.")
+    var adminTokenFile: String?
+
+    @Option(help: ArgumentHelp("An OpenID Connect issuer people may sign in with, repeatable: "
+        + "name=Google,issuer=https://accounts.google.com,client-id=ID[,jwks=URL]", valueName: "issuer"))
+    var oidcIssuer: [String] = []
+
+    func apply(to configuration: inout ServerConfiguration) throws {
         configuration.adhocMeetings = !noAdhocMeetings
         configuration.publicURL = publicUrl
         do {
             if let secretFile { configuration.secret = try ServerSecret(contentsOf: secretFile) }
             if let adminTokenFile {
-                guard let data = FileManager.default.contents(atPath: adminTokenFile) else {
-                    throw AccessError.configuration("cannot read the admin token file \(adminTokenFile)")
-                }
-                let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                guard token.count >= 16 else { throw AccessError.configuration("the admin token must be at least 16 characters") }
+                let token = try readToken(adminTokenFile, what: "admin token")
                 configuration.adminToken = token
             }
             configuration.identityProviders = try oidcIssuer.map { argument throws(AccessError) in try IdentityProviderConfiguration(argument: argument) }
         } catch let error as AccessError {
             throw ValidationError(error.description)
         }
-        let server = try ParleyServer(configuration: configuration, logger: logger)
+    }
+}
+
+/// A secret kept in a file (trimmed), at least 16 characters.
+func readToken(_ path: String, what: String) throws(AccessError) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { throw .configuration("cannot read the \(what) file \(path)") }
+    let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard token.count >= 16 else { throw .configuration("the \(what) must be at least 16 characters") }
+    return token
+}
+
+func bootstrapLogging(_ level: String) -> Logger {
+    let level = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    return Logger(label: "parley")
+}
+
+/// `parley signal`: HTTP, the API, WebSocket signaling and WHIP/WHEP, with the media on SFU nodes
+/// found through Redis.
+struct Signal: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a signaling node: web client, API, signaling and WHIP/WHEP; media on `parley sfu` nodes found through Redis.",
+        discussion: "Each meeting goes to an SFU node chosen by the room service (consistent hashing bounded by load); an SFU "
+            + "that stops heartbeating is seen within 2 s and its meetings move. Meeting state is still per signaling node "
+            + "(shared state in Redis comes next): run one signaling node, or route each meeting to one node (deploy/nginx)."
+    )
+
+    @Option(help: "Redis, as redis://[:password@]host:port[/db] or rediss:// for TLS.")
+    var redis: String
+
+    @Option(help: "This node's id in logs (default: a random one).")
+    var nodeId: String = "signal-" + UUID().uuidString.prefix(8).lowercased()
+
+    @Option(help: "Address the HTTP server binds to.")
+    var httpHost = "127.0.0.1"
+
+    @Option(help: "HTTP port.")
+    var httpPort = 8080
+
+    @Option(help: "The folder of the web client (default: ./Web or the checkout's Web).")
+    var webRoot: String?
+
+    @Option(help: "File with the bearer token the SFU nodes' control API expects.")
+    var controlTokenFile: String?
+
+    @Option(help: "File with a CA certificate to trust for rediss://.")
+    var redisCaFile: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    @OptionGroup var access: AccessOptions
+
+    func run() async throws {
+        let logger = bootstrapLogging(logLevel)
+        var configuration = ServerConfiguration()
+        configuration.httpHost = httpHost
+        configuration.httpPort = httpPort
+        if let webRoot { configuration.webRoot = webRoot }
+        try access.apply(to: &configuration)
+        let controlToken = try controlTokenFile.map { path throws(AccessError) in try readToken(path, what: "control token") }
+        var redisConfiguration = try RedisConfiguration(url: redis)
+        redisConfiguration.caCertificatePath = redisCaFile
+        let client: RedisClient
+        let media: ClusterMediaServer
+        do {
+            client = try await RedisClient.connect(redisConfiguration)
+            media = try await ClusterMediaServer(redis: client, redisConfiguration: redisConfiguration, controlToken: controlToken, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        logger.info("signaling node starting", metadata: ["node": "\(nodeId)", "redis": "\(redisConfiguration.host):\(redisConfiguration.port)"])
+        let server = try ParleyServer(configuration: configuration, logger: logger, media: media)
+        try await server.run()
+        media.stop()
+    }
+}
+
+/// `parley sfu`: an SFU node for `parley signal`.
+struct SFUNodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sfu",
+        abstract: "Run an SFU node: media for the meetings the room service gives it, a control API for signaling nodes, heartbeats to Redis."
+    )
+
+    @Option(help: "Redis, as redis://[:password@]host:port[/db] or rediss:// for TLS.")
+    var redis: String
+
+    @Option(help: "This node's id (default: a random one).")
+    var nodeId: String = "sfu-" + UUID().uuidString.prefix(8).lowercased()
+
+    @Option(help: "The first UDP port; one per worker, counting up.")
+    var udpPort: UInt16 = 40000
+
+    @Option(help: "Address the UDP sockets bind to (default: all addresses).")
+    var udpHost = ""
+
+    @Option(help: "The address put in ICE candidates: the one browsers reach this machine on.")
+    var announceIp = "127.0.0.1"
+
+    @Option(help: "Number of worker loops (default: one per core).")
+    var workers: Int?
+
+    @Option(help: "Address of the control API (signaling nodes must reach it).")
+    var controlHost = "127.0.0.1"
+
+    @Option(help: "Port of the control API (0: any free port).")
+    var controlPort = 0
+
+    @Option(help: "The control API's URL as signaling nodes reach it (default: http://control-host:port).")
+    var controlUrl: String?
+
+    @Option(help: "File with the bearer token the control API requires.")
+    var controlTokenFile: String?
+
+    @Option(help: "Participants this node takes at most.")
+    var capacity = 500
+
+    @Option(help: "File with a CA certificate to trust for rediss://.")
+    var redisCaFile: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let logger = bootstrapLogging(logLevel)
+        var redisConfiguration = try RedisConfiguration(url: redis)
+        redisConfiguration.caCertificatePath = redisCaFile
+        var configuration = SFUNodeServer.Configuration(
+            nodeID: nodeId,
+            sfu: SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp, workers: workers ?? SFUConfiguration().workers),
+            redis: redisConfiguration)
+        configuration.controlHost = controlHost
+        configuration.controlPort = controlPort
+        configuration.controlURL = controlUrl
+        configuration.capacity = capacity
+        configuration.controlToken = try controlTokenFile.map { path throws(AccessError) in try readToken(path, what: "control token") }
+        let server: SFUNodeServer
+        do {
+            server = try await SFUNodeServer(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
         try await server.run()
     }
 }

@@ -1,0 +1,180 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import ParleyRedis
+import ParleySFU
+import Synchronization
+
+/// The media plane as a signaling node sees it in a cluster: each meeting's SFU from the room
+/// service, reached over its control API; the SFUs' events from Redis; and, when an SFU stops
+/// heartbeating, a `transportClosed` for every transport it carried, so signaling tells those
+/// clients at once (their next offer lands on the meeting's new SFU).
+public final class ClusterMediaServer: MediaServer {
+    public let events: AsyncStream<SFUEvent>
+    private let continuation: AsyncStream<SFUEvent>.Continuation
+    let rooms: RoomService
+    private let subscriber: RedisSubscriber
+    private let controlToken: String?
+    private let logger: Logger
+    private let session: URLSession
+    private struct Transport: Sendable {
+        var meetingID: String
+        var participantID: String
+        var node: String
+    }
+    private struct State {
+        var transports: [String: Transport] = [:]
+        var nodes: [String: SFUNode] = [:]
+    }
+    private let state = Mutex(State())
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+
+    public init(redis: RedisClient, redisConfiguration: RedisConfiguration, controlToken: String?, logger: Logger) async throws(RedisError) {
+        rooms = RoomService(redis: redis)
+        subscriber = try await RedisSubscriber.connect(redisConfiguration)
+        try await subscriber.subscribe(["sfu-events"])
+        self.controlToken = controlToken
+        self.logger = logger
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 10
+        configuration.httpMaximumConnectionsPerHost = 64
+        session = URLSession(configuration: configuration)
+        (events, continuation) = AsyncStream.makeStream()
+        start()
+    }
+
+    private func start() {
+        let relay = Task { [subscriber, continuation, weak self] in
+            let decoder = JSONDecoder()
+            for await event in subscriber.events {
+                guard case .message(_, let payload) = event,
+                      let published = try? decoder.decode(PublishedSFUEvent.self, from: Data(payload.utf8)) else { continue }
+                self?.observe(published.event, node: published.node)
+                continuation.yield(published.event)
+            }
+        }
+        let watch = Task { [weak self] in
+            while !Task.isCancelled {
+                await self?.checkNodes()
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        tasks.withLock { $0 = [relay, watch] }
+    }
+
+    public func stop() {
+        for task in tasks.withLock({ $0 }) { task.cancel() }
+        subscriber.close()
+        continuation.finish()
+    }
+
+    private func observe(_ event: SFUEvent, node: String) {
+        if case .transportClosed(_, _, let transportID, _) = event {
+            state.withLock { _ = $0.transports.removeValue(forKey: transportID) }
+        }
+    }
+
+    /// SFUs that stopped heartbeating: their transports are gone.
+    private func checkNodes() async {
+        guard let live = try? await rooms.liveNodes() else { return }
+        let liveIDs = Set(live.map(\.id))
+        let lost = state.withLock { state -> [(String, Transport)] in
+            for node in live { state.nodes[node.id] = node }
+            let lost = state.transports.filter { !liveIDs.contains($0.value.node) }
+            for (id, _) in lost { state.transports[id] = nil }
+            return lost.map { ($0.key, $0.value) }
+        }
+        for (transportID, transport) in lost {
+            logger.warning("SFU gone: transport closed", metadata: ["sfu": "\(transport.node)", "transport": "\(transportID)"])
+            continuation.yield(.transportClosed(meetingID: transport.meetingID, participantID: transport.participantID, transportID: transportID,
+                                                reason: "the media server \(transport.node) stopped"))
+        }
+    }
+
+    // MARK: MediaServer
+
+    public func negotiate(_ request: NegotiationRequest) async throws -> NegotiationResult {
+        let node: SFUNode
+        if let transportID = request.transportID, let known = state.withLock({ state in state.transports[transportID].flatMap { state.nodes[$0.node] } }) {
+            node = known
+        } else if request.transportID != nil {
+            throw NegotiationError.unknownTransport(request.transportID!)
+        } else {
+            do { node = try await rooms.assign(meeting: request.meetingID) } catch { throw NegotiationError.failed("no media server: \(error)") }
+            state.withLock { $0.nodes[node.id] = node }
+        }
+        let (data, status) = try await call(node, "negotiate", body: NegotiationMessage(request))
+        guard status == 200 else {
+            let reason = (try? JSONDecoder().decode([String: String].self, from: data))?["message"] ?? "status \(status)"
+            throw NegotiationError.failed(reason)
+        }
+        let result = try JSONDecoder().decode(NegotiationResult.self, from: data)
+        state.withLock {
+            $0.transports[result.transportID] = Transport(meetingID: request.meetingID, participantID: request.participantID, node: node.id)
+        }
+        return result
+    }
+
+    public func closeTransport(meetingID: String, transportID: String, reason: String) {
+        fireAndForget(meetingID: meetingID, "close-transport", body: ["meetingID": meetingID, "transportID": transportID, "reason": reason])
+    }
+
+    public func closeParticipant(meetingID: String, participantID: String) {
+        fireAndForget(meetingID: meetingID, "close-participant", body: ["meetingID": meetingID, "participantID": participantID])
+    }
+
+    public func setBlockedMedia(meetingID: String, participantID: String, blocked: Set<BlockedMedia>) {
+        struct Body: Encodable { var meetingID: String; var participantID: String; var blocked: [BlockedMedia] }
+        fireAndForget(meetingID: meetingID, "blocked-media", body: Body(meetingID: meetingID, participantID: participantID, blocked: Array(blocked)))
+    }
+
+    /// Every live SFU's status, summed.
+    public func status() async -> SFUStatus {
+        var total = SFUStatus(workers: 0, ports: [], meetings: 0, transports: 0, counters: [:])
+        for node in (try? await rooms.liveNodes()) ?? [] {
+            guard let (data, code) = try? await call(node, "status", body: nil as String?, method: "GET"), code == 200,
+                  let status = try? JSONDecoder().decode(SFUStatus.self, from: data) else { continue }
+            total.workers += status.workers
+            total.ports += status.ports
+            total.meetings += status.meetings
+            total.transports += status.transports
+            total.producers += status.producers
+            total.counters.merge(status.counters, uniquingKeysWith: +)
+        }
+        return total
+    }
+
+    private func fireAndForget(meetingID: String, _ path: String, body: some Encodable & Sendable) {
+        Task {
+            guard let id = try? await rooms.current(meeting: meetingID) else { return }
+            var node = state.withLock { $0.nodes[id] }
+            if node == nil { node = (try? await rooms.liveNodes())?.first { $0.id == id } }
+            guard let node else { return }
+            do { _ = try await call(node, path, body: body) } catch {
+                logger.warning("SFU control call failed", metadata: ["sfu": "\(id)", "call": "\(path)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func call(_ node: SFUNode, _ path: String, body: (some Encodable)?, method: String = "POST") async throws -> (Data, Int) {
+        guard let url = URL(string: "\(node.controlURL)/control/\(path)") else { throw NegotiationError.failed("bad control URL \(node.controlURL)") }
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        if let controlToken { request.setValue("Bearer \(controlToken)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try JSONEncoder().encode(body)
+        }
+        let (data, response) = try await session.data(for: request)
+        return (data, (response as? HTTPURLResponse)?.statusCode ?? 0)
+    }
+}
+
+/// An SFU event as SFU nodes publish it on the `sfu-events` channel.
+public struct PublishedSFUEvent: Codable, Sendable {
+    public var node: String
+    public var event: SFUEvent
+    public init(node: String, event: SFUEvent) { self.node = node; self.event = event }
+}

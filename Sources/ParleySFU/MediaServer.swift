@@ -1,0 +1,36 @@
+import ParleyWire
+
+/// What signaling needs from the media plane, wherever it runs: the SFU in this process
+/// (`parley serve`) or SFU processes reached over their control API (`parley signal`).
+public protocol MediaServer: Sendable {
+    var events: AsyncStream<SFUEvent> { get }
+    func negotiate(_ request: NegotiationRequest) async throws -> NegotiationResult
+    func closeTransport(meetingID: String, transportID: String, reason: String)
+    func closeParticipant(meetingID: String, participantID: String)
+    func setBlockedMedia(meetingID: String, participantID: String, blocked: Set<BlockedMedia>)
+    func status() async -> SFUStatus
+}
+
+extension SFU: MediaServer {}
+
+/// A negotiation as it crosses the control API: the offer as SDP text.
+public struct NegotiationMessage: Codable, Sendable {
+    public var meetingID: String
+    public var participantID: String
+    public var transportID: String?
+    public var role: TransportRole
+    public var sdp: String
+    public var sources: [String: String]
+
+    public init(_ request: NegotiationRequest) {
+        meetingID = request.meetingID; participantID = request.participantID; transportID = request.transportID
+        role = request.role; sdp = request.offer.serialized; sources = request.sources
+    }
+
+    public func request() throws(NegotiationError) -> NegotiationRequest {
+        let offer: SessionDescription
+        do { offer = try SessionDescription(parsing: sdp) } catch { throw .badOffer("\(error)") }
+        return NegotiationRequest(meetingID: meetingID, participantID: participantID, transportID: transportID, role: role, offer: offer,
+                                  sources: sources)
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ParleyCluster
+import ParleyRedis
+import ParleySFU
+import ServiceLifecycle
+import UnixSignals
+
+/// `parley sfu`: the media plane alone. Signaling nodes reach it through its control API (JSON over
+/// HTTP, `Authorization: Bearer <control token>` when one is configured); it heartbeats its load to
+/// Redis for the room service and publishes its events on the Redis channel `sfu-events`.
+public struct SFUNodeServer: Sendable {
+    public struct Configuration: Sendable {
+        public var nodeID: String
+        public var sfu: SFUConfiguration
+        public var controlHost = "127.0.0.1"
+        public var controlPort = 0
+        /// What signaling nodes use to reach the control API; default http://controlHost:port.
+        public var controlURL: String?
+        public var controlToken: String?
+        public var capacity = 500
+        public var redis: RedisConfiguration
+        public init(nodeID: String, sfu: SFUConfiguration, redis: RedisConfiguration) {
+            self.nodeID = nodeID; self.sfu = sfu; self.redis = redis
+        }
+    }
+
+    public static let eventsChannel = "sfu-events"
+
+    let configuration: Configuration
+    let sfu: SFU
+    let redis: RedisClient
+    let rooms: RoomService
+    let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.sfu = try SFU(configuration: configuration.sfu, logger: logger)
+        self.redis = try await RedisClient.connect(configuration.redis)
+        self.rooms = RoomService(redis: redis)
+    }
+
+    public func run() async throws {
+        sfu.start()
+        defer { sfu.stop() }
+        let router = Hummingbird.Router()
+        registerControl(on: router)
+        let app = Application(router: router, configuration: .init(address: .hostname(configuration.controlHost, port: configuration.controlPort),
+                                                                     serverName: "parley-sfu"),
+                              onServerRunning: { [self] channel in
+                                  let port = channel.localAddress?.port ?? configuration.controlPort
+                                  await self.started(port: port)
+                              }, logger: logger)
+        let events = Task { await publishEvents() }
+        defer { events.cancel() }
+        let serviceGroup = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await serviceGroup.run()
+        try? await rooms.leave(configuration.nodeID)
+    }
+
+    private func started(port: Int) async {
+        let url = configuration.controlURL ?? "http://\(configuration.controlHost):\(port)"
+        logger.info("SFU node serving", metadata: ["node": "\(configuration.nodeID)", "control": "\(url)", "udp-ports": "\(sfu.workers.map(\.port))"])
+        // Heartbeats for as long as the process lives: the room service sees us within one, and
+        // sees us gone within its TTL after a kill -9.
+        Task { [self] in
+            var cpu = CPUSampler()
+            var forwarded = PacketRate()
+            while !Task.isCancelled {
+                let status = await sfu.status()
+                let node = SFUNode(id: configuration.nodeID, announceAddress: configuration.sfu.announceAddress, ports: status.ports.map(Int.init),
+                                   controlURL: url, capacity: configuration.capacity, participants: status.transports,
+                                   streams: status.producers,
+                                   packetsPerSecond: forwarded.sample(status.counters["rtpReceived"] ?? 0), cpuPercent: cpu.sample())
+                do { try await rooms.heartbeat(node) } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
+                try? await Task.sleep(for: RoomService.heartbeatInterval)
+            }
+        }
+    }
+
+    private func publishEvents() async {
+        let encoder = JSONEncoder()
+        for await event in sfu.events {
+            guard let data = try? encoder.encode(PublishedSFUEvent(node: configuration.nodeID, event: event)) else { continue }
+            do { _ = try await redis.publish(Self.eventsChannel, String(decoding: data, as: UTF8.self)) } catch {
+                logger.warning("could not publish an SFU event", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    struct CloseTransport: Codable { var meetingID: String; var transportID: String; var reason: String }
+    struct CloseParticipant: Codable { var meetingID: String; var participantID: String }
+    struct Blocked: Codable { var meetingID: String; var participantID: String; var blocked: [BlockedMedia] }
+
+    private func registerControl(on router: Hummingbird.Router<BasicRequestContext>) {
+        let control = router.group("control").add(middleware: ControlTokenMiddleware(token: configuration.controlToken))
+        control.post("negotiate") { request, context -> Response in
+            let message = try await request.decode(as: NegotiationMessage.self, context: context)
+            do {
+                let result = try await sfu.negotiate(try message.request())
+                return jsonResponse(result)
+            } catch let error as NegotiationError {
+                return jsonResponse(["error": "negotiation-failed", "message": error.description], status: .unprocessableContent)
+            }
+        }
+        control.post("close-transport") { request, context -> Response in
+            let body = try await request.decode(as: CloseTransport.self, context: context)
+            sfu.closeTransport(meetingID: body.meetingID, transportID: body.transportID, reason: body.reason)
+            return Response(status: .noContent)
+        }
+        control.post("close-participant") { request, context -> Response in
+            let body = try await request.decode(as: CloseParticipant.self, context: context)
+            sfu.closeParticipant(meetingID: body.meetingID, participantID: body.participantID)
+            return Response(status: .noContent)
+        }
+        control.post("blocked-media") { request, context -> Response in
+            let body = try await request.decode(as: Blocked.self, context: context)
+            sfu.setBlockedMedia(meetingID: body.meetingID, participantID: body.participantID, blocked: Set(body.blocked))
+            return Response(status: .noContent)
+        }
+        control.get("status") { _, _ -> Response in jsonResponse(await sfu.status()) }
+    }
+}
+
+/// Refuses control requests without the configured bearer token.
+struct ControlTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let token {
+            guard let presented = bearer(request), constantTimeEqual(presented, token) else {
+                throw HTTPError(.unauthorized, message: "the SFU control API needs Authorization: Bearer <control token>")
+            }
+        }
+        return try await next(request, context)
+    }
+}
+
+/// The process's CPU use between samples, as a percentage of one core.
+struct CPUSampler {
+    private var last: (cpu: Double, wall: Double)?
+
+    mutating func sample() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        let wall = Date().timeIntervalSince1970
+        defer { last = (cpu, wall) }
+        guard let last, wall > last.wall else { return 0 }
+        return (cpu - last.cpu) / (wall - last.wall) * 100
+    }
+}
+
+/// A counter's rate between samples.
+struct PacketRate {
+    private var last: (count: Int, at: Double)?
+
+    mutating func sample(_ count: Int) -> Int {
+        let now = Date().timeIntervalSince1970
+        defer { last = (count, now) }
+        guard let last, now > last.at else { return 0 }
+        return Int(Double(count - last.count) / (now - last.at))
+    }
+}

@@ -1,0 +1,156 @@
+"""SFU nodes behind a signaling node (issue 5, first part): a real redis-server, two `parley sfu`
+processes and one `parley signal`; aiortc publishes and plays through WHIP/WHEP. Meetings spread
+over the SFUs; kill -9 of an SFU moves its meeting to the other one."""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ARTIFACTS, PARLEY, ROOT, free_port
+from test_whip_whep_aiortc import play, publish
+
+
+class Process:
+    def __init__(self, name, args):
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        self.log_path = os.path.join(ARTIFACTS, f"cluster-{name}.log")
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+def wait_port(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def redis_get(port, key):
+    return subprocess.run(["redis-cli", "-p", str(port), "GET", key], capture_output=True, text=True).stdout.strip()
+
+
+def health(url):
+    with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def answer_port(sdp):
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            return int(line.split()[5])
+    return None
+
+
+@pytest.fixture
+def cluster():
+    token = tempfile.NamedTemporaryFile("w", delete=False)
+    token.write("cluster-control-token-0123456789")
+    token.close()
+    redis_port = free_port()
+    processes = []
+    redis = Process("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+    processes.append(redis)
+    assert wait_port(redis_port)
+    url = f"redis://127.0.0.1:{redis_port}"
+    sfus = {}
+    for name in ("sfu-a", "sfu-b"):
+        udp = free_port(socket.SOCK_DGRAM)
+        control = free_port()
+        sfus[name] = {"udp": udp, "control": control, "process": Process(name, [
+            PARLEY, "sfu", "--redis", url, "--node-id", name, "--udp-port", str(udp), "--announce-ip", "127.0.0.1", "--workers", "1",
+            "--control-port", str(control), "--control-token-file", token.name, "--log-level", "debug"])}
+        processes.append(sfus[name]["process"])
+    http_port = free_port()
+    signal_node = Process("signal", [PARLEY, "signal", "--redis", url, "--http-port", str(http_port), "--control-token-file", token.name,
+                                     "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug"])
+    processes.append(signal_node)
+    assert wait_port(http_port)
+    base = f"http://127.0.0.1:{http_port}"
+    deadline = time.time() + 20
+    while time.time() < deadline and health(base)["sfu"]["workers"] < 2:
+        time.sleep(0.2)
+    yield {"url": base, "redis": redis_port, "sfus": sfus, "token": token.name}
+    for process in reversed(processes):
+        process.stop()
+    os.unlink(token.name)
+
+
+@pytest.mark.timeout(120)
+def test_meetings_spread_over_sfu_nodes_and_move_when_one_is_killed(cluster):
+    async def scenario():
+        url = cluster["url"]
+        assert health(url)["sfu"]["workers"] == 2, "the signaling node does not see both SFU nodes"
+        # The control API refuses callers without the token.
+        control = cluster["sfus"]["sfu-a"]["control"]
+        request = urllib.request.Request(f"http://127.0.0.1:{control}/control/status")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 401
+
+        # Media flows through a remote SFU: a WHEP player decodes the WHIP publisher's frames.
+        publisher, _ = await publish(url, "alpha")
+        player, _, frames, _ = await play(url, "alpha")
+        width, _, _ = await asyncio.wait_for(frames.get(), 15)
+        assert width == 320
+        owner = redis_get(cluster["redis"], "meeting:alpha:sfu")
+        assert owner in cluster["sfus"]
+        answer = publisher.remoteDescription.sdp
+        assert answer_port(answer) == cluster["sfus"][owner]["udp"]
+
+        # Meetings spread over both nodes.
+        owners = set()
+        for index in range(12):
+            pc, _ = await publish(url, f"spread-{index}")
+            owners.add(redis_get(cluster["redis"], f"meeting:spread-{index}:sfu"))
+            await pc.close()
+        assert owners == set(cluster["sfus"]), owners
+
+        # kill -9 the SFU of "alpha": its publisher leaves the meeting, and a new WHIP session for
+        # "alpha" lands on the other node, with media, as soon as the death is seen.
+        killed_at = time.time()
+        cluster["sfus"][owner]["process"].kill()
+        survivor = next(name for name in cluster["sfus"] if name != owner)
+        await publisher.close()
+        await player.close()
+        republished = None
+        while time.time() - killed_at < 10:
+            try:
+                republished, _ = await publish(url, "alpha")
+                break
+            except AssertionError:
+                await asyncio.sleep(0.1)
+        assert republished, "no new WHIP session for the meeting after its SFU died"
+        assert answer_port(republished.remoteDescription.sdp) == cluster["sfus"][survivor]["udp"]
+        player, _, frames, _ = await play(url, "alpha")
+        await asyncio.wait_for(frames.get(), 15)
+        media_back = time.time() - killed_at
+        print(f"measured: SFU kill -9 -> frames again through the other SFU in {media_back:.2f} s")
+        assert redis_get(cluster["redis"], "meeting:alpha:sfu") == survivor
+        await republished.close()
+        await player.close()
+    asyncio.run(scenario())
