@@ -25,11 +25,23 @@ import ParleyTestSupport
         SFUNode(id: id, announceAddress: "127.0.0.1", ports: [40000], controlURL: "http://127.0.0.1:1/\(id)", capacity: capacity, participants: participants)
     }
 
+    /// Heartbeats as live SFU nodes send them, until cancelled.
+    func keepBeating(_ rooms: RoomService, _ ids: [String]) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                for id in ids { try? await rooms.heartbeat(self.node(id)) }
+                try? await Task.sleep(for: RoomService.heartbeatInterval)
+            }
+        }
+    }
+
     @Test func concurrentFirstJoinsOnDifferentNodesAgreeOnOneSFU() async throws {
         let server = try RedisServer()
         let redis = try await RedisClient.connect(server.configuration)
         let rooms = RoomService(redis: redis)
         for id in ["a", "b", "c"] { try await rooms.heartbeat(node(id)) }
+        let beating = keepBeating(rooms, ["a", "b", "c"])
+        defer { beating.cancel() }
         // Ten "signaling nodes", each with its own connection, race for the same new meetings.
         var services: [RoomService] = []
         for _ in 0..<10 { services.append(RoomService(redis: try await RedisClient.connect(server.configuration))) }
@@ -49,6 +61,8 @@ import ParleyTestSupport
         let server = try RedisServer()
         let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
         for id in ["sfu-1", "sfu-2", "sfu-3"] { try await rooms.heartbeat(node(id)) }
+        let beating = keepBeating(rooms, ["sfu-1", "sfu-2", "sfu-3"])
+        defer { beating.cancel() }
         var counts: [String: Int] = [:]
         for meeting in 0..<100 { counts[try await rooms.assign(meeting: "m\(meeting)").id, default: 0] += 1 }
         let even = 100.0 / 3
@@ -61,12 +75,7 @@ import ParleyTestSupport
         try await rooms.heartbeat(node("doomed"))
         try await rooms.heartbeat(node("survivor"))
         // Keep the survivor beating; the doomed one stops (a kill -9).
-        let beating = Task {
-            while !Task.isCancelled {
-                try? await rooms.heartbeat(self.node("survivor"))
-                try? await Task.sleep(for: RoomService.heartbeatInterval)
-            }
-        }
+        let beating = keepBeating(rooms, ["survivor"])
         defer { beating.cancel() }
         var meetingOnDoomed: String?
         for index in 0..<20 where meetingOnDoomed == nil {
