@@ -112,6 +112,7 @@ async function join(name) {
   signaling.addEventListener('chat', ({ detail }) => addChatMessage({ ...detail, self: detail.from === state.me }));
   signaling.addEventListener('error', ({ detail }) => {
     if (!state.joined) return refused(detail, name);
+    if (detail.code === 'media-failed') return rebuildPeer();
     showBanner(`${detail.message} (${detail.code})`, { error: true });
   });
   signaling.addEventListener('meeting-ended', ({ detail }) => { if (!state.leaving) finish('The meeting has ended', detail.reason); });
@@ -188,11 +189,25 @@ function onJoined(detail, name) {
   state.me = detail.participantId;
   window.parley.joinedAt = performance.now();
   for (const participant of detail.participants) state.participants.set(participant.id, participant);
+  const local = new Tile('local', `${name} (you)`, { local: true });
+  state.tiles.set('local', local);
+  local.setTracks(state.local.video ? [state.local.video] : []);
+  local.setState({ videoMuted: !state.local.video });
+  $('toggle-mic').disabled = !state.local.audio;
+  $('toggle-camera').disabled = !state.local.video;
+  startPeer();
+  render();
+  applyMeetingState();
+}
+
+/// One peer connection to the SFU carrying our tracks and everyone else's.
+function startPeer() {
   const peer = new Peer(state.signaling);
   state.peer = peer;
   peer.addEventListener('assignments', render);
   peer.addEventListener('failed', ({ detail: error }) => showBanner(`Media negotiation failed: ${error.message}`, { error: true }));
   peer.addEventListener('state', ({ detail: connection }) => {
+    if (peer !== state.peer) return;
     if (connection === 'failed') {
       // A network change: new ICE credentials on both sides, then media finds its way again.
       showBanner('The media connection was lost; reconnecting…', { error: true });
@@ -202,17 +217,22 @@ function onJoined(detail, name) {
       if (document.getElementById('banner').textContent.includes('reconnecting')) showBanner('');
     }
   });
-  const local = new Tile('local', `${name} (you)`, { local: true });
-  state.tiles.set('local', local);
-  local.setTracks(state.local.video ? [state.local.video] : []);
-  local.setState({ videoMuted: !state.local.video });
   if (state.local.audio) peer.publish('microphone', state.local.audio, state.local.stream);
   if (state.local.video) peer.publish('camera', state.local.video, state.local.stream);
-  $('toggle-mic').disabled = !state.local.audio;
-  $('toggle-camera').disabled = !state.local.video;
+  const screen = state.local.screen?.getVideoTracks()[0];
+  if (screen) peer.publish('screen', screen, state.local.screen);
   wantReceivers();
+}
+
+/// The media server is gone (an SFU stopped): a new peer connection, offered afresh, lands on the
+/// meeting's new SFU; everything we sent is published again.
+function rebuildPeer() {
+  if (!state.joined || state.leaving) return;
+  showBanner('The media server changed; reconnecting…', { error: true });
+  window.parley.mediaRebuilds = (window.parley.mediaRebuilds ?? 0) + 1;
+  state.peer?.close();
+  startPeer();
   render();
-  applyMeetingState();
 }
 
 /// Enough receiving transceivers for every track the others publish.

@@ -62,7 +62,10 @@ export class Peer extends EventTarget {
         for (const [source, transceiver] of this.sending) {
           if (transceiver.mid && transceiver.direction !== 'inactive') sources[transceiver.mid] = source;
         }
-        const answer = await this.signaling.offer(this.pc.localDescription.sdp, sources);
+        // The first offer of this peer connection asks for a new transport (after an SFU change the
+        // server still remembers the old one).
+        const answer = await this.signaling.offer(this.pc.localDescription.sdp, sources, !this.answered);
+        this.answered = true;
         await this.pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
         this.applyAssignments(answer.assignments, answer.assignmentsVersion, { complete: true });
       } while (this.again);

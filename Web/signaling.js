@@ -26,10 +26,10 @@ export class Signaling extends EventTarget {
           this.pendingAnswer = null;
           return;
         }
-        if (message.type === 'error' && message.code === 'negotiation-failed' && this.pendingAnswer) {
+        if (message.type === 'error' && ['negotiation-failed', 'media-failed'].includes(message.code) && this.pendingAnswer) {
           this.pendingAnswer.reject(new Error(message.message));
           this.pendingAnswer = null;
-          return;
+          if (message.code === 'negotiation-failed') return;
         }
         this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
       };
@@ -41,10 +41,10 @@ export class Signaling extends EventTarget {
   }
 
   /// Sends an offer and resolves with the server's answer message.
-  offer(sdp, sources) {
+  offer(sdp, sources, newConnection = false) {
     return new Promise((resolve, reject) => {
       this.pendingAnswer = { resolve, reject };
-      this.send({ type: 'offer', sdp, sources });
+      this.send({ type: 'offer', sdp, sources, ...(newConnection ? { newConnection: true } : {}) });
     });
   }
 

@@ -8,7 +8,8 @@ public let signalingProtocolVersion = 1
 /// A message from a client over the signaling WebSocket, decoded by its `type`.
 public enum ClientMessage: Sendable, Equatable {
     case join(JoinRequest)
-    case offer(sdp: String, sources: [String: String])
+    /// `newConnection`: the first offer of a new peer connection (replaces the old transport).
+    case offer(sdp: String, sources: [String: String], newConnection: Bool = false)
     case chat(text: String)
     case mute(kind: MediaKind, muted: Bool)
     /// A host control; `participantID` names the target where the action has one.
@@ -32,6 +33,7 @@ public enum ClientMessage: Sendable, Equatable {
         var action: String?
         var participantId: String?
         var reason: String?
+        var newConnection: Bool?
     }
 
     public static let maximumSize = 256 * 1024
@@ -52,7 +54,7 @@ public enum ClientMessage: Sendable, Equatable {
                                      token: envelope.token, idToken: envelope.idToken))
         case "offer":
             guard let sdp = envelope.sdp else { throw .badMessage("offer needs \"sdp\"") }
-            self = .offer(sdp: sdp, sources: envelope.sources ?? [:])
+            self = .offer(sdp: sdp, sources: envelope.sources ?? [:], newConnection: envelope.newConnection ?? false)
         case "chat":
             guard let text = envelope.text else { throw .badMessage("chat needs \"text\"") }
             self = .chat(text: text)
@@ -148,6 +150,8 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
     case denied
     case forbidden(String)
     case access(AccessError)
+    /// The client's transport is gone (its media server stopped): start a new peer connection.
+    case mediaFailed(String)
 
     public var code: String {
         switch self {
@@ -168,6 +172,7 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
         case .denied: return "denied"
         case .forbidden: return "forbidden"
         case .access(let error): return error.code
+        case .mediaFailed: return "media-failed"
         }
     }
 
@@ -188,6 +193,7 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
         case .denied: return "a host did not let you in"
         case .forbidden(let reason): return reason
         case .access(let error): return error.description
+        case .mediaFailed(let reason): return reason
         }
     }
 }

@@ -78,11 +78,23 @@ public final class SignalingService: Sendable {
                 sink(OutgoingMessage(.waiting(participantID: id)))
                 logger.info("participant waiting", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
             }
-        case .offer(let sdp, let sources):
+        case .offer(let sdp, let sources, let newConnection):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
+            if newConnection, let old = connection.transportID {
+                sfu.closeTransport(meetingID: meetingID, transportID: old, reason: Self.replacedReason)
+                connection.transportID = nil
+            }
             let known: Set<String> = ["camera", "microphone", "screen"]
-            let result = try await negotiate(meetingID: meetingID, participantID: participantID, transportID: connection.transportID,
+            let result: NegotiationResult
+            do {
+                result = try await negotiate(meetingID: meetingID, participantID: participantID, transportID: connection.transportID,
                                              role: .participant, sdp: sdp, sources: sources.filter { known.contains($0.value) })
+            } catch SignalingError.mediaFailed(let reason) {
+                // The transport is gone (its SFU stopped): the next offer, from a new peer
+                // connection, gets a new transport.
+                connection.transportID = nil
+                throw SignalingError.mediaFailed(reason)
+            }
             connection.transportID = result.transportID
             sink(OutgoingMessage(.answer(sdp: result.answer, assignments: result.assignments, assignmentsVersion: result.assignmentsVersion)))
         case .chat(let text):
@@ -174,6 +186,8 @@ public final class SignalingService: Sendable {
         do {
             result = try await sfu.negotiate(NegotiationRequest(meetingID: meetingID, participantID: participantID, transportID: transportID,
                                                                 role: role, offer: offer, sources: sources))
+        } catch NegotiationError.unknownTransport {
+            throw SignalingError.mediaFailed("the media connection is gone (its media server stopped): start a new connection")
         } catch let error as NegotiationError {
             throw SignalingError.negotiationFailed(error.description)
         }
@@ -196,6 +210,9 @@ public final class SignalingService: Sendable {
         connection = SignalingConnection(address: connection.address)
     }
 
+    /// Why a transport closes when its client opened a new peer connection (not a failure).
+    static let replacedReason = "replaced by a new connection"
+
     /// Turns SFU events into signaling; runs for the life of the server.
     public func runEventLoop() async {
         for await event in sfu.events {
@@ -205,7 +222,7 @@ public final class SignalingService: Sendable {
             case .transportClosed(let meetingID, let participantID, let transportID, let reason):
                 logger.info("transport closed", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)", "reason": "\(reason)"])
                 await transportClosed(transportID)
-                guard reason != "participant left",
+                guard reason != "participant left", reason != Self.replacedReason,
                       let participant = await hub.participants(in: meetingID).first(where: { $0.id == participantID }) else { break }
                 if participant.client == "whip" {
                     // A WHIP publisher has no other channel: losing its media is leaving.

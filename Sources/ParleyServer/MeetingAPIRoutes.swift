@@ -244,7 +244,7 @@ extension SignalingError {
         case .tooManyAttempts(let seconds):
             status = .tooManyRequests
             retryAfter = seconds
-        case .meetingFull: status = .serviceUnavailable
+        case .meetingFull, .mediaFailed: status = .serviceUnavailable
         }
         return APIError(status: status, code: code, message: description, retryAfter: retryAfter)
     }

@@ -154,3 +154,37 @@ def test_meetings_spread_over_sfu_nodes_and_move_when_one_is_killed(cluster):
         await republished.close()
         await player.close()
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(180)
+def test_browsers_rebuild_their_media_on_the_new_sfu_after_a_kill(cluster):
+    from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
+
+    url = cluster["url"]
+    ada, bob = Browser("cluster-ada"), Browser("cluster-bob")
+    try:
+        ada.open(f"{url}/m/failover?name=Ada")
+        bob.open(f"{url}/m/failover?name=Bob")
+        ada_id, bob_id = wait_for(ada.participant_id, 20), wait_for(bob.participant_id, 20)
+        assert ada_id and bob_id
+        assert wait_for(lambda: receiving_from_everyone(ada, [bob_id]) and receiving_from_everyone(bob, [ada_id]), 40)
+        owner = redis_get(cluster["redis"], "meeting:failover:sfu")
+        killed_at = time.time()
+        cluster["sfus"][owner]["process"].kill()
+
+        def decoding_again():
+            stats = [browser.stats() for browser in (ada, bob)]
+            frames = [s.get(other, {}).get("framesDecoded", 0) for s, other in zip(stats, (bob_id, ada_id))]
+            return all(f > 0 for f in frames) and all(b.js("return window.parley.mediaRebuilds || 0") >= 1 for b in (ada, bob))
+
+        assert wait_for(decoding_again, 30), "the browsers did not get media back through the other SFU"
+        media_back = time.time() - killed_at
+        print(f"measured: SFU kill -9 -> both browsers decoding again in {media_back:.2f} s")
+        survivor = next(name for name in cluster["sfus"] if name != owner)
+        assert redis_get(cluster["redis"], "meeting:failover:sfu") == survivor
+        # The meeting itself never noticed: same participants, nobody left.
+        assert {p["id"] for p in ada.js("return window.parley.participants")} == {bob_id}
+    finally:
+        for browser in (ada, bob):
+            browser.save_console()
+            browser.quit()
