@@ -188,3 +188,16 @@ def test_browsers_rebuild_their_media_on_the_new_sfu_after_a_kill(cluster):
         for browser in (ada, bob):
             browser.save_console()
             browser.quit()
+
+
+def test_redis_unavailable_at_start_is_a_clear_error_not_a_hang():
+    nowhere = f"redis://127.0.0.1:{free_port()}"
+    for command in (["signal", "--redis", nowhere, "--http-port", str(free_port())],
+                    ["sfu", "--redis", nowhere, "--udp-port", str(free_port(socket.SOCK_DGRAM))]):
+        started = time.time()
+        result = subprocess.run([PARLEY, *command], capture_output=True, text=True, timeout=30)
+        assert result.returncode != 0
+        assert "Redis unavailable" in result.stderr and "cannot connect" in result.stderr, result.stderr[-500:]
+        assert time.time() - started < 10
+    result = subprocess.run([PARLEY, "signal", "--redis", "http://127.0.0.1:6379"], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "redis://" in result.stderr
