@@ -127,6 +127,31 @@ func bootstrapLogging(_ level: String) -> Logger {
     return Logger(label: "parley")
 }
 
+/// Where Redis is: shared by `signal` and `sfu`.
+struct RedisOptions: ParsableArguments {
+    @Option(help: "Redis, as redis://[:password@]host:port[/db] or rediss:// for TLS.")
+    var redis: String
+
+    @Option(help: "File with a CA certificate to trust for rediss://.")
+    var redisCaFile: String?
+
+    @Option(help: "File with the bearer token of the SFU nodes' control API (the same on every node).")
+    var controlTokenFile: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func configuration() throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: redis)
+        configuration.caCertificatePath = redisCaFile
+        return configuration
+    }
+
+    func controlToken() throws -> String? {
+        try controlTokenFile.map { path throws(AccessError) in try readToken(path, what: "control token") }
+    }
+}
+
 /// `parley signal`: HTTP, the API, WebSocket signaling and WHIP/WHEP, with the media on SFU nodes
 /// found through Redis.
 struct Signal: AsyncParsableCommand {
@@ -134,11 +159,8 @@ struct Signal: AsyncParsableCommand {
         abstract: "Run a signaling node: web client, API, signaling and WHIP/WHEP; media on `parley sfu` nodes found through Redis.",
         discussion: "Each meeting goes to an SFU node chosen by the room service (consistent hashing bounded by load); an SFU "
             + "that stops heartbeating is seen within 2 s and its meetings move. Meeting state is still per signaling node "
-            + "(shared state in Redis comes next): run one signaling node, or route each meeting to one node (deploy/nginx)."
+            + "(shared state in Redis comes next, docs/scaling.md): run one signaling node for now."
     )
-
-    @Option(help: "Redis, as redis://[:password@]host:port[/db] or rediss:// for TLS.")
-    var redis: String
 
     @Option(help: "This node's id in logs (default: a random one).")
     var nodeId: String = "signal-" + UUID().uuidString.prefix(8).lowercased()
@@ -152,27 +174,19 @@ struct Signal: AsyncParsableCommand {
     @Option(help: "The folder of the web client (default: ./Web or the checkout's Web).")
     var webRoot: String?
 
-    @Option(help: "File with the bearer token the SFU nodes' control API expects.")
-    var controlTokenFile: String?
-
-    @Option(help: "File with a CA certificate to trust for rediss://.")
-    var redisCaFile: String?
-
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
-
     @OptionGroup var access: AccessOptions
 
+    @OptionGroup var cluster: RedisOptions
+
     func run() async throws {
-        let logger = bootstrapLogging(logLevel)
+        let logger = bootstrapLogging(cluster.logLevel)
         var configuration = ServerConfiguration()
         configuration.httpHost = httpHost
         configuration.httpPort = httpPort
         if let webRoot { configuration.webRoot = webRoot }
         try access.apply(to: &configuration)
-        let controlToken = try controlTokenFile.map { path throws(AccessError) in try readToken(path, what: "control token") }
-        var redisConfiguration = try RedisConfiguration(url: redis)
-        redisConfiguration.caCertificatePath = redisCaFile
+        let controlToken = try cluster.controlToken()
+        let redisConfiguration = try cluster.configuration()
         let client: RedisClient
         let media: ClusterMediaServer
         do {
@@ -195,9 +209,6 @@ struct SFUNodeCommand: AsyncParsableCommand {
         commandName: "sfu",
         abstract: "Run an SFU node: media for the meetings the room service gives it, a control API for signaling nodes, heartbeats to Redis."
     )
-
-    @Option(help: "Redis, as redis://[:password@]host:port[/db] or rediss:// for TLS.")
-    var redis: String
 
     @Option(help: "This node's id (default: a random one).")
     var nodeId: String = "sfu-" + UUID().uuidString.prefix(8).lowercased()
@@ -223,22 +234,14 @@ struct SFUNodeCommand: AsyncParsableCommand {
     @Option(help: "The control API's URL as signaling nodes reach it (default: http://control-host:port).")
     var controlUrl: String?
 
-    @Option(help: "File with the bearer token the control API requires.")
-    var controlTokenFile: String?
-
     @Option(help: "Participants this node takes at most.")
     var capacity = 500
 
-    @Option(help: "File with a CA certificate to trust for rediss://.")
-    var redisCaFile: String?
-
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @OptionGroup var cluster: RedisOptions
 
     func run() async throws {
-        let logger = bootstrapLogging(logLevel)
-        var redisConfiguration = try RedisConfiguration(url: redis)
-        redisConfiguration.caCertificatePath = redisCaFile
+        let logger = bootstrapLogging(cluster.logLevel)
+        let redisConfiguration = try cluster.configuration()
         var configuration = SFUNodeServer.Configuration(
             nodeID: nodeId,
             sfu: SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp, workers: workers ?? SFUConfiguration().workers),
@@ -247,7 +250,7 @@ struct SFUNodeCommand: AsyncParsableCommand {
         configuration.controlPort = controlPort
         configuration.controlURL = controlUrl
         configuration.capacity = capacity
-        configuration.controlToken = try controlTokenFile.map { path throws(AccessError) in try readToken(path, what: "control token") }
+        configuration.controlToken = try cluster.controlToken()
         let server: SFUNodeServer
         do {
             server = try await SFUNodeServer(configuration: configuration, logger: logger)

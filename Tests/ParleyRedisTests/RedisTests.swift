@@ -149,21 +149,9 @@ import ParleyTestSupport
         }
         #expect(clock.now - started < .seconds(3))
         // A server that accepts but never answers: the command times out instead of hanging.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, silentPort) = RedisServer.listeningSocket()
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                _ = bind(listener, $0, length)
-                _ = getsockname(listener, $0, &length)
-            }
-        }
-        listen(listener, 8)
-        var silent = RedisConfiguration(host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        var silent = RedisConfiguration(host: "127.0.0.1", port: silentPort)
         silent.commandTimeout = .milliseconds(500)
         let client = try await RedisClient.connect(silent)
         let before = clock.now

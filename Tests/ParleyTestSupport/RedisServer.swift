@@ -16,8 +16,15 @@ public final class RedisServer {
     deinit { stop() }
 
     public static func freePort() -> Int {
+        let (fd, port) = listeningSocket(listen: false)
+        close(fd)
+        return port
+    }
+
+    /// A TCP socket bound to a free loopback port (listening if asked, never accepting): the
+    /// caller closes it.
+    public static func listeningSocket(listen shouldListen: Bool = true) -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -29,7 +36,8 @@ public final class RedisServer {
         withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &length) }
         }
-        return Int(UInt16(bigEndian: address.sin_port))
+        if shouldListen { listen(fd, 8) }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     public func start() throws {
