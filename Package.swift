@@ -112,14 +112,15 @@ let package = Package(
         .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleySFU", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
         .target(
             name: "ParleyCluster",
-            dependencies: ["ParleyRedis", "ParleySFU", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ParleyRedis", "ParleySFU", "ParleyControl", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Helpers the tests share (a real redis-server on a free port); never linked into parley.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyRedis"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "ParleyRedisTests", dependencies: ["ParleyRedis", "ParleyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport", "ParleyControl",
+                                                           .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),
     ]

@@ -85,19 +85,47 @@ public actor MeetingHub {
     }
 
     private var meetings: [String: Meeting] = [:]
+
     public let maximumParticipants: Int
     /// Meetings nobody created are made, open, on first join (`make run`'s default).
     public let adhocMeetings: Bool
     public static let maximumReports = 1000
+    /// Where created meetings' records outlive this process (Redis), if anywhere.
+    private let store: (any MeetingRecordStore)?
+    private let writes: AsyncStream<(String, MeetingRecord)>.Continuation?
 
-    public init(maximumParticipants: Int = 500, adhocMeetings: Bool = true) {
+    public init(maximumParticipants: Int = 500, adhocMeetings: Bool = true, store: (any MeetingRecordStore)? = nil) {
         self.maximumParticipants = maximumParticipants
         self.adhocMeetings = adhocMeetings
+        self.store = store
+        if let store {
+            // One writer, so a meeting's records reach the store in the order they changed.
+            let (stream, continuation) = AsyncStream<(String, MeetingRecord)>.makeStream()
+            writes = continuation
+            Task { for await (id, record) in stream { await store.save(id, record) } }
+        } else {
+            writes = nil
+        }
+    }
+
+    /// A created meeting this process has not seen yet (it restarted, or another node made it).
+    private func ensureLoaded(_ id: String) async {
+        guard meetings[id] == nil, let store, let record = await store.load(id), meetings[id] == nil else { return }
+        var meeting = Meeting()
+        meeting.apply(record)
+        meetings[id] = meeting
+    }
+
+    /// Writes a created meeting's record through to the store.
+    private func persist(_ id: String) {
+        guard let writes, let meeting = meetings[id], meeting.persistent else { return }
+        writes.yield((id, meeting.record))
     }
 
     // MARK: Meetings
 
-    public func create(id: String, settings: MeetingSettings, passwordHash: String?, hostSubject: String) throws(SignalingError) {
+    public func create(id: String, settings: MeetingSettings, passwordHash: String?, hostSubject: String) async throws(SignalingError) {
+        await ensureLoaded(id)
         guard meetings[id] == nil else { throw .badRequest("meeting \(id) exists") }
         var meeting = Meeting()
         meeting.settings = settings
@@ -106,11 +134,16 @@ public actor MeetingHub {
         meeting.persistent = true
         meeting.hostSubjects = [hostSubject]
         meetings[id] = meeting
+        persist(id)
     }
 
-    public func exists(_ id: String) -> Bool { meetings[id] != nil }
+    public func exists(_ id: String) async -> Bool {
+        await ensureLoaded(id)
+        return meetings[id] != nil
+    }
 
-    public func view(_ id: String) -> MeetingView? {
+    public func view(_ id: String) async -> MeetingView? {
+        await ensureLoaded(id)
         guard let meeting = meetings[id] else { return nil }
         return MeetingView(id: id, settings: meeting.settings, hasPassword: meeting.passwordHash != nil, locked: meeting.locked,
                            participants: meeting.participants.count, waiting: meeting.waiting.count)
@@ -118,23 +151,27 @@ public actor MeetingHub {
 
     /// What the credential checks need before a join; nil when the meeting does not exist (an
     /// ad hoc one would be open).
-    public func access(_ id: String) -> (settings: MeetingSettings, passwordHash: String?)? {
-        meetings[id].map { ($0.settings, $0.passwordHash) }
+    public func access(_ id: String) async -> (settings: MeetingSettings, passwordHash: String?)? {
+        await ensureLoaded(id)
+        return meetings[id].map { ($0.settings, $0.passwordHash) }
     }
 
     /// Applies a settings change; returns participants whose blocked media changed.
-    public func update(_ id: String, patch: MeetingSettingsPatch, passwordHash: String??) throws(SignalingError) -> [String: Set<BlockedMedia>] {
+    public func update(_ id: String, patch: MeetingSettingsPatch, passwordHash: String??) async throws(SignalingError) -> [String: Set<BlockedMedia>] {
+        await ensureLoaded(id)
         guard var meeting = meetings[id] else { throw .meetingNotFound }
         patch.apply(to: &meeting.settings)
         if let passwordHash { meeting.passwordHash = passwordHash }
         if let locked = patch.locked { meeting.locked = locked }
         meetings[id] = meeting
+        persist(id)
         broadcastState(id)
         return effectiveBlocks(id)
     }
 
-    public func isHost(meeting: String, subject: String) -> Bool {
-        guard let meeting = meetings[meeting] else { return false }
+    public func isHost(meeting id: String, subject: String) async -> Bool {
+        await ensureLoaded(id)
+        guard let meeting = meetings[id] else { return false }
         return meeting.hostSubjects.contains(subject) || meeting.coHostSubjects.contains(subject)
     }
 
@@ -142,7 +179,8 @@ public actor MeetingHub {
 
     /// Lets someone in, or into the waiting room, or refuses: the meeting's state (lock,
     /// removals, capacity, waiting room) decided in one step.
-    public func admit(meeting id: String, identity: JoinIdentity, sink: MessageSink?) throws(SignalingError) -> JoinOutcome {
+    public func admit(meeting id: String, identity: JoinIdentity, sink: MessageSink?) async throws(SignalingError) -> JoinOutcome {
+        await ensureLoaded(id)
         if meetings[id] == nil {
             guard adhocMeetings else { throw .meetingNotFound }
             meetings[id] = Meeting()
@@ -163,12 +201,14 @@ public actor MeetingHub {
             sendWaitingList(id)
             return .waiting(participantID: participantID)
         }
-        if isHost { meetings[id]!.hostSubjects.insert(identity.subject) }
+        if isHost, meetings[id]!.hostSubjects.insert(identity.subject).inserted { persist(id) }
         return .joined(participantID: participantID, others: add(participantID, identity: identity, sink: sink, meeting: id))
     }
 
     /// The same rules for a WHEP player, who watches without becoming a participant.
-    public func checkViewer(meeting id: String, identity: JoinIdentity) throws(SignalingError) {
+    /// `waitingRoomApplies` false for issuing tokens: a token does not skip the waiting room anyway.
+    public func checkViewer(meeting id: String, identity: JoinIdentity, waitingRoomApplies: Bool = true) async throws(SignalingError) {
+        await ensureLoaded(id)
         if meetings[id] == nil {
             guard adhocMeetings else { throw .meetingNotFound }
             return
@@ -177,15 +217,15 @@ public actor MeetingHub {
         if identity.isHost || meeting.hostSubjects.contains(identity.subject) || meeting.coHostSubjects.contains(identity.subject) { return }
         if !identity.credentialKeys.isDisjoint(with: meeting.removed.keys) { throw .removed }
         if meeting.locked { throw .locked }
-        if meeting.settings.waitingRoom && !identity.admitted {
+        if waitingRoomApplies && meeting.settings.waitingRoom && !identity.admitted {
             throw .forbidden("this meeting has a waiting room: a host must issue the player an admitted token (POST /api/meetings/\(id)/tokens)")
         }
     }
 
     /// The plain join of an open meeting (tests, tools): a fresh identity, no credentials.
-    public func join(meeting: String, name: String, client: String, sink: MessageSink?) throws(SignalingError) -> (String, [ParticipantInfo]) {
+    public func join(meeting: String, name: String, client: String, sink: MessageSink?) async throws(SignalingError) -> (String, [ParticipantInfo]) {
         let identity = JoinIdentity(subject: RandomToken.make(length: 16), name: name, client: client, admitted: true)
-        guard case .joined(let id, let others) = try admit(meeting: meeting, identity: identity, sink: sink) else { throw .locked }
+        guard case .joined(let id, let others) = try await admit(meeting: meeting, identity: identity, sink: sink) else { throw .locked }
         return (id, others)
     }
 
@@ -290,12 +330,14 @@ public actor MeetingHub {
     public func setLocked(_ id: String, _ locked: Bool) {
         guard meetings[id] != nil else { return }
         meetings[id]!.locked = locked
+        persist(id)
         broadcastState(id)
     }
 
     public func setHostsOnlyScreenShare(_ id: String, _ value: Bool) -> [String: Set<BlockedMedia>] {
         guard meetings[id] != nil else { return [:] }
         meetings[id]!.settings.hostsOnlyScreenShare = value
+        persist(id)
         broadcastState(id)
         return effectiveBlocks(id)
     }
@@ -354,6 +396,7 @@ public actor MeetingHub {
         guard let participant = meetings[id]?.participants[participantID] else { throw .badRequest("no participant \(participantID)") }
         guard participant.info.role != .host else { throw .badRequest("\(participant.info.name) is a host") }
         if isCoHost { meetings[id]!.coHostSubjects.insert(participant.subject) } else { meetings[id]!.coHostSubjects.remove(participant.subject) }
+        persist(id)
         update(meeting: id, participantID: participantID) { $0.role = isCoHost ? .cohost : .participant }
         if isCoHost { meetings[id]!.participants[participantID]!.sink?(OutgoingMessage(.waitingRoom(waitingList(id)))) }
     }
@@ -364,6 +407,7 @@ public actor MeetingHub {
         guard let participant = meetings[id]?.participants[participantID] else { throw .badRequest("no participant \(participantID)") }
         guard participant.info.role != .host else { throw .forbidden("a host cannot be removed") }
         for key in participant.credentialKeys { meetings[id]!.removed[key] = participantID }
+        persist(id)
         participant.sink?(OutgoingMessage(.moderated(action: "removed", by: host)))
         leave(meeting: id, participantID: participantID)
         return participant.sink
@@ -375,6 +419,7 @@ public actor MeetingHub {
             throw .badRequest("\(participantID) was not removed from this meeting")
         }
         meetings[id]!.removed = meeting.removed.filter { $0.value != participantID }
+        persist(id)
     }
 
     // MARK: Reports
@@ -387,10 +432,14 @@ public actor MeetingHub {
                                        reportedName: reported.info.name, reason: reason, at: Date())
         meetings[id]!.reports.append(report)
         if meetings[id]!.reports.count > Self.maximumReports { meetings[id]!.reports.removeFirst() }
+        persist(id)
         sendToHosts(id, .reported(report))
     }
 
-    public func reports(meeting id: String) -> [ParticipantReport] { meetings[id]?.reports ?? [] }
+    public func reports(meeting id: String) async -> [ParticipantReport] {
+        await ensureLoaded(id)
+        return meetings[id]?.reports ?? []
+    }
 
     public func allReports() -> [ParticipantReport] {
         meetings.values.flatMap(\.reports).sorted { $0.at < $1.at }
@@ -441,4 +490,40 @@ public actor MeetingHub {
 
     public var meetingCount: Int { meetings.count }
     public var participantCount: Int { meetings.values.reduce(0) { $0 + $1.participants.count } }
+}
+
+/// What of a created meeting outlives the process: settings, password hash, lock, hosts,
+/// removals and reports (participants and the waiting room are live connections).
+public struct MeetingRecord: Codable, Sendable, Equatable {
+    public var settings: MeetingSettings
+    public var passwordHash: String?
+    public var locked: Bool
+    public var hostSubjects: Set<String>
+    public var coHostSubjects: Set<String>
+    public var removed: [String: String]
+    public var reports: [ParticipantReport]
+}
+
+/// Keeps created meetings' records (Redis in a cluster).
+public protocol MeetingRecordStore: Sendable {
+    func load(_ id: String) async -> MeetingRecord?
+    func save(_ id: String, _ record: MeetingRecord) async
+}
+
+extension MeetingHub.Meeting {
+    var record: MeetingRecord {
+        MeetingRecord(settings: settings, passwordHash: passwordHash, locked: locked, hostSubjects: hostSubjects, coHostSubjects: coHostSubjects,
+                      removed: removed, reports: reports)
+    }
+
+    mutating func apply(_ record: MeetingRecord) {
+        settings = record.settings
+        passwordHash = record.passwordHash
+        locked = record.locked
+        persistent = true
+        hostSubjects = record.hostSubjects
+        coHostSubjects = record.coHostSubjects
+        removed = record.removed
+        reports = record.reports
+    }
 }

@@ -37,7 +37,7 @@ public struct ParleyServer: Sendable {
             self.localSFU = local
         }
         let sessions = self.sessions
-        let hub = MeetingHub(adhocMeetings: configuration.adhocMeetings)
+        let hub = MeetingHub(adhocMeetings: configuration.adhocMeetings, store: configuration.meetingStore)
         let identities: (any IdentityVerifier)? = configuration.identityProviders.isEmpty
             ? nil : OpenIDVerifier(providers: configuration.identityProviders, logger: logger)
         self.identities = identities as? OpenIDVerifier

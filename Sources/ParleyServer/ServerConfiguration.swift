@@ -1,5 +1,6 @@
 import Foundation
 import ParleyAccess
+import ParleyControl
 import ParleySFU
 
 /// Everything `parley serve` is configured with (flags; see `parley serve --help`).
@@ -17,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var secret = ServerSecret.random()
     /// Bearer token of the operator API (`/api/admin/...`); nil: that API is off.
     public var adminToken: String?
+    /// Where created meetings are kept beyond this process (Redis with `parley signal`).
+    public var meetingStore: (any MeetingRecordStore)?
     /// OpenID Connect issuers whose ID tokens sign people in.
     public var identityProviders: [IdentityProviderConfiguration] = []
 

@@ -196,6 +196,7 @@ struct Signal: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
+        configuration.meetingStore = RedisMeetingRecordStore(redis: client, logger: logger)
         logger.info("signaling node starting", metadata: ["node": "\(nodeId)", "redis": "\(redisConfiguration.host):\(redisConfiguration.port)"])
         let server = try ParleyServer(configuration: configuration, logger: logger, media: media)
         try await server.run()

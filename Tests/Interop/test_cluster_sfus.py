@@ -201,3 +201,50 @@ def test_redis_unavailable_at_start_is_a_clear_error_not_a_hang():
         assert time.time() - started < 10
     result = subprocess.run([PARLEY, "signal", "--redis", "http://127.0.0.1:6379"], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0 and "redis://" in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_signaling_node_loses_no_meeting(cluster):
+    secret = tempfile.NamedTemporaryFile("w", delete=False)
+    secret.write("ab" * 32)
+    secret.close()
+    port = free_port()
+    args = [PARLEY, "signal", "--redis", f"redis://127.0.0.1:{cluster['redis']}", "--http-port", str(port),
+            "--control-token-file", cluster["token"], "--secret-file", secret.name, "--no-adhoc-meetings",
+            "--web-root", os.path.join(ROOT, "Web")]
+    base = f"http://127.0.0.1:{port}"
+
+    def call(method, path, body=None, token=None):
+        request = urllib.request.Request(base + path, data=json.dumps(body).encode() if body is not None else None, method=method,
+                                         headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    first = Process("signal-first", args)
+    try:
+        assert wait_port(port)
+        status, created = call("POST", "/api/meetings", {"id": "durable", "password": "still here", "waitingRoom": True})
+        assert status == 201
+        assert call("PATCH", "/api/meetings/durable", {"locked": True}, token=created["hostToken"])[0] == 200
+        time.sleep(0.3)
+    finally:
+        first.kill()
+        first.stop()
+    second = Process("signal-second", args)
+    try:
+        assert wait_port(port)
+        status, public = call("GET", "/api/meetings/durable")
+        assert status == 200 and public["hasPassword"] and public["locked"] and public["waitingRoom"], public
+        # The host token from before the kill still works (same secret), and the rules still hold.
+        assert call("POST", "/api/meetings/durable/tokens", {"name": "Eve", "password": "still here"})[1]["error"] == "locked"
+        assert call("PATCH", "/api/meetings/durable", {"locked": False}, token=created["hostToken"])[0] == 200
+        assert call("POST", "/api/meetings/durable/tokens", {"name": "Eve", "password": "wrong"})[1]["error"] == "wrong-password"
+        status, issued = call("POST", "/api/meetings/durable/tokens", {"name": "Ada", "password": "still here"})
+        assert status == 201 and issued["token"]
+        assert call("GET", "/api/meetings/nowhere")[0] == 404
+    finally:
+        second.stop()
+        os.unlink(secret.name)

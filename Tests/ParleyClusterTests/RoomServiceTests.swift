@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import Testing
 @testable import ParleyCluster
+import ParleyControl
 import ParleyRedis
 import ParleyTestSupport
 
@@ -106,5 +108,45 @@ import ParleyTestSupport
         }
         try await rooms.leave("full")
         #expect(try await rooms.liveNodes().map(\.id) == ["roomy"])
+    }
+}
+
+@Suite(.serialized) struct MeetingRecordStoreTests {
+    @Test func createdMeetingsOutliveTheHubThatMadeThem() async throws {
+        let server = try RedisServer()
+        let redis = try await RedisClient.connect(server.configuration)
+        let store = RedisMeetingRecordStore(redis: redis, logger: Logger(label: "test"))
+        let first = MeetingHub(adhocMeetings: false, store: store)
+        var settings = MeetingSettings()
+        settings.waitingRoom = true
+        try await first.create(id: "board", settings: settings, passwordHash: "$2b$10$hash", hostSubject: "host-1")
+        guard case .joined(let adaID, _) = try await first.admit(meeting: "board", identity: JoinIdentity(subject: "ada", name: "Ada", admitted: true), sink: nil),
+              case .joined(let eveID, _) = try await first.admit(meeting: "board", identity: JoinIdentity(subject: "eve", name: "Eve", admitted: true), sink: nil) else {
+            Issue.record("not in"); return
+        }
+        try await first.report(meeting: "board", reporterID: adaID, reportedID: eveID, reason: "spam")
+        _ = try await first.remove(meeting: "board", participantID: eveID, by: "Host")
+        await first.setLocked("board", true)
+        // Another process (a restarted signaling node) reads it all back from Redis.
+        let second = MeetingHub(adhocMeetings: false, store: store)
+        var view: MeetingView?
+        for _ in 0..<50 {
+            view = await MeetingHub(adhocMeetings: false, store: store).view("board")
+            if view?.locked == true { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(view?.locked == true && view?.hasPassword == true && view?.settings.waitingRoom == true)
+        #expect(await second.access("board")?.passwordHash == "$2b$10$hash")
+        #expect(await second.isHost(meeting: "board", subject: "host-1"))
+        #expect(await second.reports(meeting: "board").map(\.reason) == ["spam"])
+        await #expect(throws: SignalingError.removed) {
+            try await second.admit(meeting: "board", identity: JoinIdentity(subject: "eve", name: "Eve"), sink: nil)
+        }
+        await #expect(throws: SignalingError.self) {
+            try await second.create(id: "board", settings: MeetingSettings(), passwordHash: nil, hostSubject: "intruder")
+        }
+        await #expect(throws: SignalingError.meetingNotFound) {
+            try await second.admit(meeting: "never-made", identity: JoinIdentity(subject: "x", name: "X"), sink: nil)
+        }
     }
 }
