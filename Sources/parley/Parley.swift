@@ -158,8 +158,9 @@ struct Signal: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a signaling node: web client, API, signaling and WHIP/WHEP; media on `parley sfu` nodes found through Redis.",
         discussion: "Each meeting goes to an SFU node chosen by the room service (consistent hashing bounded by load); an SFU "
-            + "that stops heartbeating is seen within 2 s and its meetings move. Meeting state is still per signaling node "
-            + "(shared state in Redis comes next, docs/scaling.md): run one signaling node for now."
+            + "that stops heartbeating is seen within 2 s and its meetings move. Created meetings (settings, password hash, lock, "
+            + "hosts, removals, reports) live in Redis and survive this process; who is connected is still per node "
+            + "(docs/scaling.md): run one signaling node for now."
     )
 
     @Option(help: "This node's id in logs (default: a random one).")
