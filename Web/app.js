@@ -18,6 +18,7 @@ const state = {
   peer: null,
   leaving: false,
   joined: false,
+  reconnecting: false,
 };
 const access = new Access(meeting);
 const panel = new ParticipantsPanel(document.getElementById('people'), (message) => state.signaling?.send(message));
@@ -67,18 +68,22 @@ async function join(name) {
   const typed = $('password').value;
   if (typed) access.password = typed;
   await startMedia();
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const signaling = new Signaling(`${scheme}://${location.host}/ws`);
-  state.signaling = signaling;
   try {
-    await signaling.connect();
+    await connectSignaling(name);
   } catch (error) {
     stopLocalMedia();
     showBanner(`${error.message}. Is the server running? Reload the page to try again.`, { error: true });
     $('room').hidden = true;
     $('lobby').hidden = false;
-    return;
   }
+}
+
+/// The signaling socket, with the meeting in its URL so a proxy can keep a meeting on one node.
+async function connectSignaling(name) {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const signaling = new Signaling(`${scheme}://${location.host}/ws?meeting=${encodeURIComponent(meeting)}`);
+  await signaling.connect();
+  state.signaling = signaling;
   signaling.addEventListener('joined', ({ detail }) => onJoined(detail, name));
   signaling.addEventListener('waiting', () => {
     $('room').hidden = true;
@@ -117,9 +122,31 @@ async function join(name) {
   });
   signaling.addEventListener('meeting-ended', ({ detail }) => { if (!state.leaving) finish('The meeting has ended', detail.reason); });
   signaling.addEventListener('close', () => {
-    if (!state.leaving) finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
+    if (state.leaving || signaling !== state.signaling) return;
+    if (state.joined) reconnect(name); else finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
   });
   signaling.send({ type: 'join', meeting, name, ...access.joinFields() });
+}
+
+/// The signaling server went away (a node died, a restart): try again with growing pauses and
+/// come back with our token, as the same person, without password or waiting room.
+async function reconnect(name) {
+  state.joined = false;
+  state.reconnecting = true;
+  showBanner('Lost the connection to the server; reconnecting…', { error: true });
+  const started = Date.now();
+  for (let delay = 250; Date.now() - started < 60_000 && !state.leaving; delay = Math.min(delay * 2, 4000)) {
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    try {
+      await connectSignaling(name);
+      window.parley.signalingReconnects = (window.parley.signalingReconnects ?? 0) + 1;
+      return;
+    } catch {
+      // not up yet: wait longer
+    }
+  }
+  state.reconnecting = false;
+  if (!state.leaving) finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
 }
 
 /// The server did not let us in: back to the lobby when the lobby can fix it, else say why.
@@ -179,6 +206,7 @@ function renderPanel() {
 }
 
 function onJoined(detail, name) {
+  if (state.reconnecting) return onRejoined(detail);
   state.joined = true;
   $('waiting').hidden = true;
   $('room').hidden = false;
@@ -195,6 +223,24 @@ function onJoined(detail, name) {
   local.setState({ videoMuted: !state.local.video });
   $('toggle-mic').disabled = !state.local.audio;
   $('toggle-camera').disabled = !state.local.video;
+  startPeer();
+  render();
+  applyMeetingState();
+}
+
+/// Back after a signaling reconnect: a new participant id, everyone as the server now knows them,
+/// and a new peer connection (the old one belonged to the old participant).
+function onRejoined(detail) {
+  state.reconnecting = false;
+  state.joined = true;
+  access.remember(detail.token);
+  panel.role = detail.role ?? panel.role;
+  if (detail.state) panel.meetingState = detail.state;
+  state.me = detail.participantId;
+  state.participants.clear();
+  for (const participant of detail.participants) state.participants.set(participant.id, participant);
+  showBanner('');
+  state.peer?.close();
   startPeer();
   render();
   applyMeetingState();
