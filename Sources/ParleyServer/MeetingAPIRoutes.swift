@@ -156,7 +156,7 @@ struct MeetingAPIRoutes {
             throw APIError(status: .forbidden, code: "forbidden", message: "only hosts can issue tokens that skip the waiting room")
         }
         let join = JoinRequest(meeting: id, name: body.name ?? "", password: body.password, invite: body.invite, idToken: body.idToken)
-        let identity = try await http { try await gatekeeper.check(join, address: context.clientAddress) }
+        let identity = try await http { try await gatekeeper.check(join, address: context.clientAddress(request.headers, trustedProxies: server.configuration.trustedProxies)) }
         try await http { try await hub.checkViewer(meeting: id, identity: identity, waitingRoomApplies: false) }
         let token = try await gatekeeper.token(for: identity, meeting: id, role: .participant)
         return jsonResponse(IssuedToken(token: token, role: .participant, expiresInSeconds: Int(Gatekeeper.participantTokenLifetime)), status: .created)

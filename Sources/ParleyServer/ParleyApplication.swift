@@ -118,6 +118,7 @@ public struct ParleyServer: Sendable {
         let router = Hummingbird.Router(context: ParleyWebSocketContext.self)
         let signaling = self.signaling
         let logger = self.logger
+        let trustedProxies = configuration.trustedProxies
         router.ws("/ws") { _, _ in
             .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
@@ -130,7 +131,7 @@ public struct ParleyServer: Sendable {
                         if case .meetingEnded = message.message { try? await outbound.close(.goingAway, reason: "meeting ended") }
                     }
                 }
-                var connection = SignalingConnection(address: context.requestContext.clientAddress)
+                var connection = SignalingConnection(address: context.requestContext.clientAddress(context.request.headers, trustedProxies: trustedProxies))
                 do {
                     for try await message in inbound.messages(maxSize: ClientMessage.maximumSize) {
                         switch message {

@@ -1,5 +1,7 @@
 import Hummingbird
 import HummingbirdWebSocket
+import Foundation
+import HTTPTypes
 import NIOCore
 
 /// Request contexts that keep the client's address: attempt limits count per address.
@@ -26,6 +28,13 @@ public struct ParleyWebSocketContext: RequestContext, WebSocketRequestContext, R
 }
 
 extension RemoteAddressRequestContext {
-    /// The client's IP address (or "unknown").
-    var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
+    /// The client's IP address (or "unknown"). Behind a proxy the operator trusts
+    /// (`--trusted-proxy`), the last address the proxy put in X-Forwarded-For: attempt limits
+    /// count per real client, not per proxy. Anyone else's X-Forwarded-For is ignored.
+    func clientAddress(_ headers: HTTPFields, trustedProxies: Set<String>) -> String {
+        let peer = remoteAddress?.ipAddress ?? "unknown"
+        guard trustedProxies.contains(peer), let forwarded = headers[HTTPField.Name("X-Forwarded-For")!],
+              let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty else { return peer }
+        return last
+    }
 }

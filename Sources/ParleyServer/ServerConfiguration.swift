@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var secret = ServerSecret.random()
     /// Bearer token of the operator API (`/api/admin/...`); nil: that API is off.
     public var adminToken: String?
+    /// Proxies (nginx) whose X-Forwarded-For names the real client.
+    public var trustedProxies: Set<String> = []
     /// Where created meetings are kept beyond this process (Redis with `parley signal`).
     public var meetingStore: (any MeetingRecordStore)?
     /// OpenID Connect issuers whose ID tokens sign people in.

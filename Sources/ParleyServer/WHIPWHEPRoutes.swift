@@ -43,7 +43,7 @@ struct WHIPWHEPRoutes {
         let name = request.uri.queryParameters["name"].map(String.init) ?? ""
         let join = JoinRequest(meeting: meeting, name: name.isEmpty ? (isPublisher ? "WHIP publisher" : "WHEP player") : name, token: bearer(request))
         let identity = try await http { () async throws(SignalingError) in
-            try await server.signaling.gatekeeper.check(join, address: context.clientAddress, client: isPublisher ? "whip" : "whep")
+            try await server.signaling.gatekeeper.check(join, address: context.clientAddress(request.headers, trustedProxies: server.configuration.trustedProxies), client: isPublisher ? "whip" : "whep")
         }
         let participantID: String
         if isPublisher {

@@ -93,8 +93,13 @@ struct AccessOptions: ParsableArguments {
         + "name=Google,issuer=https://accounts.google.com,client-id=ID[,jwks=URL]", valueName: "issuer"))
     var oidcIssuer: [String] = []
 
+    @Option(help: ArgumentHelp("The address of a proxy in front of this server (nginx), repeatable: its X-Forwarded-For names the "
+        + "client whose failed attempts are counted.", valueName: "ip"))
+    var trustedProxy: [String] = []
+
     func apply(to configuration: inout ServerConfiguration) throws {
         configuration.adhocMeetings = !noAdhocMeetings
+        configuration.trustedProxies = Set(trustedProxy)
         configuration.publicURL = publicUrl
         do {
             if let secretFile { configuration.secret = try ServerSecret(contentsOf: secretFile) }

@@ -389,3 +389,40 @@ def test_sign_in_with_openid_connect_and_email_domains(server):
     finally:
         instance.stop()
         issuer.stop()
+
+
+@pytest.mark.timeout(60)
+def test_attempt_limits_count_the_real_client_behind_a_trusted_proxy_only(server):
+    async def scenario(client):
+        meeting = (await client.create(password="behind the proxy"))["id"]
+
+        async def attempt(forwarded, password="guess"):
+            async with client.session.post(f"{client.server.url}/api/meetings/{meeting}/tokens", json={"name": "Eve", "password": password},
+                                           headers={"X-Forwarded-For": forwarded}) as response:
+                return response.status
+        for _ in range(5):
+            assert await attempt("203.0.113.1") == 401
+        assert await attempt("203.0.113.1", "behind the proxy") == 429
+        # Another client behind the same proxy is not held back by the first one.
+        assert await attempt("203.0.113.2", "behind the proxy") == 201
+    server.stop()
+    trusted = Server("trusted-proxy", extra_args=["--trusted-proxy", "127.0.0.1"])
+    try:
+        with_client(trusted, scenario)
+    finally:
+        trusted.stop()
+    # Without --trusted-proxy anyone's X-Forwarded-For is ignored: the failures all count for 127.0.0.1.
+    plain = Server("untrusted-proxy")
+    try:
+        async def spoofing(client):
+            meeting = (await client.create(password="no spoofing"))["id"]
+            for index in range(5):
+                async with client.session.post(f"{client.server.url}/api/meetings/{meeting}/tokens", json={"name": "Eve", "password": "x"},
+                                               headers={"X-Forwarded-For": f"198.51.100.{index}"}) as response:
+                    assert response.status == 401
+            async with client.session.post(f"{client.server.url}/api/meetings/{meeting}/tokens", json={"name": "Eve", "password": "no spoofing"},
+                                           headers={"X-Forwarded-For": "198.51.100.99"}) as response:
+                assert response.status == 429
+        with_client(plain, spoofing)
+    finally:
+        plain.stop()
