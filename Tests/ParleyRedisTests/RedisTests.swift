@@ -133,7 +133,7 @@ import ParleyTestSupport
         // Without trusting that CA the handshake fails, clearly.
         configuration.caCertificatePath = nil
         await #expect(throws: RedisError.self) { try await RedisClient.connect(configuration) }
-        _ = server
+        server.stop()
     }
 
     @Test func redisUnavailableAtStartIsAClearErrorNotAHang() async throws {
