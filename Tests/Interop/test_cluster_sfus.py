@@ -248,3 +248,55 @@ def test_a_killed_signaling_node_loses_no_meeting(cluster):
     finally:
         second.stop()
         os.unlink(secret.name)
+
+
+@pytest.mark.timeout(120)
+def test_the_cluster_rides_through_a_redis_restart():
+    folder = tempfile.mkdtemp(prefix="parley-redis-restart-")
+    with open(os.path.join(folder, "token"), "w") as f:
+        f.write("cluster-control-token-0123456789")
+    redis_port = free_port()
+    redis_args = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+                  "--appendfsync", "always", "--dir", folder]
+    redis = Process("redis-restart", redis_args)
+    processes = [redis]
+    try:
+        assert wait_port(redis_port)
+        url = f"redis://127.0.0.1:{redis_port}"
+        processes.append(Process("sfu-restart", [PARLEY, "sfu", "--redis", url, "--udp-port", str(free_port(socket.SOCK_DGRAM)),
+                                                 "--workers", "1", "--control-token-file", f"{folder}/token"]))
+        http_port = free_port()
+        processes.append(Process("signal-restart", [PARLEY, "signal", "--redis", url, "--http-port", str(http_port),
+                                                    "--control-token-file", f"{folder}/token", "--web-root", os.path.join(ROOT, "Web")]))
+        assert wait_port(http_port)
+        base = f"http://127.0.0.1:{http_port}"
+        deadline = time.time() + 20
+        while time.time() < deadline and health(base)["sfu"]["workers"] < 1:
+            time.sleep(0.2)
+
+        async def scenario():
+            first, _ = await publish(base, "steady")
+            await first.close()
+            # Redis goes away and comes back (its data kept on disk): heartbeats resume, the meeting
+            # keeps its SFU, and new sessions work again without restarting any Parley process.
+            redis.kill()
+            restarted = Process("redis-restart-2", redis_args)
+            processes.append(restarted)
+            assert wait_port(redis_port)
+            back = time.time()
+            published = None
+            while time.time() - back < 15 and published is None:
+                try:
+                    published, _ = await publish(base, "steady")
+                except AssertionError:
+                    await asyncio.sleep(0.2)
+            assert published, "no WHIP session after Redis came back"
+            player, _, frames, _ = await play(base, "steady")
+            await asyncio.wait_for(frames.get(), 15)
+            print(f"measured: Redis restart -> WHIP/WHEP working again {time.time() - back:.2f} s after Redis was back")
+            await published.close()
+            await player.close()
+        asyncio.run(scenario())
+    finally:
+        for process in reversed(processes):
+            process.stop()
