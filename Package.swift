@@ -119,7 +119,7 @@ let package = Package(
         .target(name: "ParleyTestSupport", dependencies: ["ParleyRedis"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "ParleyRedisTests", dependencies: ["ParleyRedis", "ParleyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport", "ParleyControl",
+        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport", "ParleyControl", "ParleySFU",
                                                            .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),

@@ -8,6 +8,9 @@ import ParleyRedis
 public final class RedisMeetingRecordStore: MeetingRecordStore {
     let redis: RedisClient
     let logger: Logger
+    /// Tells this process's own writes from others' on the `meeting-records` channel.
+    let origin = UUID().uuidString
+    static let channel = "meeting-records"
 
     public init(redis: RedisClient, logger: Logger) {
         self.redis = redis
@@ -15,6 +18,29 @@ public final class RedisMeetingRecordStore: MeetingRecordStore {
     }
 
     static func key(_ id: String) -> String { "meeting:\(id):record" }
+
+    /// Meeting ids other processes wrote, from the `meeting-records` channel (empty if Redis
+    /// cannot be subscribed to; the subscriber reconnects by itself after that).
+    public func changes() async -> AsyncStream<String> {
+        let (stream, continuation) = AsyncStream<String>.makeStream()
+        do {
+            let subscriber = try await RedisSubscriber.connect(redis.configuration)
+            try await subscriber.subscribe([Self.channel])
+            let origin = self.origin
+            Task {
+                for await event in subscriber.events {
+                    guard case .message(_, let payload) = event else { continue }
+                    let parts = payload.split(separator: " ", maxSplits: 1)
+                    if parts.count == 2, parts[0] != origin { continuation.yield(String(parts[1])) }
+                }
+                continuation.finish()
+            }
+        } catch {
+            logger.error("cannot follow meeting changes from other nodes", metadata: ["error": "\(error)"])
+            continuation.finish()
+        }
+        return stream
+    }
 
     public func load(_ id: String) async -> MeetingRecord? {
         do {
@@ -32,6 +58,7 @@ public final class RedisMeetingRecordStore: MeetingRecordStore {
         for attempt in 0..<20 {
             do {
                 try await redis.set(Self.key(id), String(decoding: data, as: UTF8.self))
+                _ = try? await redis.publish(Self.channel, "\(origin) \(id)")
                 return
             } catch {
                 if attempt == 19 { logger.error("could not save a meeting to Redis", metadata: ["meeting": "\(id)", "error": "\(error)"]) }

@@ -116,6 +116,31 @@ public actor MeetingHub {
         meetings[id] = meeting
     }
 
+    /// Follows changes other processes make to meetings this one holds (lock, settings, hosts,
+    /// removals): the local copy is reloaded, clients are told, and `onBlocksChanged` hears of
+    /// screen-sharing rules to enforce.
+    public func followChanges(onBlocksChanged: @escaping @Sendable (String, [String: Set<BlockedMedia>]) async -> Void) async {
+        guard let store else { return }
+        let changes = await store.changes()
+        Task {
+            for await id in changes {
+                if let blocks = await self.reload(id) { await onBlocksChanged(id, blocks) }
+            }
+        }
+    }
+
+    private func reload(_ id: String) async -> [String: Set<BlockedMedia>]? {
+        guard meetings[id] != nil, let store, let record = await store.load(id), meetings[id] != nil else { return nil }
+        guard meetings[id]!.record != record else { return nil }
+        meetings[id]!.apply(record)
+        for participantID in meetings[id]!.order {
+            let role = role(of: meetings[id]!.participants[participantID]!.subject, in: id)
+            update(meeting: id, participantID: participantID) { $0.role = role }
+        }
+        broadcastState(id)
+        return effectiveBlocks(id)
+    }
+
     /// Writes a created meeting's record through to the store.
     private func persist(_ id: String) {
         guard let writes, let meeting = meetings[id], meeting.persistent else { return }
@@ -508,6 +533,8 @@ public struct MeetingRecord: Codable, Sendable, Equatable {
 public protocol MeetingRecordStore: Sendable {
     func load(_ id: String) async -> MeetingRecord?
     func save(_ id: String, _ record: MeetingRecord) async
+    /// Ids of meetings that other processes changed (a host locked it through another node).
+    func changes() async -> AsyncStream<String>
 }
 
 extension MeetingHub.Meeting {

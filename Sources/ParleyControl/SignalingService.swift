@@ -215,6 +215,7 @@ public final class SignalingService: Sendable {
 
     /// Turns SFU events into signaling; runs for the life of the server.
     public func runEventLoop() async {
+        await hub.followChanges { [weak self] meeting, blocks in await self?.applyBlocks(meeting, blocks) }
         for await event in sfu.events {
             switch event {
             case .assignmentsChanged(let meetingID, let update):

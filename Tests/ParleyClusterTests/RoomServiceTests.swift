@@ -3,6 +3,8 @@ import Logging
 import Testing
 @testable import ParleyCluster
 import ParleyControl
+import ParleySFU
+import Synchronization
 import ParleyRedis
 import ParleyTestSupport
 
@@ -148,5 +150,39 @@ import ParleyTestSupport
         await #expect(throws: SignalingError.meetingNotFound) {
             try await second.admit(meeting: "never-made", identity: JoinIdentity(subject: "x", name: "X"), sink: nil)
         }
+    }
+}
+
+@Suite(.serialized) struct MeetingChangesAcrossNodesTests {
+    final class Inbox: Sendable {
+        let messages = Mutex<[String]>([])
+        var sink: MessageSink { { message in self.messages.withLock { $0.append(message.json) } } }
+    }
+
+    @Test func aLockSetOnOneNodeHoldsOnTheOther() async throws {
+        let server = try RedisServer()
+        let logger = Logger(label: "test")
+        let nodeA = MeetingHub(adhocMeetings: false, store: RedisMeetingRecordStore(redis: try await RedisClient.connect(server.configuration), logger: logger))
+        let nodeB = MeetingHub(adhocMeetings: false, store: RedisMeetingRecordStore(redis: try await RedisClient.connect(server.configuration), logger: logger))
+        await nodeA.followChanges { _, _ in }
+        let screenRules = Mutex<[String: Set<BlockedMedia>]>([:])
+        await nodeB.followChanges { _, blocks in screenRules.withLock { $0 = blocks } }
+        try await nodeA.create(id: "board", settings: MeetingSettings(), passwordHash: nil, hostSubject: "host")
+        let bob = Inbox()
+        guard case .joined(let bobID, _) = try await nodeB.admit(meeting: "board", identity: JoinIdentity(subject: "bob", name: "Bob"), sink: bob.sink) else {
+            Issue.record("not in"); return
+        }
+        await nodeA.setLocked("board", true)
+        _ = await nodeA.setHostsOnlyScreenShare("board", true)
+        var locked = false
+        for _ in 0..<100 where !locked {
+            locked = await nodeB.view("board")?.locked == true && screenRules.withLock { $0[bobID] == [.screen] }
+            if !locked { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(locked, "node B never saw the lock set on node A")
+        await #expect(throws: SignalingError.locked) {
+            try await nodeB.admit(meeting: "board", identity: JoinIdentity(subject: "eve", name: "Eve"), sink: nil)
+        }
+        #expect(bob.messages.withLock { $0 }.contains { $0.contains(#""meeting-state""#) && $0.contains(#""locked":true"#) })
     }
 }
