@@ -92,7 +92,13 @@ public actor MeetingHub {
     public static let maximumReports = 1000
     /// Where created meetings' records outlive this process (Redis), if anywhere.
     private let store: (any MeetingRecordStore)?
-    private let writes: AsyncStream<(String, MeetingRecord)>.Continuation?
+    private struct Write: Sendable {
+        var id: String
+        var record: MeetingRecord
+        /// Resumed once this write (and every earlier one) is stored.
+        var stored: CheckedContinuation<Void, Never>?
+    }
+    private let writes: AsyncStream<Write>.Continuation?
 
     public init(maximumParticipants: Int = 500, adhocMeetings: Bool = true, store: (any MeetingRecordStore)? = nil) {
         self.maximumParticipants = maximumParticipants
@@ -100,9 +106,14 @@ public actor MeetingHub {
         self.store = store
         if let store {
             // One writer, so a meeting's records reach the store in the order they changed.
-            let (stream, continuation) = AsyncStream<(String, MeetingRecord)>.makeStream()
+            let (stream, continuation) = AsyncStream<Write>.makeStream()
             writes = continuation
-            Task { for await (id, record) in stream { await store.save(id, record) } }
+            Task {
+                for await write in stream {
+                    await store.save(write.id, write.record)
+                    write.stored?.resume()
+                }
+            }
         } else {
             writes = nil
         }
@@ -144,7 +155,16 @@ public actor MeetingHub {
     /// Writes a created meeting's record through to the store.
     private func persist(_ id: String) {
         guard let writes, let meeting = meetings[id], meeting.persistent else { return }
-        writes.yield((id, meeting.record))
+        writes.yield(Write(id: id, record: meeting.record, stored: nil))
+    }
+
+    /// The same, returning once it is stored: the API answers only then, since the next request
+    /// may reach another node.
+    private func persistAndWait(_ id: String) async {
+        guard let writes, let meeting = meetings[id], meeting.persistent else { return }
+        await withCheckedContinuation { continuation in
+            writes.yield(Write(id: id, record: meeting.record, stored: continuation))
+        }
     }
 
     // MARK: Meetings
@@ -159,7 +179,7 @@ public actor MeetingHub {
         meeting.persistent = true
         meeting.hostSubjects = [hostSubject]
         meetings[id] = meeting
-        persist(id)
+        await persistAndWait(id)
     }
 
     public func exists(_ id: String) async -> Bool {
@@ -189,7 +209,7 @@ public actor MeetingHub {
         if let passwordHash { meeting.passwordHash = passwordHash }
         if let locked = patch.locked { meeting.locked = locked }
         meetings[id] = meeting
-        persist(id)
+        await persistAndWait(id)
         broadcastState(id)
         return effectiveBlocks(id)
     }
