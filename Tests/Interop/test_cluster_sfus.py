@@ -59,6 +59,19 @@ def health(url):
         return json.loads(response.read())
 
 
+def wait_for_workers(url, count, timeout=30):
+    """Until the signaling node sees `count` SFU workers (it answers errors while starting)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if health(url)["sfu"]["workers"] >= count:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def answer_port(sdp):
     for line in sdp.splitlines():
         if line.startswith("a=candidate:"):
@@ -91,9 +104,7 @@ def cluster():
     processes.append(signal_node)
     assert wait_port(http_port)
     base = f"http://127.0.0.1:{http_port}"
-    deadline = time.time() + 20
-    while time.time() < deadline and health(base)["sfu"]["workers"] < 2:
-        time.sleep(0.2)
+    assert wait_for_workers(base, 2), "the signaling node never saw both SFU nodes"
     yield {"url": base, "redis": redis_port, "sfus": sfus, "token": token.name}
     for process in reversed(processes):
         process.stop()
@@ -270,9 +281,7 @@ def test_the_cluster_rides_through_a_redis_restart():
                                                     "--control-token-file", f"{folder}/token", "--web-root", os.path.join(ROOT, "Web")]))
         assert wait_port(http_port)
         base = f"http://127.0.0.1:{http_port}"
-        deadline = time.time() + 20
-        while time.time() < deadline and health(base)["sfu"]["workers"] < 1:
-            time.sleep(0.2)
+        assert wait_for_workers(base, 1)
 
         async def scenario():
             first, _ = await publish(base, "steady")

@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 
 from conftest import PARLEY, ROOT, free_port
 from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
-from test_cluster_sfus import Process, wait_port
+from test_cluster_sfus import Process, wait_for_workers, wait_port
 
 
 def nginx_config(listen, upstreams, folder):
@@ -68,9 +68,7 @@ def test_clients_survive_the_death_of_their_signaling_node():
         try:
             assert wait_port(listen)
             url = f"http://127.0.0.1:{listen}"
-            deadline = time.time() + 20
-            while time.time() < deadline and health(listen)["sfu"]["workers"] < 1:
-                time.sleep(0.2)
+            assert wait_for_workers(url, 1), "the signaling nodes never saw the SFU node"
             request = urllib.request.Request(url + "/api/meetings", data=json.dumps({"id": "sticky", "password": "pw for all",
                                                                                    "waitingRoom": True}).encode(),
                                              method="POST", headers={"Content-Type": "application/json"})
