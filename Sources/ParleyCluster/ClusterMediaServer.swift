@@ -51,7 +51,7 @@ public final class ClusterMediaServer: MediaServer {
             for await event in subscriber.events {
                 guard case .message(_, let payload) = event,
                       let published = try? decoder.decode(PublishedSFUEvent.self, from: Data(payload.utf8)) else { continue }
-                self?.observe(published.event, node: published.node)
+                self?.observe(published.event)
                 continuation.yield(published.event)
             }
         }
@@ -70,7 +70,7 @@ public final class ClusterMediaServer: MediaServer {
         continuation.finish()
     }
 
-    private func observe(_ event: SFUEvent, node: String) {
+    private func observe(_ event: SFUEvent) {
         if case .transportClosed(_, _, let transportID, _) = event {
             state.withLock { _ = $0.transports.removeValue(forKey: transportID) }
         }

@@ -22,8 +22,7 @@ public final class RedisConnection: Sendable {
     public static func connect(_ configuration: RedisConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                                onPush: (@Sendable (RESPValue) -> Void)? = nil,
                                onClose: (@Sendable () -> Void)? = nil) async throws(RedisError) -> RedisConnection {
-        let timeout = TimeAmount.nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
-            + configuration.connectTimeout.components.attoseconds / 1_000_000_000)
+        let timeout = TimeAmount(configuration.connectTimeout)
         let sslContext: NIOSSLContext?
         if configuration.tls {
             var tls = TLSConfiguration.makeClientConfiguration()
@@ -90,8 +89,7 @@ public final class RedisConnection: Sendable {
     /// Several commands in one write; the replies in order (error replies included as values).
     public func pipeline(_ commands: [[String]]) async throws(RedisError) -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        let timeout = TimeAmount.nanoseconds(Int64(configuration.commandTimeout.components.seconds) * 1_000_000_000
-            + configuration.commandTimeout.components.attoseconds / 1_000_000_000)
+        let timeout = TimeAmount(configuration.commandTimeout)
         let handler = self.handler
         let channel = self.channel
         let future: EventLoopFuture<[RESPValue]> = channel.eventLoop.flatSubmit {

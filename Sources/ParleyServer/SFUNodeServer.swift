@@ -68,13 +68,13 @@ public struct SFUNodeServer: Sendable {
         // sees us gone within its TTL after a kill -9.
         Task { [self] in
             var cpu = CPUSampler()
-            var forwarded = PacketRate()
+            var received = PacketRate()
             while !Task.isCancelled {
                 let status = await sfu.status()
                 let node = SFUNode(id: configuration.nodeID, announceAddress: configuration.sfu.announceAddress, ports: status.ports.map(Int.init),
                                    controlURL: url, capacity: configuration.capacity, participants: status.transports,
                                    streams: status.producers,
-                                   packetsPerSecond: forwarded.sample(status.counters["rtpReceived"] ?? 0), cpuPercent: cpu.sample())
+                                   packetsPerSecond: received.sample(status.counters["rtpReceived"] ?? 0), cpuPercent: cpu.sample())
                 do { try await rooms.heartbeat(node) } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
                 try? await Task.sleep(for: RoomService.heartbeatInterval)
             }
