@@ -24,12 +24,49 @@ struct Serve: AsyncParsableCommand {
             + "POST /whip/{meeting}; WHEP clients play with POST /whep/{meeting}. GET /healthz reports status."
     )
 
+    @OptionGroup var http: HTTPOptions
+
+    @OptionGroup var media: MediaPlaneOptions
+
+    @OptionGroup var log: LogOptions
+
+    @OptionGroup var access: AccessOptions
+
+    func run() async throws {
+        let logger = log.bootstrap()
+        var configuration = ServerConfiguration()
+        http.apply(to: &configuration)
+        configuration.sfu = media.configuration
+        try access.apply(to: &configuration)
+        let server = try ParleyServer(configuration: configuration, logger: logger)
+        try await server.run()
+    }
+}
+
+/// Where the HTTP side listens: `serve` and `signal`.
+struct HTTPOptions: ParsableArguments {
     @Option(help: "Address the HTTP server binds to; 0.0.0.0 to serve other machines.")
     var httpHost = "127.0.0.1"
 
     @Option(help: "HTTP port (web client, signaling WebSocket, WHIP/WHEP, /healthz).")
     var httpPort = 8080
 
+    @Option(help: "The folder of the web client (default: ./Web or the checkout's Web).")
+    var webRoot: String?
+
+    func validate() throws {
+        guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be 0-65535") }
+    }
+
+    func apply(to configuration: inout ServerConfiguration) {
+        configuration.httpHost = httpHost
+        configuration.httpPort = httpPort
+        if let webRoot { configuration.webRoot = webRoot }
+    }
+}
+
+/// The SFU's sockets: `serve` and `sfu`.
+struct MediaPlaneOptions: ParsableArguments {
     @Option(help: "Address the SFU's UDP sockets bind to (default: all addresses).")
     var udpHost = ""
 
@@ -42,34 +79,35 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The address put in ICE candidates: the one browsers can reach this machine on.")
     var announceIp = "127.0.0.1"
 
-    @Option(help: "The folder of the web client (default: ./Web or the checkout's Web).")
-    var webRoot: String?
+    func validate() throws {
+        if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1-256") }
+        guard !announceIp.isEmpty else { throw ValidationError("--announce-ip must not be empty") }
+    }
 
+    var configuration: SFUConfiguration {
+        SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp, workers: workers ?? SFUConfiguration().workers)
+    }
+}
+
+/// How much to log: every command that serves.
+struct LogOptions: ParsableArguments {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
-
-    @OptionGroup var access: AccessOptions
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be 0-65535") }
-        if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1-256") }
-        guard !announceIp.isEmpty else { throw ValidationError("--announce-ip must not be empty") }
     }
 
-    func run() async throws {
-        let logger = bootstrapLogging(logLevel)
-        var configuration = ServerConfiguration()
-        configuration.httpHost = httpHost
-        configuration.httpPort = httpPort
-        configuration.sfu = SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp,
-                                             workers: workers ?? SFUConfiguration().workers)
-        if let webRoot { configuration.webRoot = webRoot }
-        try access.apply(to: &configuration)
-        let server = try ParleyServer(configuration: configuration, logger: logger)
-        try await server.run()
+    func bootstrap() -> Logger {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "parley")
     }
 }
 
@@ -122,16 +160,6 @@ func readToken(_ path: String, what: String) throws(AccessError) -> String {
     return token
 }
 
-func bootstrapLogging(_ level: String) -> Logger {
-    let level = Logger.Level(rawValue: level) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
-    return Logger(label: "parley")
-}
-
 /// Where Redis is: shared by `signal` and `sfu`.
 struct RedisOptions: ParsableArguments {
     @Option(help: "Redis, as redis://[:password@]host:port[/db] or rediss:// for TLS.")
@@ -142,9 +170,6 @@ struct RedisOptions: ParsableArguments {
 
     @Option(help: "File with the bearer token of the SFU nodes' control API (the same on every node).")
     var controlTokenFile: String?
-
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
 
     func configuration() throws -> RedisConfiguration {
         var configuration = try RedisConfiguration(url: redis)
@@ -171,25 +196,18 @@ struct Signal: AsyncParsableCommand {
     @Option(help: "This node's id in logs (default: a random one).")
     var nodeId: String = "signal-" + UUID().uuidString.prefix(8).lowercased()
 
-    @Option(help: "Address the HTTP server binds to.")
-    var httpHost = "127.0.0.1"
-
-    @Option(help: "HTTP port.")
-    var httpPort = 8080
-
-    @Option(help: "The folder of the web client (default: ./Web or the checkout's Web).")
-    var webRoot: String?
+    @OptionGroup var http: HTTPOptions
 
     @OptionGroup var access: AccessOptions
 
     @OptionGroup var cluster: RedisOptions
 
+    @OptionGroup var log: LogOptions
+
     func run() async throws {
-        let logger = bootstrapLogging(cluster.logLevel)
+        let logger = log.bootstrap()
         var configuration = ServerConfiguration()
-        configuration.httpHost = httpHost
-        configuration.httpPort = httpPort
-        if let webRoot { configuration.webRoot = webRoot }
+        http.apply(to: &configuration)
         try access.apply(to: &configuration)
         let controlToken = try cluster.controlToken()
         let redisConfiguration = try cluster.configuration()
@@ -220,17 +238,7 @@ struct SFUNodeCommand: AsyncParsableCommand {
     @Option(help: "This node's id (default: a random one).")
     var nodeId: String = "sfu-" + UUID().uuidString.prefix(8).lowercased()
 
-    @Option(help: "The first UDP port; one per worker, counting up.")
-    var udpPort: UInt16 = 40000
-
-    @Option(help: "Address the UDP sockets bind to (default: all addresses).")
-    var udpHost = ""
-
-    @Option(help: "The address put in ICE candidates: the one browsers reach this machine on.")
-    var announceIp = "127.0.0.1"
-
-    @Option(help: "Number of worker loops (default: one per core).")
-    var workers: Int?
+    @OptionGroup var media: MediaPlaneOptions
 
     @Option(help: "Address of the control API (signaling nodes must reach it).")
     var controlHost = "127.0.0.1"
@@ -246,13 +254,11 @@ struct SFUNodeCommand: AsyncParsableCommand {
 
     @OptionGroup var cluster: RedisOptions
 
+    @OptionGroup var log: LogOptions
+
     func run() async throws {
-        let logger = bootstrapLogging(cluster.logLevel)
-        let redisConfiguration = try cluster.configuration()
-        var configuration = SFUNodeServer.Configuration(
-            nodeID: nodeId,
-            sfu: SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp, workers: workers ?? SFUConfiguration().workers),
-            redis: redisConfiguration)
+        let logger = log.bootstrap()
+        var configuration = SFUNodeServer.Configuration(nodeID: nodeId, sfu: media.configuration, redis: try cluster.configuration())
         configuration.controlHost = controlHost
         configuration.controlPort = controlPort
         configuration.controlURL = controlUrl
