@@ -81,12 +81,11 @@ def test_password_waiting_room_invite_and_removal_in_the_browser(parley):
 
 
 @pytest.mark.timeout(240)
-def test_sign_in_with_openid_connect_in_the_browser_and_the_domain_rule(parley):
+def test_sign_in_with_openid_connect_in_the_browser_and_the_domain_rule():
     from conftest import Server
     from oidc_issuer import Issuer
 
     issuer = Issuer()
-    parley.stop()
     server = Server("browser-oidc", extra_args=["--oidc-issuer", f"name=Test IdP,issuer={issuer.url},client-id={Issuer.CLIENT_ID}"])
     host, ada, eve = Browser("oidc-host"), Browser("oidc-ada"), Browser("oidc-eve")
     try:

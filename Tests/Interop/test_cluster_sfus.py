@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ARTIFACTS, PARLEY, ROOT, free_port
+from conftest import ARTIFACTS, PARLEY, ROOT, free_port, stop_process
 from test_whip_whep_aiortc import play, publish
 
 
@@ -30,12 +30,7 @@ class Process:
             self.process.wait()
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
         self.log.close()
 
 

@@ -23,10 +23,8 @@ def run(coroutine):
 
 
 @pytest.fixture
-def server(request):
-    instance = Server(request.node.name)
-    yield instance
-    instance.stop()
+def server(parley):
+    return parley
 
 
 class Client:
@@ -290,11 +288,10 @@ def test_host_mute_and_removal_are_enforced_in_the_sfu(server):
 
 
 @pytest.mark.timeout(60)
-def test_removed_web_participant_is_told_and_disconnected_and_reports_reach_hosts(server):
+def test_removed_web_participant_is_told_and_disconnected_and_reports_reach_hosts():
     admin_file = tempfile.NamedTemporaryFile("w", delete=False)
     admin_file.write("operator-secret-token-123")
     admin_file.close()
-    server.stop()
     instance = Server("reports", extra_args=["--admin-token-file", admin_file.name])
     try:
         async def scenario(client):
@@ -330,8 +327,7 @@ def test_removed_web_participant_is_told_and_disconnected_and_reports_reach_host
 
 
 @pytest.mark.timeout(60)
-def test_unknown_meetings_are_404_when_ad_hoc_meetings_are_off(server):
-    server.stop()
+def test_unknown_meetings_are_404_when_ad_hoc_meetings_are_off():
     instance = Server("no-adhoc", extra_args=["--no-adhoc-meetings"])
     try:
         async def scenario(client):
@@ -349,9 +345,8 @@ def test_unknown_meetings_are_404_when_ad_hoc_meetings_are_off(server):
 
 
 @pytest.mark.timeout(60)
-def test_sign_in_with_openid_connect_and_email_domains(server):
+def test_sign_in_with_openid_connect_and_email_domains():
     issuer = Issuer()
-    server.stop()
     instance = Server("oidc", extra_args=["--oidc-issuer", f"name=Test,issuer={issuer.url},client-id={Issuer.CLIENT_ID}"])
     try:
         async def scenario(client):
@@ -392,7 +387,7 @@ def test_sign_in_with_openid_connect_and_email_domains(server):
 
 
 @pytest.mark.timeout(60)
-def test_attempt_limits_count_the_real_client_behind_a_trusted_proxy_only(server):
+def test_attempt_limits_count_the_real_client_behind_a_trusted_proxy_only():
     async def scenario(client):
         meeting = (await client.create(password="behind the proxy"))["id"]
 
@@ -405,7 +400,6 @@ def test_attempt_limits_count_the_real_client_behind_a_trusted_proxy_only(server
         assert await attempt("203.0.113.1", "behind the proxy") == 429
         # Another client behind the same proxy is not held back by the first one.
         assert await attempt("203.0.113.2", "behind the proxy") == 201
-    server.stop()
     trusted = Server("trusted-proxy", extra_args=["--trusted-proxy", "127.0.0.1"])
     try:
         with_client(trusted, scenario)
