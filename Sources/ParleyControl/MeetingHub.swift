@@ -354,10 +354,18 @@ public actor MeetingHub {
         for participant in meeting.participants.values where participant.info.role != .participant { participant.sink?(outgoing) }
     }
 
+    /// The rules every participant's client shows.
+    public func state(_ id: String) -> MeetingStateView {
+        let meeting = meetings[id]
+        return MeetingStateView(locked: meeting?.locked ?? false, hostsOnlyScreenShare: meeting?.settings.hostsOnlyScreenShare ?? false,
+                                waitingRoom: meeting?.settings.waitingRoom ?? false)
+    }
+
     private func broadcastState(_ id: String) {
-        guard let meeting = meetings[id] else { return }
-        broadcast(meeting: id, .meetingState(locked: meeting.locked, hostsOnlyScreenShare: meeting.settings.hostsOnlyScreenShare,
-                                             waitingRoom: meeting.settings.waitingRoom), except: nil)
+        guard meetings[id] != nil else { return }
+        let state = state(id)
+        broadcast(meeting: id, .meetingState(locked: state.locked, hostsOnlyScreenShare: state.hostsOnlyScreenShare,
+                                             waitingRoom: state.waitingRoom), except: nil)
     }
 
     // MARK: Host controls

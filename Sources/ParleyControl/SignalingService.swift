@@ -121,17 +121,15 @@ public final class SignalingService: Sendable {
     }
 
     private func sendJoined(meeting: String, participantID: String, identity: JoinIdentity, others: [ParticipantInfo], sink: MessageSink?) async {
-        let isHost = await hub.isHost(meeting: meeting, subject: identity.subject)
         // They are in: their token brings them back (a reconnect) without waiting again.
         var admitted = identity
         admitted.admitted = true
         let token = try? await gatekeeper.token(for: admitted, meeting: meeting, role: identity.isHost ? .host : .participant)
+        // The hub gave the participant its role (host, co-host) from the meeting's subjects.
         let role = await hub.participant(meeting: meeting, id: participantID)?.info.role ?? .participant
-        let view = await hub.view(meeting)
-        let state = MeetingStateView(locked: view?.locked ?? false, hostsOnlyScreenShare: view?.settings.hostsOnlyScreenShare ?? false,
-                                     waitingRoom: view?.settings.waitingRoom ?? false)
+        let state = await hub.state(meeting)
         sink?(OutgoingMessage(.joined(participantID: participantID, meeting: meeting, participants: others, role: role, token: token, state: state)))
-        if isHost || role != .participant { sink?(OutgoingMessage(.waitingRoom(await hub.waitingList(meeting)))) }
+        if role != .participant { sink?(OutgoingMessage(.waitingRoom(await hub.waitingList(meeting)))) }
     }
 
     /// A host control, enforced here and at the SFU.
