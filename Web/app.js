@@ -125,7 +125,9 @@ async function connectSignaling(name) {
     if (state.leaving || signaling !== state.signaling) return;
     if (state.joined) reconnect(name); else finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
   });
-  signaling.send({ type: 'join', meeting, name, ...access.joinFields() });
+  // Coming back after losing the server: ask for our participant back (same id, same media).
+  const resume = state.reconnecting && state.me ? { resume: state.me } : {};
+  signaling.send({ type: 'join', meeting, name, ...access.joinFields(), ...resume });
 }
 
 /// The signaling server went away (a node died, a restart): try again with growing pauses and
@@ -228,20 +230,30 @@ function onJoined(detail, name) {
   applyMeetingState();
 }
 
-/// Back after a signaling reconnect: a new participant id, everyone as the server now knows them,
-/// and a new peer connection (the old one belonged to the old participant).
+/// Back after a signaling reconnect, with everyone as the server now knows them. Resumed (any
+/// signaling node took our participant back): the same peer connection goes on, its media never
+/// stopped. Otherwise a new participant id and a new peer connection.
 function onRejoined(detail) {
   state.reconnecting = false;
   state.joined = true;
   access.remember(detail.token);
   panel.role = detail.role ?? panel.role;
   if (detail.state) panel.meetingState = detail.state;
+  const resumed = detail.resumed && detail.participantId === state.me && state.peer;
   state.me = detail.participantId;
   state.participants.clear();
   for (const participant of detail.participants) state.participants.set(participant.id, participant);
   showBanner('');
-  state.peer?.close();
-  startPeer();
+  if (resumed) {
+    window.parley.signalingResumes = (window.parley.signalingResumes ?? 0) + 1;
+    state.peer.signaling = state.signaling;
+    // An offer lost with the old socket is made again; otherwise this confirms the transport.
+    state.peer.negotiate();
+    wantReceivers();
+  } else {
+    state.peer?.close();
+    startPeer();
+  }
   render();
   applyMeetingState();
 }

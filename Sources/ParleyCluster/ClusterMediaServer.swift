@@ -99,13 +99,14 @@ public final class ClusterMediaServer: MediaServer {
         let node: SFUNode
         if let transportID = request.transportID, let known = state.withLock({ state in state.transports[transportID].flatMap { state.nodes[$0.node] } }) {
             node = known
-        } else if request.transportID != nil {
-            throw NegotiationError.unknownTransport(request.transportID!)
         } else {
+            // A new transport, or one another signaling node made (its client reconnected here):
+            // the meeting's SFU has it if anyone does.
             do { node = try await rooms.assign(meeting: request.meetingID) } catch { throw NegotiationError.failed("no media server: \(error)") }
             state.withLock { $0.nodes[node.id] = node }
         }
         let (data, status) = try await call(node, "negotiate", body: NegotiationMessage(request))
+        if status == 410, let transportID = request.transportID { throw NegotiationError.unknownTransport(transportID) }
         guard status == 200 else {
             let reason = (try? JSONDecoder().decode([String: String].self, from: data))?["message"] ?? "status \(status)"
             throw NegotiationError.failed(reason)
@@ -115,6 +116,16 @@ public final class ClusterMediaServer: MediaServer {
             $0.transports[result.transportID] = Transport(meetingID: request.meetingID, participantID: request.participantID, node: node.id)
         }
         return result
+    }
+
+    public func adoptTransport(meetingID: String, participantID: String, transportID: String) async {
+        guard state.withLock({ $0.transports[transportID] == nil }),
+              let id = try? await rooms.current(meeting: meetingID),
+              let node = (try? await rooms.liveNodes())?.first(where: { $0.id == id }) else { return }
+        state.withLock {
+            $0.nodes[node.id] = node
+            $0.transports[transportID] = Transport(meetingID: meetingID, participantID: participantID, node: node.id)
+        }
     }
 
     public func closeTransport(meetingID: String, transportID: String, reason: String) {

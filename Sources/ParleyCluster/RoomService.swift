@@ -10,54 +10,33 @@ import ParleyRedis
 ///   live SFUs, never to one at capacity (bounded-load consistent hashing).
 public final class RoomService: Sendable {
     let redis: RedisClient
-    public static let heartbeatTTL: Duration = .milliseconds(1500)
-    public static let heartbeatInterval: Duration = .milliseconds(500)
-    static let nodesKey = "sfus"
+    public static let heartbeatTTL = NodeRegistry.heartbeatTTL
+    public static let heartbeatInterval = NodeRegistry.heartbeatInterval
     /// How many ring candidates compete for a new meeting.
     public static let candidates = 2
 
     public init(redis: RedisClient) { self.redis = redis }
 
-    static func nodeKey(_ id: String) -> String { "sfu:\(id)" }
     static func meetingKey(_ id: String) -> String { "meeting:\(id):sfu" }
     static func loadKey(_ id: String) -> String { "sfu:\(id):meetings" }
+
+    var nodes: NodeRegistry { NodeRegistry(redis: redis, kind: "sfu") }
 
     // MARK: SFU side
 
     /// One heartbeat: the node's state, alive for `heartbeatTTL`.
     public func heartbeat(_ node: SFUNode) async throws(RedisError) {
-        let json = String(decoding: (try? JSONEncoder().encode(node)) ?? Data(), as: UTF8.self)
-        let ttl = Int(Self.heartbeatTTL.components.seconds * 1000 + Self.heartbeatTTL.components.attoseconds / 1_000_000_000_000_000)
-        let replies = try await redis.pipeline([
-            ["SET", Self.nodeKey(node.id), json, "PX", String(ttl)],
-            ["SADD", Self.nodesKey, node.id],
-        ])
-        if case .error(let message) = replies[0] { throw .server(message) }
+        try await nodes.heartbeat(node.id, value: String(decoding: (try? JSONEncoder().encode(node)) ?? Data(), as: UTF8.self))
     }
 
     /// A clean stop: gone at once rather than after the TTL.
-    public func leave(_ id: String) async throws(RedisError) {
-        _ = try await redis.pipeline([["DEL", Self.nodeKey(id)], ["SREM", Self.nodesKey, id]])
-    }
+    public func leave(_ id: String) async throws(RedisError) { try await nodes.leave(id) }
 
     // MARK: Signaling side
 
     /// Every SFU whose heartbeat is alive.
     public func liveNodes() async throws(RedisError) -> [SFUNode] {
-        let ids = try await redis.send(["SMEMBERS", Self.nodesKey]).array?.compactMap(\.string).sorted() ?? []
-        guard !ids.isEmpty else { return [] }
-        let values = try await redis.send(["MGET"] + ids.map(Self.nodeKey)).array ?? []
-        var live: [SFUNode] = []
-        var dead: [String] = []
-        for (id, value) in zip(ids, values) {
-            if let json = value.string, let node = try? JSONDecoder().decode(SFUNode.self, from: Data(json.utf8)) {
-                live.append(node)
-            } else {
-                dead.append(id)
-            }
-        }
-        if !dead.isEmpty { _ = try? await redis.send(["SREM", Self.nodesKey] + dead) }
-        return live
+        try await nodes.live().compactMap { try? JSONDecoder().decode(SFUNode.self, from: Data($0.value.utf8)) }
     }
 
     /// The SFU of a meeting: the one already named if it is alive, else a new choice, agreed by

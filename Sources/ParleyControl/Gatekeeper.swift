@@ -39,7 +39,7 @@ public final class Gatekeeper: Sendable {
                 return JoinIdentity(subject: claims.subject, name: name, email: claims.email, client: client, isHost: true, admitted: true)
             }
             guard let access = await hub.access(meetingID) else {
-                if await hub.adhocMeetings { return JoinIdentity(subject: claims.subject, name: name, client: client, admitted: claims.admitted) }
+                if hub.adhocMeetings { return JoinIdentity(subject: claims.subject, name: name, client: client, admitted: claims.admitted) }
                 throw .meetingNotFound
             }
             // Rules may have tightened since the token was issued.
@@ -48,7 +48,7 @@ public final class Gatekeeper: Sendable {
                                 credentialKeys: claims.email.map { ["email:" + $0] } ?? [])
         }
         guard let access = await hub.access(meetingID) else {
-            if await hub.adhocMeetings {
+            if hub.adhocMeetings {
                 return JoinIdentity(subject: RandomToken.subject(), name: try displayName(request.name, fallback: nil), client: client)
             }
             throw .meetingNotFound

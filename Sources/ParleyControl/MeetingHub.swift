@@ -8,17 +8,24 @@ public typealias MessageSink = @Sendable (OutgoingMessage) -> Void
 /// A server message with its JSON text, encoded once however many participants receive it
 /// (encoding per recipient was most of the signaling CPU when 200 people joined one meeting).
 public struct OutgoingMessage: Sendable {
-    public let message: ServerMessage
     public let json: String
+    /// The last message of the connection (`meeting-ended`): the socket closes after it.
+    public let endsMeeting: Bool
 
     public init(_ message: ServerMessage) {
-        self.message = message
         self.json = message.json
+        if case .meetingEnded = message { endsMeeting = true } else { endsMeeting = false }
+    }
+
+    /// A message another signaling node encoded.
+    public init(json: String, endsMeeting: Bool) {
+        self.json = json
+        self.endsMeeting = endsMeeting
     }
 }
 
 /// Who is asking to join, after their credentials were checked (SignalingService, the API).
-public struct JoinIdentity: Sendable, Equatable {
+public struct JoinIdentity: Codable, Sendable, Equatable {
     /// Stable across reconnects: the access token's subject.
     public var subject: String
     public var name: String
@@ -45,27 +52,35 @@ public enum JoinOutcome: Sendable, Equatable {
     case joined(participantID: String, others: [ParticipantInfo])
     /// In the waiting room until a host admits (then `joined` is sent) or denies.
     case waiting(participantID: String)
+    /// A reconnecting client took its participant back (through this node or another): same id,
+    /// same media transport.
+    case resumed(participantID: String, transportID: String?, others: [ParticipantInfo])
 }
 
-/// The embedded, in-memory directory of meetings (settings, hosts, lock, waiting room, removals,
-/// reports) and participants, and the fan-out of events to every participant of a meeting. One
-/// actor, so every admission decision sees one state (the Redis-backed store comes with issue 5).
-public actor MeetingHub {
-    struct Participant {
-        var info: ParticipantInfo
-        var sink: MessageSink?
-        var subject: String
-        var email: String?
-        var credentialKeys: Set<String>
-        /// What a host stopped (mute, stop video); the screen rule comes from the settings.
-        var hostBlocked: Set<BlockedMedia> = []
-    }
+/// What the hub asks of the signaling layer when something happened elsewhere.
+public struct HubCallbacks: Sendable {
+    /// A settings change from another node changed what the SFU must drop.
+    public var blocksChanged: @Sendable (String, [String: Set<BlockedMedia>]) async -> Void
+    /// A host on another node let in someone waiting on this node: send them `joined`.
+    public var admitted: @Sendable (_ meeting: String, _ participantID: String, JoinIdentity, _ others: [ParticipantInfo], @escaping MessageSink) async -> Void
+    /// A participant whose signaling node died did not come back in time: stop its media.
+    public var orphanRemoved: @Sendable (_ meeting: String, _ participantID: String) async -> Void
 
-    struct Waiting {
-        var entry: WaitingParticipant
-        var identity: JoinIdentity
-        var sink: MessageSink?
+    public init(blocksChanged: @escaping @Sendable (String, [String: Set<BlockedMedia>]) async -> Void,
+                admitted: @escaping @Sendable (String, String, JoinIdentity, [ParticipantInfo], @escaping MessageSink) async -> Void,
+                orphanRemoved: @escaping @Sendable (String, String) async -> Void) {
+        self.blocksChanged = blocksChanged; self.admitted = admitted; self.orphanRemoved = orphanRemoved
     }
+}
+
+/// The directory of meetings (settings, hosts, lock, waiting room, removals, reports) and
+/// participants, and the fan-out of events to every participant of a meeting. One actor, so every
+/// decision sees one state. Alone (`parley serve`) it is the whole truth; in a cluster each
+/// signaling node's hub is a replica: admission is decided atomically in the `LiveMeetingStore`,
+/// every change and message is published on the meeting's channel, and each node delivers to
+/// the connections it holds.
+public actor MeetingHub {
+    typealias Participant = LiveParticipant
 
     struct Meeting {
         var settings = MeetingSettings()
@@ -79,9 +94,17 @@ public actor MeetingHub {
         var removed: [String: String] = [:]
         var reports: [ParticipantReport] = []
         var participants: [String: Participant] = [:]
-        var order: [String] = []
-        var waiting: [String: Waiting] = [:]
-        var waitingOrder: [String] = []
+        var waiting: [String: LiveWaiting] = [:]
+        /// The connections this node holds (participants and waiting), by participant id.
+        var sinks: [String: MessageSink] = [:]
+        /// Receiving the meeting's events from other nodes (cluster).
+        var following = false
+        /// While the first snapshot loads: ids that events removed meanwhile (not to bring back).
+        var leftWhileLoading: Set<String>?
+        /// Entries whose node died, since when (they are dropped after the reconnect grace).
+        var orphanedSince: [String: ContinuousClock.Instant] = [:]
+        /// Joins under way here (the meeting stays while they wait for the store).
+        var admitting = 0
     }
 
     private var meetings: [String: Meeting] = [:]
@@ -92,6 +115,15 @@ public actor MeetingHub {
     public static let maximumReports = 1000
     /// Where created meetings' records outlive this process (Redis), if anywhere.
     private let store: (any MeetingRecordStore)?
+    /// Where the live state is shared with other signaling nodes, if anywhere.
+    private let live: (any LiveMeetingStore)?
+    /// How long a participant whose node died keeps its place for its client to reconnect.
+    public let reconnectGrace: Duration
+    /// This node's name in participants' entries.
+    public nonisolated let nodeID: String
+    /// Shutting down in a cluster: connections that close now reconnect elsewhere; nobody leaves.
+    private var draining = false
+    private var callbacks: HubCallbacks?
     private struct Write: Sendable {
         var id: String
         var record: MeetingRecord
@@ -100,10 +132,14 @@ public actor MeetingHub {
     }
     private let writes: AsyncStream<Write>.Continuation?
 
-    public init(maximumParticipants: Int = 500, adhocMeetings: Bool = true, store: (any MeetingRecordStore)? = nil) {
+    public init(maximumParticipants: Int = 500, adhocMeetings: Bool = true, store: (any MeetingRecordStore)? = nil,
+                live: (any LiveMeetingStore)? = nil, reconnectGrace: Duration = .seconds(10)) {
         self.maximumParticipants = maximumParticipants
         self.adhocMeetings = adhocMeetings
         self.store = store
+        self.live = live
+        self.reconnectGrace = reconnectGrace
+        self.nodeID = live?.nodeID ?? "local"
         if let store {
             // One writer, so a meeting's records reach the store in the order they changed.
             let (stream, continuation) = AsyncStream<Write>.makeStream()
@@ -127,15 +163,29 @@ public actor MeetingHub {
         meetings[id] = meeting
     }
 
-    /// Follows changes other processes make to meetings this one holds (lock, settings, hosts,
-    /// removals): the local copy is reloaded, clients are told, and `onBlocksChanged` hears of
-    /// screen-sharing rules to enforce.
-    public func followChanges(onBlocksChanged: @escaping @Sendable (String, [String: Set<BlockedMedia>]) async -> Void) async {
-        guard let store else { return }
-        let changes = await store.changes()
-        Task {
-            for await id in changes {
-                if let blocks = await self.reload(id) { await onBlocksChanged(id, blocks) }
+    /// Follows what other processes do: record changes (lock, settings, hosts, removals), and in
+    /// a cluster the live events of the meetings this node holds connections for, and nodes that
+    /// die. Runs until the process ends.
+    public func follow(_ callbacks: HubCallbacks) async {
+        self.callbacks = callbacks
+        if let store {
+            let changes = await store.changes()
+            Task {
+                for await id in changes {
+                    if let blocks = await self.reload(id) { await callbacks.blocksChanged(id, blocks) }
+                }
+            }
+        }
+        if let live {
+            let events = await live.events()
+            Task {
+                for await event in events { await self.apply(event) }
+            }
+            Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    await self.dropOrphans()
+                }
             }
         }
     }
@@ -144,9 +194,12 @@ public actor MeetingHub {
         guard meetings[id] != nil, let store, let record = await store.load(id), meetings[id] != nil else { return nil }
         guard meetings[id]!.record != record else { return nil }
         meetings[id]!.apply(record)
-        for participantID in meetings[id]!.order {
+        // Every node derives the roles from the record and tells its own connections.
+        for participantID in meetings[id]!.participants.keys {
             let role = role(of: meetings[id]!.participants[participantID]!.subject, in: id)
-            update(meeting: id, participantID: participantID) { $0.role = role }
+            guard meetings[id]!.participants[participantID]!.info.role != role else { continue }
+            meetings[id]!.participants[participantID]!.info.role = role
+            deliverLocally(id, to: .everyone(except: nil), OutgoingMessage(.participantUpdated(meetings[id]!.participants[participantID]!.info)))
         }
         broadcastState(id)
         return effectiveBlocks(id)
@@ -190,8 +243,13 @@ public actor MeetingHub {
     public func view(_ id: String) async -> MeetingView? {
         await ensureLoaded(id)
         guard let meeting = meetings[id] else { return nil }
+        var counts = (participants: meeting.participants.count, waiting: meeting.waiting.count)
+        if let live, !meeting.following, let snapshot = await live.snapshot(id) {
+            // Nobody here is in it: the counts come from the shared state.
+            counts = (snapshot.participants.count, snapshot.waiting.count)
+        }
         return MeetingView(id: id, settings: meeting.settings, hasPassword: meeting.passwordHash != nil, locked: meeting.locked,
-                           participants: meeting.participants.count, waiting: meeting.waiting.count)
+                           participants: counts.participants, waiting: counts.waiting)
     }
 
     /// What the credential checks need before a join; nil when the meeting does not exist (an
@@ -223,31 +281,79 @@ public actor MeetingHub {
     // MARK: Joining
 
     /// Lets someone in, or into the waiting room, or refuses: the meeting's state (lock,
-    /// removals, capacity, waiting room) decided in one step.
-    public func admit(meeting id: String, identity: JoinIdentity, sink: MessageSink?) async throws(SignalingError) -> JoinOutcome {
+    /// removals, capacity, waiting room) decided in one step. `resume` is the participant id a
+    /// reconnecting client had: with the same identity it takes that participant back.
+    public func admit(meeting id: String, identity: JoinIdentity, sink: MessageSink?, resume: String? = nil) async throws(SignalingError) -> JoinOutcome {
         await ensureLoaded(id)
         if meetings[id] == nil {
             guard adhocMeetings else { throw .meetingNotFound }
             meetings[id] = Meeting()
         }
+        meetings[id]!.admitting += 1
+        do {
+            let outcome = try await admitHere(meeting: id, identity: identity, sink: sink, resume: resume)
+            meetings[id]?.admitting -= 1
+            return outcome
+        } catch {
+            meetings[id]?.admitting -= 1
+            releaseIfUnused(id)
+            throw error
+        }
+    }
+
+    private func admitHere(meeting id: String, identity: JoinIdentity, sink: MessageSink?, resume: String?) async throws(SignalingError) -> JoinOutcome {
+        await startFollowing(id)
         guard let meeting = meetings[id] else { throw .meetingNotFound }
         let isHost = identity.isHost || meeting.hostSubjects.contains(identity.subject)
         let isCoHost = meeting.coHostSubjects.contains(identity.subject)
-        if !isHost {
-            if !identity.credentialKeys.isDisjoint(with: meeting.removed.keys) { throw .removed }
-            if meeting.locked { throw .locked }
+        let connection = sink ?? { _ in }
+        if let resume, let existing = meeting.participants[resume], existing.subject == identity.subject, live == nil {
+            meetings[id]!.sinks[resume] = connection
+            return .resumed(participantID: resume, transportID: existing.transportID, others: participants(in: id).filter { $0.id != resume })
         }
-        guard meeting.participants.count < maximumParticipants else { throw .meetingFull }
+        if live == nil {
+            if !isHost {
+                if !identity.credentialKeys.isDisjoint(with: meeting.removed.keys) { throw .removed }
+                if meeting.locked { throw .locked }
+            }
+            guard meeting.participants.count < maximumParticipants else { throw .meetingFull }
+        }
         let participantID = RandomToken.make(length: 10)
-        if meeting.settings.waitingRoom && !isHost && !isCoHost && !identity.admitted {
-            let entry = WaitingParticipant(id: participantID, name: identity.name, email: identity.email)
-            meetings[id]!.waiting[participantID] = Waiting(entry: entry, identity: identity, sink: sink)
-            meetings[id]!.waitingOrder.append(participantID)
+        let now = Date().timeIntervalSince1970
+        let waits = meeting.settings.waitingRoom && !isHost && !isCoHost && !identity.admitted
+        let waiting = LiveWaiting(entry: WaitingParticipant(id: participantID, name: identity.name, email: identity.email), identity: identity,
+                                  node: nodeID, since: now)
+        let entry = Participant(info: ParticipantInfo(id: participantID, name: identity.name, client: identity.client,
+                                                      role: isHost ? .host : isCoHost ? .cohost : .participant,
+                                                      audioMuted: false, videoMuted: false, tracks: []),
+                                subject: identity.subject, email: identity.email, credentialKeys: identity.credentialKeys,
+                                node: nodeID, joinedAt: now)
+        if let live {
+            let request = AdmissionRequest(meeting: id, subject: identity.subject, credentialKeys: identity.credentialKeys, moderator: isHost || isCoHost,
+                                           maximumParticipants: maximumParticipants, resume: resume,
+                                           participant: waits ? nil : entry, waiting: waits ? waiting : nil)
+            let outcome = try await live.admit(request)
+            guard meetings[id] != nil else { throw .meetingNotFound }
+            if case .resumed(var existing) = outcome {
+                existing.node = nodeID
+                meetings[id]!.participants[existing.info.id] = existing
+                meetings[id]!.sinks[existing.info.id] = connection
+                meetings[id]!.orphanedSince[existing.info.id] = nil
+                publish(id, change: .participant(existing))
+                return .resumed(participantID: existing.info.id, transportID: existing.transportID,
+                                others: participants(in: id).filter { $0.id != existing.info.id })
+            }
+        }
+        if waits {
+            meetings[id]!.waiting[participantID] = waiting
+            meetings[id]!.sinks[participantID] = connection
+            publish(id, change: .waiting(waiting))
             sendWaitingList(id)
             return .waiting(participantID: participantID)
         }
         if isHost, meetings[id]!.hostSubjects.insert(identity.subject).inserted { persist(id) }
-        return .joined(participantID: participantID, others: add(participantID, identity: identity, sink: sink, meeting: id))
+        meetings[id]!.sinks[participantID] = connection
+        return .joined(participantID: participantID, others: add(entry, meeting: id))
     }
 
     /// The same rules for a WHEP player, who watches without becoming a participant.
@@ -274,14 +380,11 @@ public actor MeetingHub {
         return (id, others)
     }
 
-    private func add(_ participantID: String, identity: JoinIdentity, sink: MessageSink?, meeting id: String) -> [ParticipantInfo] {
+    /// Puts a participant in and tells everyone else; returns who was there before.
+    private func add(_ entry: Participant, meeting id: String) -> [ParticipantInfo] {
         let existing = participants(in: id)
-        let info = ParticipantInfo(id: participantID, name: identity.name, client: identity.client, role: role(of: identity.subject, in: id),
-                                   audioMuted: false, videoMuted: false, tracks: [])
-        meetings[id]!.participants[participantID] = Participant(info: info, sink: sink, subject: identity.subject, email: identity.email,
-                                                                credentialKeys: identity.credentialKeys)
-        meetings[id]!.order.append(participantID)
-        broadcast(meeting: id, .participantJoined(info), except: participantID)
+        meetings[id]!.participants[entry.info.id] = entry
+        announce(id, change: .participant(entry), .participantJoined(entry.info), to: .everyone(except: entry.info.id))
         return existing
     }
 
@@ -292,46 +395,79 @@ public actor MeetingHub {
         return .participant
     }
 
-    public func leave(meeting id: String, participantID: String) {
-        if meetings[id]?.waiting.removeValue(forKey: participantID) != nil {
-            meetings[id]?.waitingOrder.removeAll { $0 == participantID }
+    /// The connection of a participant (or someone waiting) closed or left. Returns whether they
+    /// left the meeting: not when another node holds them now (they reconnected there), nor
+    /// while this node shuts down in a cluster (they reconnect elsewhere and keep their place).
+    @discardableResult
+    public func leave(meeting id: String, participantID: String) -> Bool {
+        guard meetings[id] != nil else { return false }
+        meetings[id]!.sinks[participantID] = nil
+        defer { releaseIfUnused(id) }
+        if draining && live != nil { return false }
+        if let waiting = meetings[id]!.waiting[participantID] {
+            guard waiting.node == nodeID else { return false }
+            meetings[id]!.waiting[participantID] = nil
+            publish(id, change: .waitingLeft(participantID))
             sendWaitingList(id)
-            dropIfIdle(id)
-            return
+            return true
         }
-        guard meetings[id]?.participants.removeValue(forKey: participantID) != nil else { return }
-        meetings[id]?.order.removeAll { $0 == participantID }
-        broadcast(meeting: id, .participantLeft(participantID: participantID), except: nil)
-        dropIfIdle(id)
+        guard let participant = meetings[id]!.participants[participantID], participant.node == nodeID else { return false }
+        removeParticipant(participant, meeting: id)
+        return true
     }
 
-    /// Ad hoc meetings go when the last person leaves; created ones stay.
-    private func dropIfIdle(_ id: String) {
-        guard let meeting = meetings[id], !meeting.persistent, meeting.participants.isEmpty, meeting.waiting.isEmpty else { return }
-        meetings[id] = nil
+    /// Takes a participant out wherever its connection is, and tells everyone.
+    private func removeParticipant(_ participant: Participant, meeting id: String) {
+        meetings[id]!.participants[participant.info.id] = nil
+        announce(id, change: .participantLeft(participant.info.id, node: participant.node), .participantLeft(participantID: participant.info.id),
+                 to: .everyone(except: nil))
+    }
+
+    /// A meeting without connections here: stop following it (cluster), and forget an ad hoc one.
+    private func releaseIfUnused(_ id: String) {
+        guard let meeting = meetings[id], meeting.sinks.isEmpty, meeting.admitting == 0 else { return }
+        if meeting.following, let live {
+            meetings[id]!.following = false
+            meetings[id]!.participants = [:]
+            meetings[id]!.waiting = [:]
+            meetings[id]!.orphanedSince = [:]
+            Task { await live.unfollow(id) }
+        }
+        // Ad hoc meetings go when the last person leaves; created ones stay.
+        if !meeting.persistent, meetings[id]!.participants.isEmpty, meetings[id]!.waiting.isEmpty { meetings[id] = nil }
     }
 
     // MARK: Waiting room
 
     public enum WaitingDecision: Sendable { case admit, deny }
 
-    /// A host's decision on one person (or everyone, `participantID` nil); returns who was let in,
-    /// with what they must be told (the caller sends `joined`).
+    /// A host's decision on one person (or everyone, `participantID` nil); returns who was let in
+    /// through this node, with what they must be told (the caller sends `joined`). People waiting
+    /// on other nodes are told by their node.
     public func decide(meeting id: String, participantID: String?, _ decision: WaitingDecision) throws(SignalingError)
         -> [(participantID: String, identity: JoinIdentity, others: [ParticipantInfo], sink: MessageSink?)] {
         guard let meeting = meetings[id] else { throw .meetingNotFound }
-        let chosen = participantID.map { [$0] } ?? meeting.waitingOrder
+        let chosen = participantID.map { [$0] } ?? waitingList(id).map(\.id)
         if let participantID, meeting.waiting[participantID] == nil { throw .badRequest("\(participantID) is not waiting") }
         var admitted: [(String, JoinIdentity, [ParticipantInfo], MessageSink?)] = []
         for waitingID in chosen {
             guard let waiting = meetings[id]?.waiting.removeValue(forKey: waitingID) else { continue }
-            meetings[id]!.waitingOrder.removeAll { $0 == waitingID }
+            publish(id, change: .waitingLeft(waitingID))
             switch decision {
             case .admit:
-                let others = add(waitingID, identity: waiting.identity, sink: waiting.sink, meeting: id)
-                admitted.append((waitingID, waiting.identity, others, waiting.sink))
+                let identity = waiting.identity
+                let entry = Participant(info: ParticipantInfo(id: waitingID, name: identity.name, client: identity.client, role: role(of: identity.subject, in: id),
+                                                              audioMuted: false, videoMuted: false, tracks: []),
+                                        subject: identity.subject, email: identity.email, credentialKeys: identity.credentialKeys,
+                                        node: waiting.node, joinedAt: Date().timeIntervalSince1970)
+                let others = add(entry, meeting: id)
+                if waiting.node == nodeID {
+                    admitted.append((waitingID, identity, others, meetings[id]!.sinks[waitingID]))
+                } else {
+                    publish(id, change: .admitted(waitingID))
+                }
             case .deny:
-                waiting.sink?(OutgoingMessage(.error(code: SignalingError.denied.code, message: SignalingError.denied.description)))
+                send(meeting: id, participantID: waitingID, .error(code: SignalingError.denied.code, message: SignalingError.denied.description))
             }
         }
         sendWaitingList(id)
@@ -340,18 +476,11 @@ public actor MeetingHub {
 
     public func waitingList(_ id: String) -> [WaitingParticipant] {
         guard let meeting = meetings[id] else { return [] }
-        return meeting.waitingOrder.compactMap { meeting.waiting[$0]?.entry }
+        return meeting.waiting.values.sorted { ($0.since, $0.entry.id) < ($1.since, $1.entry.id) }.map(\.entry)
     }
 
     private func sendWaitingList(_ id: String) {
-        let list = waitingList(id)
-        sendToHosts(id, .waitingRoom(list))
-    }
-
-    private func sendToHosts(_ id: String, _ message: ServerMessage) {
-        guard let meeting = meetings[id] else { return }
-        let outgoing = OutgoingMessage(message)
-        for participant in meeting.participants.values where participant.info.role != .participant { participant.sink?(outgoing) }
+        deliver(id, to: .moderators, .waitingRoom(waitingList(id)))
     }
 
     /// The rules every participant's client shows.
@@ -361,11 +490,13 @@ public actor MeetingHub {
                                 waitingRoom: meeting?.settings.waitingRoom ?? false)
     }
 
+    /// Tells this node's connections the meeting's rules (other nodes do the same when they
+    /// reload the record).
     private func broadcastState(_ id: String) {
         guard meetings[id] != nil else { return }
         let state = state(id)
-        broadcast(meeting: id, .meetingState(locked: state.locked, hostsOnlyScreenShare: state.hostsOnlyScreenShare,
-                                             waitingRoom: state.waitingRoom), except: nil)
+        deliverLocally(id, to: .everyone(except: nil), OutgoingMessage(.meetingState(locked: state.locked, hostsOnlyScreenShare: state.hostsOnlyScreenShare,
+                                                                                      waitingRoom: state.waitingRoom)))
     }
 
     // MARK: Host controls
@@ -399,12 +530,12 @@ public actor MeetingHub {
     /// the participants whose blocked media changed, for the SFU.
     public func block(meeting id: String, participantID: String?, _ media: BlockedMedia, by host: String) -> [String: Set<BlockedMedia>] {
         guard let meeting = meetings[id] else { return [:] }
-        let targets = participantID.map { [$0] } ?? meeting.order.filter { meeting.participants[$0]?.info.role == .participant }
-        for target in targets where meetings[id]!.participants[target] != nil {
-            meetings[id]!.participants[target]!.hostBlocked.insert(media)
-            meetings[id]!.participants[target]!.sink?(OutgoingMessage(.moderated(action: media == .audio ? "mute-audio" : "stop-video", by: host)))
-            update(meeting: id, participantID: target) { info in
-                if media == .audio { info.audioMuted = true } else { info.videoMuted = true }
+        let targets = participantID.map { [$0] } ?? participants(in: id).filter { $0.role == .participant }.map(\.id)
+        for target in targets where meeting.participants[target] != nil {
+            send(meeting: id, participantID: target, .moderated(action: media == .audio ? "mute-audio" : "stop-video", by: host))
+            modify(meeting: id, participantID: target) { entry in
+                entry.hostBlocked.insert(media)
+                if media == .audio { entry.info.audioMuted = true } else { entry.info.videoMuted = true }
             }
         }
         return effectiveBlocks(id)
@@ -414,12 +545,11 @@ public actor MeetingHub {
     public func setOwnMute(meeting id: String, participantID: String, kind: MediaKind, muted: Bool) throws(SignalingError) -> [String: Set<BlockedMedia>] {
         guard let participant = meetings[id]?.participants[participantID] else { throw .notJoined }
         let media: BlockedMedia = kind == .audio ? .audio : .video
-        if !muted, participant.hostBlocked.contains(media) {
-            guard meetings[id]!.settings.allowSelfUnmute else { throw .forbidden("a host muted you; ask a host to unmute you") }
-            meetings[id]!.participants[participantID]!.hostBlocked.remove(media)
-        }
-        update(meeting: id, participantID: participantID) { info in
-            if kind == .audio { info.audioMuted = muted } else { info.videoMuted = muted }
+        let liftsBlock = !muted && participant.hostBlocked.contains(media)
+        if liftsBlock, !meetings[id]!.settings.allowSelfUnmute { throw .forbidden("a host muted you; ask a host to unmute you") }
+        modify(meeting: id, participantID: participantID) { entry in
+            if liftsBlock { entry.hostBlocked.remove(media) }
+            if kind == .audio { entry.info.audioMuted = muted } else { entry.info.videoMuted = muted }
         }
         return effectiveBlocks(id)
     }
@@ -427,8 +557,8 @@ public actor MeetingHub {
     /// A host lifts a block it set.
     public func unblock(meeting id: String, participantID: String, _ media: BlockedMedia) -> [String: Set<BlockedMedia>] {
         guard meetings[id]?.participants[participantID] != nil else { return [:] }
-        meetings[id]!.participants[participantID]!.hostBlocked.remove(media)
-        meetings[id]!.participants[participantID]!.sink?(OutgoingMessage(.moderated(action: media == .audio ? "unmute-audio-allowed" : "start-video-allowed", by: "")))
+        modify(meeting: id, participantID: participantID) { $0.hostBlocked.remove(media) }
+        send(meeting: id, participantID: participantID, .moderated(action: media == .audio ? "unmute-audio-allowed" : "start-video-allowed", by: ""))
         return effectiveBlocks(id)
     }
 
@@ -450,20 +580,20 @@ public actor MeetingHub {
         guard participant.info.role != .host else { throw .badRequest("\(participant.info.name) is a host") }
         if isCoHost { meetings[id]!.coHostSubjects.insert(participant.subject) } else { meetings[id]!.coHostSubjects.remove(participant.subject) }
         persist(id)
-        update(meeting: id, participantID: participantID) { $0.role = isCoHost ? .cohost : .participant }
-        if isCoHost { meetings[id]!.participants[participantID]!.sink?(OutgoingMessage(.waitingRoom(waitingList(id)))) }
+        modify(meeting: id, participantID: participantID) { $0.info.role = isCoHost ? .cohost : .participant }
+        if isCoHost { send(meeting: id, participantID: participantID, .waitingRoom(waitingList(id))) }
     }
 
-    /// Takes someone out of the meeting; their credentials cannot bring them back until a host
-    /// allows it. Returns their sink so the caller can close the connection.
-    public func remove(meeting id: String, participantID: String, by host: String) throws(SignalingError) -> MessageSink? {
+    /// Takes someone out of the meeting, wherever their connection is, and tells them (their
+    /// socket closes); their credentials cannot bring them back until a host allows it.
+    public func remove(meeting id: String, participantID: String, by host: String) throws(SignalingError) {
         guard let participant = meetings[id]?.participants[participantID] else { throw .badRequest("no participant \(participantID)") }
         guard participant.info.role != .host else { throw .forbidden("a host cannot be removed") }
         for key in participant.credentialKeys { meetings[id]!.removed[key] = participantID }
         persist(id)
-        participant.sink?(OutgoingMessage(.moderated(action: "removed", by: host)))
-        leave(meeting: id, participantID: participantID)
-        return participant.sink
+        send(meeting: id, participantID: participantID, .moderated(action: "removed", by: host))
+        send(meeting: id, participantID: participantID, .meetingEnded(reason: "a host removed you from this meeting"))
+        removeParticipant(participant, meeting: id)
     }
 
     /// Lets a removed participant (by the id they had) come back.
@@ -486,7 +616,7 @@ public actor MeetingHub {
         meetings[id]!.reports.append(report)
         if meetings[id]!.reports.count > Self.maximumReports { meetings[id]!.reports.removeFirst() }
         persist(id)
-        sendToHosts(id, .reported(report))
+        deliver(id, to: .moderators, .reported(report))
     }
 
     public func reports(meeting id: String) async -> [ParticipantReport] {
@@ -500,49 +630,211 @@ public actor MeetingHub {
 
     // MARK: Participants and fan-out
 
+    /// Everyone in the meeting, in the order they joined.
     public func participants(in meeting: String) -> [ParticipantInfo] {
         guard let meeting = meetings[meeting] else { return [] }
-        return meeting.order.compactMap { meeting.participants[$0]?.info }
+        return meeting.participants.values.sorted { ($0.joinedAt, $0.info.id) < ($1.joinedAt, $1.info.id) }.map(\.info)
     }
 
+    /// Whether this participant is in the meeting through this node.
     public func contains(meeting: String, participantID: String) -> Bool {
-        meetings[meeting]?.participants[participantID] != nil
+        meetings[meeting]?.participants[participantID]?.node == nodeID
     }
 
-    /// Applies a change to a participant and tells everyone if it changed anything.
+    /// Applies a change to what every client sees of a participant, and tells everyone if it changed anything.
     public func update(meeting: String, participantID: String, _ change: @Sendable (inout ParticipantInfo) -> Void) {
-        guard var participant = meetings[meeting]?.participants[participantID] else { return }
-        let before = participant.info
-        change(&participant.info)
-        guard participant.info != before else { return }
-        meetings[meeting]?.participants[participantID] = participant
-        broadcast(meeting: meeting, .participantUpdated(participant.info), except: nil)
+        modify(meeting: meeting, participantID: participantID) { change(&$0.info) }
     }
 
-    public func send(meeting: String, participantID: String, _ message: ServerMessage) {
-        guard let sink = meetings[meeting]?.participants[participantID]?.sink ?? meetings[meeting]?.waiting[participantID]?.sink else { return }
-        sink(OutgoingMessage(message))
+    /// Remembers a participant's media transport (a reconnect through another node keeps it).
+    public func setTransport(meeting: String, participantID: String, _ transportID: String?) {
+        modify(meeting: meeting, participantID: participantID) { $0.transportID = transportID }
     }
 
-    public func broadcast(meeting: String, _ message: ServerMessage, except: String?) {
-        guard let participants = meetings[meeting]?.participants,
-              participants.contains(where: { $0.key != except && $0.value.sink != nil }) else { return }
-        let outgoing = OutgoingMessage(message)
-        for (id, participant) in participants where id != except {
-            participant.sink?(outgoing)
+    /// Changes a participant's entry; other nodes get the new entry, and every client the new
+    /// info if what clients see changed.
+    private func modify(meeting id: String, participantID: String, _ change: (inout Participant) -> Void) {
+        guard var participant = meetings[id]?.participants[participantID] else { return }
+        let before = participant
+        change(&participant)
+        guard participant != before else { return }
+        meetings[id]!.participants[participantID] = participant
+        if participant.info != before.info {
+            announce(id, change: .participant(participant), .participantUpdated(participant.info), to: .everyone(except: nil))
+        } else {
+            publish(id, change: .participant(participant))
         }
     }
 
-    /// Tells every participant of every meeting that it ended (shutdown).
+    /// A message for one participant (or someone waiting), wherever their connection is.
+    public func send(meeting: String, participantID: String, _ message: ServerMessage) {
+        deliver(meeting, to: .participant(participantID), message)
+    }
+
+    /// A message for this node's connection of a participant only (the SFU's events reach every node).
+    public func sendLocally(meeting: String, participantID: String, _ message: ServerMessage) {
+        deliverLocally(meeting, to: .participant(participantID), OutgoingMessage(message))
+    }
+
+    public func broadcast(meeting: String, _ message: ServerMessage, except: String?) {
+        deliver(meeting, to: .everyone(except: except), message)
+    }
+
+    /// Delivers to the connections here and, in a cluster, through the meeting's channel to the
+    /// other nodes' (unless the one recipient is here).
+    private func deliver(_ id: String, to recipients: MeetingEvent.Recipients, _ message: ServerMessage) {
+        guard let meeting = meetings[id] else { return }
+        let outgoing = OutgoingMessage(message)
+        deliverLocally(id, to: recipients, outgoing)
+        if case .participant(let target) = recipients, meeting.sinks[target] != nil { return }
+        publish(id, delivery: MeetingEvent.Delivery(to: recipients, json: outgoing.json, endsMeeting: outgoing.endsMeeting))
+    }
+
+    /// A change and the message that tells clients about it, here and on the other nodes, as one event.
+    private func announce(_ id: String, change: MeetingEvent.Change, _ message: ServerMessage, to recipients: MeetingEvent.Recipients) {
+        let outgoing = OutgoingMessage(message)
+        deliverLocally(id, to: recipients, outgoing)
+        publish(id, change: change, delivery: MeetingEvent.Delivery(to: recipients, json: outgoing.json, endsMeeting: outgoing.endsMeeting))
+    }
+
+    private func deliverLocally(_ id: String, to recipients: MeetingEvent.Recipients, _ outgoing: OutgoingMessage) {
+        guard let meeting = meetings[id] else { return }
+        switch recipients {
+        case .participant(let target):
+            meeting.sinks[target]?(outgoing)
+        case .everyone(let except):
+            for (participantID, sink) in meeting.sinks where participantID != except && meeting.participants[participantID] != nil { sink(outgoing) }
+        case .moderators:
+            for (participantID, sink) in meeting.sinks where (meeting.participants[participantID]?.info.role ?? .participant) != .participant {
+                sink(outgoing)
+            }
+        }
+    }
+
+    private func publish(_ id: String, change: MeetingEvent.Change? = nil, delivery: MeetingEvent.Delivery? = nil) {
+        guard let live, meetings[id]?.following == true else { return }
+        live.publish(MeetingEvent(origin: nodeID, meeting: id, change: change, delivery: delivery))
+    }
+
+    /// Tells every participant of every meeting that it ended (shutdown). In a cluster the
+    /// meetings go on: connections close, clients reconnect through another node and keep their place.
     public func endAll(reason: String) {
-        for (id, meeting) in meetings {
-            broadcast(meeting: id, .meetingEnded(reason: reason), except: nil)
-            for waiting in meeting.waiting.values { waiting.sink?(OutgoingMessage(.meetingEnded(reason: reason))) }
+        if live != nil {
+            draining = true
+            return
+        }
+        for id in meetings.keys {
+            deliverLocally(id, to: .everyone(except: nil), OutgoingMessage(.meetingEnded(reason: reason)))
+            for waitingID in meetings[id]!.waiting.keys { deliverLocally(id, to: .participant(waitingID), OutgoingMessage(.meetingEnded(reason: reason))) }
         }
     }
 
     public var meetingCount: Int { meetings.count }
     public var participantCount: Int { meetings.values.reduce(0) { $0 + $1.participants.count } }
+
+    // MARK: Cluster replica
+
+    /// Starts receiving a meeting's events and loads who is in it (before this node admits anyone).
+    private func startFollowing(_ id: String) async {
+        guard let live, meetings[id]?.following == false else { return }
+        meetings[id]!.following = true
+        meetings[id]!.leftWhileLoading = []
+        await live.follow(id)
+        let snapshot = await live.snapshot(id)
+        guard meetings[id] != nil else { return }
+        let skip = meetings[id]!.leftWhileLoading ?? []
+        meetings[id]!.leftWhileLoading = nil
+        guard let snapshot else { return }
+        // Entries events brought meanwhile are newer than the snapshot.
+        for participant in snapshot.participants where meetings[id]!.participants[participant.info.id] == nil && !skip.contains(participant.info.id) {
+            meetings[id]!.participants[participant.info.id] = participant
+        }
+        for waiting in snapshot.waiting where meetings[id]!.waiting[waiting.entry.id] == nil && !skip.contains(waiting.entry.id) {
+            meetings[id]!.waiting[waiting.entry.id] = waiting
+        }
+    }
+
+    /// Another node's event: its change to the replica, then its message to the connections here.
+    private func apply(_ storeEvent: LiveStoreEvent) async {
+        guard case .meeting(let event) = storeEvent else {
+            await resynchronize()
+            return
+        }
+        let id = event.meeting
+        guard meetings[id]?.following == true else { return }
+        switch event.change {
+        case .participant(let entry)?:
+            let previous = meetings[id]!.participants[entry.info.id]
+            meetings[id]!.participants[entry.info.id] = entry
+            meetings[id]!.orphanedSince[entry.info.id] = nil
+            // It reconnected through another node: the connection here is stale.
+            if previous?.node == nodeID && entry.node != nodeID { meetings[id]!.sinks[entry.info.id] = nil }
+        case .participantLeft(let participantID, let node)?:
+            if meetings[id]!.participants[participantID]?.node == node { meetings[id]!.participants[participantID] = nil }
+            meetings[id]!.leftWhileLoading?.insert(participantID)
+        case .waiting(let waiting)?:
+            meetings[id]!.waiting[waiting.entry.id] = waiting
+        case .waitingLeft(let participantID)?:
+            meetings[id]!.waiting[participantID] = nil
+            meetings[id]!.leftWhileLoading?.insert(participantID)
+        case .admitted(let participantID)?:
+            if let entry = meetings[id]!.participants[participantID], entry.node == nodeID, let sink = meetings[id]!.sinks[participantID] {
+                let identity = JoinIdentity(subject: entry.subject, name: entry.info.name, email: entry.email, client: entry.info.client,
+                                            admitted: true, credentialKeys: entry.credentialKeys)
+                let others = participants(in: id).filter { $0.id != participantID }
+                await callbacks?.admitted(id, participantID, identity, others, sink)
+            }
+        case nil:
+            break
+        }
+        if let delivery = event.delivery, meetings[id] != nil {
+            deliverLocally(id, to: delivery.to, OutgoingMessage(json: delivery.json, endsMeeting: delivery.endsMeeting))
+        }
+    }
+
+    /// The store's subscription came back after a break: reload everything followed.
+    private func resynchronize() async {
+        guard let live else { return }
+        for id in meetings.keys where meetings[id]?.following == true {
+            guard let snapshot = await live.snapshot(id), meetings[id]?.following == true else { continue }
+            meetings[id]!.participants = Dictionary(snapshot.participants.map { ($0.info.id, $0) }, uniquingKeysWith: { _, last in last })
+            meetings[id]!.waiting = Dictionary(snapshot.waiting.map { ($0.entry.id, $0) }, uniquingKeysWith: { _, last in last })
+        }
+    }
+
+    /// Participants and waiting people whose signaling node died (or who this node holds no
+    /// connection for) and who did not reconnect within the grace: every node takes them out of
+    /// its replica and tells its own connections; the store entry goes once.
+    private func dropOrphans() async {
+        guard let live, let alive = await live.liveNodes() else { return }
+        let now = ContinuousClock.now
+        for id in Array(meetings.keys) where meetings[id]?.following == true {
+            let meeting = meetings[id]!
+            func orphaned(_ participantID: String, node: String) -> Bool {
+                node == nodeID ? meeting.sinks[participantID] == nil && !draining : !alive.contains(node)
+            }
+            let candidates = meeting.participants.values.filter { orphaned($0.info.id, node: $0.node) }.map { ($0.info.id, $0.node, false) }
+                + meeting.waiting.values.filter { orphaned($0.entry.id, node: $0.node) }.map { ($0.entry.id, $0.node, true) }
+            meetings[id]!.orphanedSince = meeting.orphanedSince.filter { entry in candidates.contains { $0.0 == entry.key } }
+            for (participantID, node, isWaiting) in candidates {
+                guard let since = meetings[id]!.orphanedSince[participantID] else {
+                    meetings[id]!.orphanedSince[participantID] = now
+                    continue
+                }
+                guard now - since >= reconnectGrace else { continue }
+                meetings[id]!.orphanedSince[participantID] = nil
+                live.removeOrphan(meeting: id, participantID: participantID, node: node)
+                if isWaiting {
+                    meetings[id]!.waiting[participantID] = nil
+                    deliverLocally(id, to: .moderators, OutgoingMessage(.waitingRoom(waitingList(id))))
+                } else {
+                    meetings[id]!.participants[participantID] = nil
+                    deliverLocally(id, to: .everyone(except: nil), OutgoingMessage(.participantLeft(participantID: participantID)))
+                    await callbacks?.orphanRemoved(id, participantID)
+                }
+            }
+        }
+    }
 }
 
 /// What of a created meeting outlives the process: settings, password hash, lock, hosts,

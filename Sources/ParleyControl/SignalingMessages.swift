@@ -34,6 +34,7 @@ public enum ClientMessage: Sendable, Equatable {
         var participantId: String?
         var reason: String?
         var newConnection: Bool?
+        var resume: String?
     }
 
     public static let maximumSize = 256 * 1024
@@ -51,7 +52,7 @@ public enum ClientMessage: Sendable, Equatable {
         case "join":
             guard let meeting = envelope.meeting else { throw .badMessage("join needs \"meeting\"") }
             self = .join(JoinRequest(meeting: meeting, name: envelope.name ?? "", password: envelope.password, invite: envelope.invite,
-                                     token: envelope.token, idToken: envelope.idToken))
+                                     token: envelope.token, idToken: envelope.idToken, resume: envelope.resume))
         case "offer":
             guard let sdp = envelope.sdp else { throw .badMessage("offer needs \"sdp\"") }
             self = .offer(sdp: sdp, sources: envelope.sources ?? [:], newConnection: envelope.newConnection ?? false)
@@ -91,9 +92,14 @@ public struct JoinRequest: Sendable, Equatable {
     public var token: String?
     /// An OpenID Connect ID token, for meetings that require sign-in.
     public var idToken: String?
+    /// The participant id a reconnecting client had: with its token, it takes that participant
+    /// back (same id, same media connection) through whichever signaling node it reached.
+    public var resume: String?
 
-    public init(meeting: String, name: String, password: String? = nil, invite: String? = nil, token: String? = nil, idToken: String? = nil) {
+    public init(meeting: String, name: String, password: String? = nil, invite: String? = nil, token: String? = nil, idToken: String? = nil,
+                resume: String? = nil) {
         self.meeting = meeting; self.name = name; self.password = password; self.invite = invite; self.token = token; self.idToken = idToken
+        self.resume = resume
     }
 }
 
@@ -200,8 +206,9 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
 
 /// Messages the server sends, each encoded with its `type`.
 public enum ServerMessage: Sendable {
+    /// `resumed`: a reconnect took the participant back (same id; the media connection stays).
     case joined(participantID: String, meeting: String, participants: [ParticipantInfo], role: ParticipantRole, token: String?,
-                state: MeetingStateView)
+                state: MeetingStateView, resumed: Bool = false)
     /// In the waiting room: `joined` follows if a host admits, an error `denied` if not.
     case waiting(participantID: String)
     /// To hosts and co-hosts: who waits.
@@ -245,14 +252,15 @@ public enum ServerMessage: Sendable {
         var action: String?
         var by: String?
         var report: ParticipantReport?
+        var resumed: Bool?
     }
 
     public var json: String {
         var wire: Wire
         switch self {
-        case .joined(let id, let meeting, let participants, let role, let token, let state):
+        case .joined(let id, let meeting, let participants, let role, let token, let state, let resumed):
             wire = Wire(type: "joined", version: signalingProtocolVersion, participantId: id, meeting: meeting, participants: participants,
-                        role: role, token: token, state: state)
+                        role: role, token: token, state: state, resumed: resumed ? true : nil)
         case .waiting(let id): wire = Wire(type: "waiting", participantId: id)
         case .waitingRoom(let list): wire = Wire(type: "waiting-room", waiting: list)
         case .meetingState(let locked, let hostsOnly, let waitingRoom):

@@ -64,13 +64,20 @@ public final class SignalingService: Sendable {
             guard connection.participantID == nil else { throw SignalingError.alreadyJoined }
             let identity = try await gatekeeper.check(request, address: connection.address)
             let meetingID = request.meeting
-            switch try await hub.admit(meeting: meetingID, identity: identity, sink: sink) {
+            switch try await hub.admit(meeting: meetingID, identity: identity, sink: sink, resume: request.resume) {
             case .joined(let id, let others):
                 connection.meetingID = meetingID
                 connection.participantID = id
                 await sendJoined(meeting: meetingID, participantID: id, identity: identity, others: others, sink: sink)
                 await applyBlocks(meetingID, await hub.effectiveBlocks(meetingID))
                 logger.info("participant joined", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
+            case .resumed(let id, let transportID, let others):
+                connection.meetingID = meetingID
+                connection.participantID = id
+                connection.transportID = transportID
+                if let transportID { await sfu.adoptTransport(meetingID: meetingID, participantID: id, transportID: transportID) }
+                await sendJoined(meeting: meetingID, participantID: id, identity: identity, others: others, sink: sink, resumed: true)
+                logger.info("participant resumed", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
             case .waiting(let id):
                 connection.meetingID = meetingID
                 connection.participantID = id
@@ -120,7 +127,8 @@ public final class SignalingService: Sendable {
         }
     }
 
-    private func sendJoined(meeting: String, participantID: String, identity: JoinIdentity, others: [ParticipantInfo], sink: MessageSink?) async {
+    private func sendJoined(meeting: String, participantID: String, identity: JoinIdentity, others: [ParticipantInfo], sink: MessageSink?,
+                            resumed: Bool = false) async {
         // They are in: their token brings them back (a reconnect) without waiting again.
         var admitted = identity
         admitted.admitted = true
@@ -128,7 +136,8 @@ public final class SignalingService: Sendable {
         // The hub gave the participant its role (host, co-host) from the meeting's subjects.
         let role = await hub.participant(meeting: meeting, id: participantID)?.info.role ?? .participant
         let state = await hub.state(meeting)
-        sink?(OutgoingMessage(.joined(participantID: participantID, meeting: meeting, participants: others, role: role, token: token, state: state)))
+        sink?(OutgoingMessage(.joined(participantID: participantID, meeting: meeting, participants: others, role: role, token: token, state: state,
+                                      resumed: resumed)))
         if role != .participant { sink?(OutgoingMessage(.waitingRoom(await hub.waitingList(meeting)))) }
     }
 
@@ -143,10 +152,9 @@ public final class SignalingService: Sendable {
         case .allowAudio: await applyBlocks(meeting, await hub.unblock(meeting: meeting, participantID: target!, .audio))
         case .allowVideo: await applyBlocks(meeting, await hub.unblock(meeting: meeting, participantID: target!, .video))
         case .remove:
-            let sink = try await hub.remove(meeting: meeting, participantID: target!, by: hostName)
-            // Media stops at once; the client is told and its socket closed.
+            // The client is told and its socket closed (by whichever node holds it); media stops at once.
+            try await hub.remove(meeting: meeting, participantID: target!, by: hostName)
             sfu.closeParticipant(meetingID: meeting, participantID: target!)
-            sink?(OutgoingMessage(.meetingEnded(reason: "a host removed you from this meeting")))
             logger.notice("participant removed", metadata: ["meeting": "\(meeting)", "participant": "\(target!)"])
         case .allowRejoin: try await hub.allowRejoin(meeting: meeting, participantID: target!)
         case .makeCoHost: try await hub.setCoHost(meeting: meeting, participantID: target!, true)
@@ -192,6 +200,7 @@ public final class SignalingService: Sendable {
         if role != .whep {
             let published = result.published
             await hub.update(meeting: meetingID, participantID: participantID) { $0.tracks = published }
+            await hub.setTransport(meeting: meetingID, participantID: participantID, result.transportID)
         }
         for update in result.changedAssignments {
             await hub.send(meeting: meetingID, participantID: update.participantID, .assignments(update.assignments, version: update.version))
@@ -202,9 +211,12 @@ public final class SignalingService: Sendable {
     /// The connection closed or left: the participant leaves and its media stops.
     public func disconnect(_ connection: inout SignalingConnection) async {
         guard let meetingID = connection.meetingID, let participantID = connection.participantID else { return }
-        await hub.leave(meeting: meetingID, participantID: participantID)
-        sfu.closeParticipant(meetingID: meetingID, participantID: participantID)
-        logger.info("participant left", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)"])
+        // A participant that reconnected through another node (or whose node is shutting down in a
+        // cluster) keeps its place and its media.
+        if await hub.leave(meeting: meetingID, participantID: participantID) {
+            sfu.closeParticipant(meetingID: meetingID, participantID: participantID)
+            logger.info("participant left", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)"])
+        }
         connection = SignalingConnection(address: connection.address)
     }
 
@@ -213,16 +225,25 @@ public final class SignalingService: Sendable {
 
     /// Turns SFU events into signaling; runs for the life of the server.
     public func runEventLoop() async {
-        await hub.followChanges { [weak self] meeting, blocks in await self?.applyBlocks(meeting, blocks) }
+        await hub.follow(HubCallbacks(
+            blocksChanged: { [weak self] meeting, blocks in await self?.applyBlocks(meeting, blocks) },
+            admitted: { [weak self] meeting, participantID, identity, others, sink in
+                await self?.sendJoined(meeting: meeting, participantID: participantID, identity: identity, others: others, sink: sink)
+            },
+            orphanRemoved: { [weak self] meeting, participantID in
+                self?.logger.info("participant's node died and it did not come back", metadata: ["meeting": "\(meeting)", "participant": "\(participantID)"])
+                self?.sfu.closeParticipant(meetingID: meeting, participantID: participantID)
+            }))
         for await event in sfu.events {
             switch event {
             case .assignmentsChanged(let meetingID, let update):
-                await hub.send(meeting: meetingID, participantID: update.participantID, .assignments(update.assignments, version: update.version))
+                // Every signaling node hears every SFU event; the one holding the connection tells it.
+                await hub.sendLocally(meeting: meetingID, participantID: update.participantID, .assignments(update.assignments, version: update.version))
             case .transportClosed(let meetingID, let participantID, let transportID, let reason):
                 logger.info("transport closed", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)", "reason": "\(reason)"])
                 await transportClosed(transportID)
-                guard reason != "participant left", reason != Self.replacedReason,
-                      let participant = await hub.participants(in: meetingID).first(where: { $0.id == participantID }) else { break }
+                guard reason != "participant left", reason != Self.replacedReason, await hub.contains(meeting: meetingID, participantID: participantID),
+                      let participant = await hub.participant(meeting: meetingID, id: participantID)?.info else { break }
                 if participant.client == "whip" {
                     // A WHIP publisher has no other channel: losing its media is leaving.
                     await hub.leave(meeting: meetingID, participantID: participantID)

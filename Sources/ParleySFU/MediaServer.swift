@@ -9,9 +9,15 @@ public protocol MediaServer: Sendable {
     func closeParticipant(meetingID: String, participantID: String)
     func setBlockedMedia(meetingID: String, participantID: String, blocked: Set<BlockedMedia>)
     func status() async -> SFUStatus
+    /// A participant reconnected its signaling through this node with a transport another node
+    /// made: watch it as one of ours (a cluster learns which SFU holds it).
+    func adoptTransport(meetingID: String, participantID: String, transportID: String) async
 }
 
-extension SFU: MediaServer {}
+extension SFU: MediaServer {
+    /// One process: every transport is already this SFU's.
+    public func adoptTransport(meetingID: String, participantID: String, transportID: String) async {}
+}
 
 /// A negotiation as it crosses the control API: the offer as SDP text.
 public struct NegotiationMessage: Codable, Sendable {

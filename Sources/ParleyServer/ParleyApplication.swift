@@ -37,7 +37,8 @@ public struct ParleyServer: Sendable {
             self.localSFU = local
         }
         let sessions = self.sessions
-        let hub = MeetingHub(adhocMeetings: configuration.adhocMeetings, store: configuration.meetingStore)
+        let hub = MeetingHub(adhocMeetings: configuration.adhocMeetings, store: configuration.meetingStore, live: configuration.liveStore,
+                             reconnectGrace: configuration.reconnectGrace)
         let identities: (any IdentityVerifier)? = configuration.identityProviders.isEmpty
             ? nil : OpenIDVerifier(providers: configuration.identityProviders, logger: logger)
         self.identities = identities as? OpenIDVerifier
@@ -128,7 +129,7 @@ public struct ParleyServer: Sendable {
                 group.addTask {
                     for await message in messages {
                         do { try await outbound.write(.text(message.json)) } catch { break }
-                        if case .meetingEnded = message.message { try? await outbound.close(.goingAway, reason: "meeting ended") }
+                        if message.endsMeeting { try? await outbound.close(.goingAway, reason: "meeting ended") }
                     }
                 }
                 var connection = SignalingConnection(address: context.requestContext.clientAddress(context.request.headers, trustedProxies: trustedProxies))

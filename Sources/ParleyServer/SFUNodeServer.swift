@@ -102,6 +102,9 @@ public struct SFUNodeServer: Sendable {
             do {
                 let result = try await sfu.negotiate(try message.request())
                 return jsonResponse(result)
+            } catch NegotiationError.unknownTransport(let id) {
+                // Gone: the signaling node tells its client to start a new peer connection.
+                return jsonResponse(["error": "unknown-transport", "message": "no transport \(id) on this SFU"], status: .gone)
             } catch let error as NegotiationError {
                 return jsonResponse(["error": "negotiation-failed", "message": error.description], status: .unprocessableContent)
             }

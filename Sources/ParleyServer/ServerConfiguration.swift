@@ -22,6 +22,10 @@ public struct ServerConfiguration: Sendable {
     public var trustedProxies: Set<String> = []
     /// Where created meetings are kept beyond this process (Redis with `parley signal`).
     public var meetingStore: (any MeetingRecordStore)?
+    /// Where who is in which meeting is shared with the other signaling nodes (Redis with `parley signal`).
+    public var liveStore: (any LiveMeetingStore)?
+    /// How long a participant whose signaling node died keeps its place (cluster).
+    public var reconnectGrace: Duration = .seconds(10)
     /// OpenID Connect issuers whose ID tokens sign people in.
     public var identityProviders: [IdentityProviderConfiguration] = []
 

@@ -49,7 +49,7 @@ struct WHIPWHEPRoutes {
         if isPublisher {
             let outcome = try await http { try await hub.admit(meeting: meeting, identity: identity, sink: nil) }
             switch outcome {
-            case .joined(let id, _):
+            case .joined(let id, _), .resumed(let id, _, _):
                 participantID = id
             case .waiting(let id):
                 await hub.leave(meeting: meeting, participantID: id)

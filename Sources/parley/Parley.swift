@@ -188,13 +188,17 @@ struct Signal: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a signaling node: web client, API, signaling and WHIP/WHEP; media on `parley sfu` nodes found through Redis.",
         discussion: "Each meeting goes to an SFU node chosen by the room service (consistent hashing bounded by load); an SFU "
-            + "that stops heartbeating is seen within 2 s and its meetings move. Created meetings (settings, password hash, lock, "
-            + "hosts, removals, reports) live in Redis and survive this process; who is connected is still per node "
-            + "(docs/scaling.md): run one signaling node for now."
+            + "that stops heartbeating is seen within 2 s and its meetings move. Meetings (settings, password hash, lock, hosts, "
+            + "removals, reports), who is in them and who waits live in Redis and survive this process; participants of one "
+            + "meeting may be connected to different signaling nodes (events reach them through the Redis channel meeting:{id}). "
+            + "Run as many as you like behind a load balancer (docs/scaling.md)."
     )
 
-    @Option(help: "This node's id in logs (default: a random one).")
+    @Option(help: "This node's id in logs and in Redis (default: a random one).")
     var nodeId: String = "signal-" + UUID().uuidString.prefix(8).lowercased()
+
+    @Option(help: "Seconds a participant whose signaling node died keeps its place for its client to reconnect through another node.")
+    var reconnectGrace: Int = 10
 
     @OptionGroup var http: HTTPOptions
 
@@ -211,19 +215,25 @@ struct Signal: AsyncParsableCommand {
         try access.apply(to: &configuration)
         let controlToken = try cluster.controlToken()
         let redisConfiguration = try cluster.configuration()
+        guard (1...3600).contains(reconnectGrace) else { throw ValidationError("--reconnect-grace must be 1…3600 seconds") }
         let client: RedisClient
         let media: ClusterMediaServer
+        let live: RedisLiveMeetingStore
         do {
             client = try await RedisClient.connect(redisConfiguration)
             media = try await ClusterMediaServer(redis: client, redisConfiguration: redisConfiguration, controlToken: controlToken, logger: logger)
+            live = try await RedisLiveMeetingStore(redis: client, configuration: redisConfiguration, nodeID: nodeId, logger: logger)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
         configuration.meetingStore = RedisMeetingRecordStore(redis: client, logger: logger)
+        configuration.liveStore = live
+        configuration.reconnectGrace = .seconds(reconnectGrace)
         logger.info("signaling node starting", metadata: ["node": "\(nodeId)", "redis": "\(redisConfiguration.host):\(redisConfiguration.port)"])
         let server = try ParleyServer(configuration: configuration, logger: logger, media: media)
         try await server.run()
+        await live.leave()
         media.stop()
     }
 }

@@ -127,7 +127,7 @@ import ParleyTestSupport
             Issue.record("not in"); return
         }
         try await first.report(meeting: "board", reporterID: adaID, reportedID: eveID, reason: "spam")
-        _ = try await first.remove(meeting: "board", participantID: eveID, by: "Host")
+        try await first.remove(meeting: "board", participantID: eveID, by: "Host")
         await first.setLocked("board", true)
         // Another process (a restarted signaling node) reads it all back from Redis.
         let second = MeetingHub(adhocMeetings: false, store: store)
@@ -164,9 +164,10 @@ import ParleyTestSupport
         let logger = Logger(label: "test")
         let nodeA = MeetingHub(adhocMeetings: false, store: RedisMeetingRecordStore(redis: try await RedisClient.connect(server.configuration), logger: logger))
         let nodeB = MeetingHub(adhocMeetings: false, store: RedisMeetingRecordStore(redis: try await RedisClient.connect(server.configuration), logger: logger))
-        await nodeA.followChanges { _, _ in }
+        await nodeA.follow(HubCallbacks(blocksChanged: { _, _ in }, admitted: { _, _, _, _, _ in }, orphanRemoved: { _, _ in }))
         let screenRules = Mutex<[String: Set<BlockedMedia>]>([:])
-        await nodeB.followChanges { _, blocks in screenRules.withLock { $0 = blocks } }
+        await nodeB.follow(HubCallbacks(blocksChanged: { _, blocks in screenRules.withLock { $0 = blocks } }, admitted: { _, _, _, _, _ in },
+                                        orphanRemoved: { _, _ in }))
         try await nodeA.create(id: "board", settings: MeetingSettings(), passwordHash: nil, hostSubject: "host")
         let bob = Inbox()
         guard case .joined(let bobID, _) = try await nodeB.admit(meeting: "board", identity: JoinIdentity(subject: "bob", name: "Bob"), sink: bob.sink) else {

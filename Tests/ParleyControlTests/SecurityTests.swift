@@ -209,7 +209,7 @@ import ParleySFU
         let eve = Inbox()
         let eveIdentity = identity("eve", keys: ["invite:abc"])
         guard case .joined(let eveID, _) = try await hub.admit(meeting: "m", identity: eveIdentity, sink: eve.sink) else { Issue.record("not in"); return }
-        _ = try await hub.remove(meeting: "m", participantID: eveID, by: "Host")
+        try await hub.remove(meeting: "m", participantID: eveID, by: "Host")
         #expect(eve.objects.contains { $0["type"] as? String == "moderated" && $0["action"] as? String == "removed" })
         await #expect(throws: SignalingError.removed) { try await hub.admit(meeting: "m", identity: eveIdentity, sink: nil) }
         // The same invite link under a new identity is the same credential.

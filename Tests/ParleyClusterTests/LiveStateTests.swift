@@ -1,0 +1,184 @@
+import Foundation
+import Logging
+import Testing
+@testable import ParleyCluster
+import ParleyControl
+import ParleyRedis
+import ParleySFU
+import ParleyTestSupport
+import Synchronization
+
+/// Two (or three) signaling nodes' hubs sharing one real redis-server, as `parley signal` runs them.
+@Suite(.serialized) struct LiveStateAcrossNodesTests {
+    final class Inbox: Sendable {
+        let messages = Mutex<[String]>([])
+        var sink: MessageSink { { message in self.messages.withLock { $0.append(message.json) } } }
+        func contains(_ fragments: String...) -> Bool {
+            messages.withLock { $0.contains { message in fragments.allSatisfy { message.contains($0) } } }
+        }
+        /// Waits up to 3 s for a message with every fragment.
+        func waitFor(_ fragments: String...) async -> Bool {
+            for _ in 0..<150 {
+                if messages.withLock({ $0.contains { message in fragments.allSatisfy { message.contains($0) } } }) { return true }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return false
+        }
+    }
+
+    final class Node: Sendable {
+        let hub: MeetingHub
+        let live: RedisLiveMeetingStore
+        let admitted = Mutex<[String]>([])
+        init(hub: MeetingHub, live: RedisLiveMeetingStore) { self.hub = hub; self.live = live }
+    }
+
+    func node(_ id: String, _ server: RedisServer, maximum: Int = 500, grace: Duration = .seconds(10)) async throws -> Node {
+        let logger = Logger(label: id)
+        let redis = try await RedisClient.connect(server.configuration)
+        let live = try await RedisLiveMeetingStore(redis: redis, configuration: server.configuration, nodeID: id, logger: logger)
+        let hub = MeetingHub(maximumParticipants: maximum, adhocMeetings: true, store: RedisMeetingRecordStore(redis: redis, logger: logger),
+                             live: live, reconnectGrace: grace)
+        let node = Node(hub: hub, live: live)
+        await hub.follow(HubCallbacks(blocksChanged: { _, _ in },
+                                      admitted: { _, participantID, _, _, sink in
+                                          node.admitted.withLock { $0.append(participantID) }
+                                          sink(OutgoingMessage(.waiting(participantID: "admitted-\(participantID)")))
+                                      },
+                                      orphanRemoved: { _, _ in }))
+        return node
+    }
+
+    @Test func participantsOnDifferentNodesSeeEachOthersEventsAndHostActions() async throws {
+        let server = try RedisServer()
+        let a = try await node("signal-a", server)
+        let b = try await node("signal-b", server)
+        defer { a.live.stop(); b.live.stop() }
+        var settings = MeetingSettings()
+        settings.waitingRoom = true
+        settings.allowSelfUnmute = false
+        try await a.hub.create(id: "board", settings: settings, passwordHash: nil, hostSubject: "host")
+        let host = Inbox(), ada = Inbox(), eve = Inbox()
+        guard case .joined(let hostID, _) = try await a.hub.admit(meeting: "board", identity: JoinIdentity(subject: "host", name: "Hostess", isHost: true),
+                                                               sink: host.sink) else { Issue.record("host not in"); return }
+        // Ada knocks on node B: the host on node A sees her waiting and lets her in.
+        guard case .waiting(let adaID) = try await b.hub.admit(meeting: "board", identity: JoinIdentity(subject: "ada", name: "Ada"), sink: ada.sink) else {
+            Issue.record("Ada did not wait"); return
+        }
+        #expect(await host.waitFor(#""waiting-room""#, adaID))
+        let local = try await a.hub.decide(meeting: "board", participantID: adaID, .admit)
+        #expect(local.isEmpty, "Ada's connection is on node B, which tells her")
+        #expect(await ada.waitFor("admitted-\(adaID)"))
+        #expect(b.admitted.withLock { $0 } == [adaID])
+        #expect(await b.hub.contains(meeting: "board", participantID: adaID))
+        #expect(await host.waitFor(#""participant-joined""#, adaID))
+        #expect(await b.hub.participants(in: "board").map(\.id) == [hostID, adaID])
+
+        // Chat and mutes cross in both directions.
+        await b.hub.broadcast(meeting: "board", .chat(from: adaID, name: "Ada", text: "hello from B", at: 0), except: nil)
+        #expect(await host.waitFor("hello from B"))
+        await a.hub.broadcast(meeting: "board", .chat(from: hostID, name: "Hostess", text: "hello from A", at: 0), except: nil)
+        #expect(await ada.waitFor("hello from A"))
+        _ = try await b.hub.setOwnMute(meeting: "board", participantID: adaID, kind: .video, muted: true)
+        #expect(await host.waitFor(#""participant-updated""#, #""videoMuted":true"#))
+
+        // Host controls from node A reach Ada on node B, and her entry carries the block.
+        let blocks = await a.hub.block(meeting: "board", participantID: adaID, .audio, by: "Hostess")
+        #expect(blocks[adaID] == [.audio])
+        #expect(await ada.waitFor(#""moderated""#, "mute-audio"))
+        await #expect(throws: SignalingError.self) {
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await b.hub.setOwnMute(meeting: "board", participantID: adaID, kind: .audio, muted: false)
+        }
+        try await a.hub.setCoHost(meeting: "board", participantID: adaID, true)
+        #expect(await ada.waitFor(#""participant-updated""#, #""role":"cohost""#))
+
+        // Locked on A: a newcomer on B is refused by the shared admission, even before B reloads the record.
+        await a.hub.setLocked("board", true)
+        var refused = false
+        for _ in 0..<50 where !refused {
+            do { _ = try await b.hub.admit(meeting: "board", identity: JoinIdentity(subject: "eve", name: "Eve", admitted: true), sink: eve.sink) } catch {
+                refused = error == .locked
+            }
+            if !refused { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(refused)
+
+        // Removal from A: Ada's connection on B is told and she is out everywhere.
+        try await a.hub.setCoHost(meeting: "board", participantID: adaID, false)
+        try await a.hub.remove(meeting: "board", participantID: adaID, by: "Hostess")
+        #expect(await ada.waitFor(#""meeting-ended""#))
+        #expect(await host.waitFor(#""participant-left""#, adaID))
+        for _ in 0..<50 where await b.hub.contains(meeting: "board", participantID: adaID) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(await !b.hub.contains(meeting: "board", participantID: adaID))
+        await #expect(throws: SignalingError.removed) {
+            try await b.hub.admit(meeting: "board", identity: JoinIdentity(subject: "ada", name: "Ada", admitted: true), sink: nil)
+        }
+    }
+
+    @Test func concurrentJoinsOnTwoNodesNeverPassTheCapacity() async throws {
+        let server = try RedisServer()
+        let a = try await node("signal-a", server, maximum: 3)
+        let b = try await node("signal-b", server, maximum: 3)
+        defer { a.live.stop(); b.live.stop() }
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<10 {
+                let hub = index.isMultiple(of: 2) ? a.hub : b.hub
+                group.addTask {
+                    do {
+                        _ = try await hub.admit(meeting: "crowd", identity: JoinIdentity(subject: "p\(index)", name: "P\(index)"), sink: { _ in })
+                        return true
+                    } catch SignalingError.meetingFull {
+                        return false
+                    }
+                }
+            }
+            var admitted = 0
+            for try await joined in group where joined { admitted += 1 }
+            return admitted
+        }
+        #expect(outcomes == 3)
+        #expect(await a.live.snapshot("crowd")?.participants.count == 3)
+    }
+
+    @Test func aClientOfADeadNodeResumesThroughAnotherAndOthersAreDroppedAfterTheGrace() async throws {
+        let server = try RedisServer()
+        let a = try await node("signal-a", server, grace: .seconds(1))
+        let b = try await node("signal-b", server, grace: .seconds(1))
+        let watcher = Inbox()
+        guard case .joined(let watcherID, _) = try await a.hub.admit(meeting: "m", identity: JoinIdentity(subject: "w", name: "Watcher"),
+                                                                  sink: watcher.sink),
+              case .joined(let adaID, _) = try await b.hub.admit(meeting: "m", identity: JoinIdentity(subject: "ada", name: "Ada"), sink: { _ in }),
+              case .joined(let bobID, _) = try await b.hub.admit(meeting: "m", identity: JoinIdentity(subject: "bob", name: "Bob"), sink: { _ in }) else {
+            Issue.record("not in"); return
+        }
+        await b.hub.setTransport(meeting: "m", participantID: adaID, "transport-1")
+        #expect(await watcher.waitFor(#""participant-joined""#, bobID))
+        // Node B dies (no more heartbeats, no more events); a third node takes Ada back.
+        b.live.stop()
+        let c = try await node("signal-c", server, grace: .seconds(1))
+        defer { a.live.stop(); c.live.stop() }
+        // Someone else naming Ada's participant id only joins as themselves.
+        guard case .joined(let malloryID, _) = try await c.hub.admit(meeting: "m", identity: JoinIdentity(subject: "mallory", name: "Ada"),
+                                                                  sink: { _ in }, resume: adaID) else {
+            Issue.record("another identity took Ada's place"); return
+        }
+        #expect(malloryID != adaID)
+        let ada = Inbox()
+        guard case .resumed(let resumedID, let transportID, let others) = try await c.hub.admit(
+            meeting: "m", identity: JoinIdentity(subject: "ada", name: "Ada", admitted: true), sink: ada.sink, resume: adaID) else {
+            Issue.record("Ada was not resumed"); return
+        }
+        #expect(resumedID == adaID && transportID == "transport-1")
+        #expect(Set(others.map(\.id)).isSuperset(of: [watcherID, bobID]))
+        // Bob never comes back: dropped after the grace (1 s) once B's heartbeat expired (1.5 s).
+        var bobLeft = false
+        for _ in 0..<3 where !bobLeft { bobLeft = await watcher.waitFor(#""participant-left""#, bobID) }
+        #expect(bobLeft)
+        #expect(!watcher.contains(#""participant-left""#, adaID), "Ada resumed and must not leave")
+        #expect(await a.hub.participants(in: "m").map(\.id).sorted() == [watcherID, adaID, malloryID].sorted())
+        await a.hub.broadcast(meeting: "m", .chat(from: watcherID, name: "Watcher", text: "after the failover", at: 0), except: nil)
+        #expect(await ada.waitFor("after the failover"))
+    }
+}
+
