@@ -30,6 +30,7 @@ window.parley = {
   get waiting() { return panel.waiting; },
   get meetingState() { return panel.meetingState; },
   joinedAt: null,
+  departures: [],
   get participants() { return [...state.participants.values()]; },
   get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
   stats: () => state.peer?.statsByParticipant() ?? Promise.resolve({}),
@@ -112,7 +113,11 @@ async function connectSignaling(name) {
     wantReceivers();
     render();
   });
-  signaling.addEventListener('participant-left', ({ detail }) => { state.participants.delete(detail.participantId); render(); });
+  signaling.addEventListener('participant-left', ({ detail }) => {
+    window.parley.departures.push(detail.participantId);
+    state.participants.delete(detail.participantId);
+    render();
+  });
   signaling.addEventListener('assignments', ({ detail }) => state.peer?.applyAssignments(detail.assignments, detail.assignmentsVersion));
   signaling.addEventListener('chat', ({ detail }) => addChatMessage({ ...detail, self: detail.from === state.me }));
   signaling.addEventListener('error', ({ detail }) => {

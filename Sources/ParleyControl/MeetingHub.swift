@@ -731,6 +731,7 @@ public actor MeetingHub {
 
     public var meetingCount: Int { meetings.count }
     public var participantCount: Int { meetings.values.reduce(0) { $0 + $1.participants.count } }
+    public var connectionCount: Int { meetings.values.reduce(0) { $0 + $1.sinks.count } }
 
     // MARK: Cluster replica
 

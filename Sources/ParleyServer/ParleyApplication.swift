@@ -80,6 +80,7 @@ public struct ParleyServer: Sendable {
             let status = await sfu.status()
             let body = HealthStatus(status: "ok", uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
                                     meetings: await signaling.hub.meetingCount, participants: await signaling.hub.participantCount,
+                                    connections: await signaling.hub.connectionCount,
                                     whipWhepSessions: await sessions.count, sfu: status)
             return jsonResponse(body)
         }
@@ -159,6 +160,9 @@ struct HealthStatus: Codable, ResponseEncodable {
     var uptimeSeconds: Int
     var meetings: Int
     var participants: Int
+    /// Signaling connections (and WHIP publishers) this node holds; `participants` counts everyone
+    /// in the meetings it follows, wherever they are connected.
+    var connections: Int
     var whipWhepSessions: Int
     var sfu: SFUStatus
 }
