@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# A Parley cluster on one machine: Redis, two SFU nodes and one signaling node.
+# A Parley cluster on one machine: Redis, two SFU nodes and two signaling nodes (HTTP_PORT and
+# HTTP_PORT+1; open a meeting on both: its participants meet across the nodes). Put a load
+# balancer in front for one address (deploy/nginx.conf).
 # Usage: deploy/cluster.sh [ANNOUNCE_IP]    (after `make build`; Ctrl-C stops everything)
 # On several machines run the same commands there, with --redis pointing at the shared Redis,
 # --announce-ip set to each SFU machine's address, and --control-host/--control-url reachable
@@ -24,7 +26,10 @@ REDIS=redis://127.0.0.1:$REDIS_PORT
   --control-token-file "$STATE/control-token" &
 "$PARLEY" sfu --redis "$REDIS" --node-id sfu-2 --udp-port 40100 --announce-ip "$ANNOUNCE_IP" --control-port 9102 \
   --control-token-file "$STATE/control-token" &
-"$PARLEY" signal --redis "$REDIS" --node-id signal-1 --http-port "$HTTP_PORT" --control-token-file "$STATE/control-token" \
-  --secret-file "$STATE/secret" &
-echo "Parley cluster: http://127.0.0.1:$HTTP_PORT/m/demo (Redis on $REDIS_PORT; Ctrl-C stops it)"
+for NODE in 1 2; do
+  "$PARLEY" signal --redis "$REDIS" --node-id "signal-$NODE" --http-port $((HTTP_PORT + NODE - 1)) \
+    --control-token-file "$STATE/control-token" --secret-file "$STATE/secret" &
+done
+echo "Parley cluster: http://127.0.0.1:$HTTP_PORT/m/demo and http://127.0.0.1:$((HTTP_PORT + 1))/m/demo" \
+  "(one meeting, two signaling nodes; Redis on $REDIS_PORT; Ctrl-C stops it)"
 wait

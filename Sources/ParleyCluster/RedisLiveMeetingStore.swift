@@ -180,6 +180,11 @@ public final class RedisLiveMeetingStore: LiveMeetingStore {
         writes.yield([["EVAL", Self.removal, "2", Self.participantsKey(meeting), Self.waitingKey(meeting), participantID, node]])
     }
 
+    public func adopt(meeting: String, participantID: String, from node: String) async -> Bool {
+        let claim = "meeting:\(meeting):adopted:\(participantID):\(node)"
+        return (try? await redis.setIfAbsent(claim, nodeID, expiresInSeconds: 3600)) ?? false
+    }
+
     /// KEYS: record, participants, waiting. ARGV: resume id or "", subject, credential keys (JSON
     /// array), moderator "1"/"0", capacity, "participant" or "waiting", participant id, entry JSON,
     /// expiry seconds. A resume by the same subject wins over every rule (they are in already);

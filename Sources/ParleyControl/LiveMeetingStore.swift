@@ -106,7 +106,31 @@ public protocol LiveMeetingStore: Sendable {
     func publish(_ event: MeetingEvent)
     /// Removes a participant whose node died, unless it reconnected through another node meanwhile.
     func removeOrphan(meeting: String, participantID: String, node: String)
+    /// Claims a dead node's participant for this node; exactly one claimant wins.
+    func adopt(meeting: String, participantID: String, from node: String) async -> Bool
     func events() async -> AsyncStream<LiveStoreEvent>
     /// Signaling nodes whose heartbeat is alive (nil when the store cannot be read).
     func liveNodes() async -> Set<String>?
+}
+
+/// A WHIP or WHEP session, by the id in its `Location`: what `DELETE` ends.
+public struct MediaSession: Codable, Sendable, Equatable {
+    public var meetingID: String
+    public var participantID: String
+    public var transportID: String
+    public var isPublisher: Bool
+
+    public init(meetingID: String, participantID: String, transportID: String, isPublisher: Bool) {
+        self.meetingID = meetingID; self.participantID = participantID; self.transportID = transportID; self.isPublisher = isPublisher
+    }
+}
+
+/// WHIP/WHEP sessions every signaling node can end (Redis in a cluster): a `DELETE` may reach
+/// another node than the `POST` did.
+public protocol MediaSessionStore: Sendable {
+    func save(_ id: String, _ session: MediaSession) async
+    func load(_ id: String) async -> MediaSession?
+    func delete(_ id: String, transportID: String) async
+    /// The session whose transport this is, if any.
+    func session(forTransport transportID: String) async -> String?
 }

@@ -65,11 +65,14 @@ public struct HubCallbacks: Sendable {
     public var admitted: @Sendable (_ meeting: String, _ participantID: String, JoinIdentity, _ others: [ParticipantInfo], @escaping MessageSink) async -> Void
     /// A participant whose signaling node died did not come back in time: stop its media.
     public var orphanRemoved: @Sendable (_ meeting: String, _ participantID: String) async -> Void
+    /// This node took over a WHIP publisher whose node died (its media goes on): watch its transport.
+    public var adopted: @Sendable (_ meeting: String, _ participantID: String, _ transportID: String?) async -> Void
 
     public init(blocksChanged: @escaping @Sendable (String, [String: Set<BlockedMedia>]) async -> Void,
                 admitted: @escaping @Sendable (String, String, JoinIdentity, [ParticipantInfo], @escaping MessageSink) async -> Void,
-                orphanRemoved: @escaping @Sendable (String, String) async -> Void) {
-        self.blocksChanged = blocksChanged; self.admitted = admitted; self.orphanRemoved = orphanRemoved
+                orphanRemoved: @escaping @Sendable (String, String) async -> Void,
+                adopted: @escaping @Sendable (String, String, String?) async -> Void = { _, _, _ in }) {
+        self.blocksChanged = blocksChanged; self.admitted = admitted; self.orphanRemoved = orphanRemoved; self.adopted = adopted
     }
 }
 
@@ -412,6 +415,23 @@ public actor MeetingHub {
             return true
         }
         guard let participant = meetings[id]!.participants[participantID], participant.node == nodeID else { return false }
+        removeParticipant(participant, meeting: id)
+        return true
+    }
+
+    /// Ends a participant wherever its connection is: a WHIP session's `DELETE`, which any
+    /// signaling node may receive.
+    @discardableResult
+    public func end(meeting id: String, participantID: String) async -> Bool {
+        if leave(meeting: id, participantID: participantID) { return true }
+        guard live != nil, !draining else { return false }
+        await ensureLoaded(id)
+        if meetings[id] == nil { meetings[id] = Meeting() }
+        meetings[id]!.admitting += 1
+        await startFollowing(id)
+        meetings[id]?.admitting -= 1
+        defer { releaseIfUnused(id) }
+        guard let participant = meetings[id]?.participants[participantID] else { return false }
         removeParticipant(participant, meeting: id)
         return true
     }
@@ -824,6 +844,18 @@ public actor MeetingHub {
                 }
                 guard now - since >= reconnectGrace else { continue }
                 meetings[id]!.orphanedSince[participantID] = nil
+                if !isWaiting, node != nodeID, meetings[id]!.participants[participantID]?.info.client == "whip" {
+                    // A WHIP publisher has no client to reconnect, and its media still flows: one
+                    // live node takes it over (the others hear of it) rather than ending it.
+                    guard await live.adopt(meeting: id, participantID: participantID, from: node),
+                          var adopted = meetings[id]?.participants[participantID], adopted.node == node else { continue }
+                    adopted.node = nodeID
+                    meetings[id]!.participants[participantID] = adopted
+                    meetings[id]!.sinks[participantID] = { _ in }
+                    publish(id, change: .participant(adopted))
+                    await callbacks?.adopted(id, participantID, adopted.transportID)
+                    continue
+                }
                 live.removeOrphan(meeting: id, participantID: participantID, node: node)
                 if isWaiting {
                     meetings[id]!.waiting[participantID] = nil

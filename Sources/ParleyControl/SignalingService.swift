@@ -233,6 +233,10 @@ public final class SignalingService: Sendable {
             orphanRemoved: { [weak self] meeting, participantID in
                 self?.logger.info("participant's node died and it did not come back", metadata: ["meeting": "\(meeting)", "participant": "\(participantID)"])
                 self?.sfu.closeParticipant(meetingID: meeting, participantID: participantID)
+            },
+            adopted: { [weak self] meeting, participantID, transportID in
+                self?.logger.info("took over a WHIP publisher whose node died", metadata: ["meeting": "\(meeting)", "participant": "\(participantID)"])
+                if let transportID { await self?.sfu.adoptTransport(meetingID: meeting, participantID: participantID, transportID: transportID) }
             }))
         for await event in sfu.events {
             switch event {

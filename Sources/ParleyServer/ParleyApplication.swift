@@ -20,7 +20,7 @@ public struct ParleyServer: Sendable {
     /// Set when the SFU runs in this process (started and stopped with the server).
     let localSFU: SFU?
     public let signaling: SignalingService
-    let sessions = HTTPSessions()
+    let sessions: HTTPSessions
     let identities: OpenIDVerifier?
     let logger: Logger
     let startedAt = Date()
@@ -28,6 +28,7 @@ public struct ParleyServer: Sendable {
     public init(configuration: ServerConfiguration, logger: Logger, media: (any MediaServer)? = nil) throws {
         self.configuration = configuration
         self.logger = logger
+        self.sessions = HTTPSessions(shared: configuration.sessionStore)
         if let media {
             self.sfu = media
             self.localSFU = nil

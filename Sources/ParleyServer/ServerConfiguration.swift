@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     public var meetingStore: (any MeetingRecordStore)?
     /// Where who is in which meeting is shared with the other signaling nodes (Redis with `parley signal`).
     public var liveStore: (any LiveMeetingStore)?
+    /// Where WHIP/WHEP sessions are shared, so any node can end them (Redis with `parley signal`).
+    public var sessionStore: (any MediaSessionStore)?
     /// How long a participant whose signaling node died keeps its place (cluster).
     public var reconnectGrace: Duration = .seconds(10)
     /// OpenID Connect issuers whose ID tokens sign people in.

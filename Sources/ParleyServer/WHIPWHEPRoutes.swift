@@ -80,7 +80,7 @@ struct WHIPWHEPRoutes {
         guard let session = await server.sessions.remove(id: id, meetingID: meeting, isPublisher: isPublisher) else {
             throw HTTPError(.notFound, message: "no such session")
         }
-        if isPublisher { await server.signaling.hub.leave(meeting: meeting, participantID: session.participantID) }
+        if isPublisher { await server.signaling.hub.end(meeting: meeting, participantID: session.participantID) }
         server.sfu.closeTransport(meetingID: meeting, transportID: session.transportID, reason: "participant left")
         return Response(status: .ok)
     }

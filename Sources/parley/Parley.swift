@@ -146,7 +146,7 @@ struct AccessOptions: ParsableArguments {
                 configuration.adminToken = token
             }
             configuration.identityProviders = try oidcIssuer.map { argument throws(AccessError) in try IdentityProviderConfiguration(argument: argument) }
-        } catch let error as AccessError {
+        } catch {
             throw ValidationError(error.description)
         }
     }
@@ -229,6 +229,7 @@ struct Signal: AsyncParsableCommand {
         }
         configuration.meetingStore = RedisMeetingRecordStore(redis: client, logger: logger)
         configuration.liveStore = live
+        configuration.sessionStore = RedisMediaSessionStore(redis: client, logger: logger)
         configuration.reconnectGrace = .seconds(reconnectGrace)
         logger.info("signaling node starting", metadata: ["node": "\(nodeId)", "redis": "\(redisConfiguration.host):\(redisConfiguration.port)"])
         let server = try ParleyServer(configuration: configuration, logger: logger, media: media)

@@ -22,7 +22,7 @@ from conftest import PARLEY, ROOT, free_port
 from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
 from test_cluster_sfus import Process, answer_port, health, wait_for_workers, wait_port
 from test_cluster_signaling import nginx_config
-from test_whip_whep_aiortc import play, publish
+from test_whip_whep_aiortc import http, play, publish
 
 
 @pytest.fixture
@@ -132,16 +132,22 @@ def test_whip_and_whep_through_either_node_and_concurrent_first_joins_agree(two_
 
     async def scenario():
         # Published through node 2, played through node 1.
-        publisher, _ = await publish(two, "cross")
+        publisher, location = await publish(two, "cross")
         player, _, frames, _ = await play(one, "cross")
         width, _, _ = await asyncio.wait_for(frames.get(), 15)
         assert width == 320
-        # The publisher is a participant node 1 knows about too.
+        # The publisher is a participant node 1 knows about too, and node 1 can end its session.
         async with aiohttp.ClientSession() as session:
             socket_one = await session.ws_connect(f"ws://127.0.0.1:{two_of_each['nodes']['signal-1']['port']}/ws?meeting=cross")
             await socket_one.send_json({"type": "join", "meeting": "cross", "name": "Watcher"})
             joined = await next_of_type(socket_one, "joined")
             assert [p["client"] for p in joined["participants"]] == ["whip"]
+            status, _, _ = await asyncio.to_thread(http, "DELETE", one + location)
+            assert status == 200, "a WHIP session made through node 2 could not be ended through node 1"
+            left = await next_of_type(socket_one, "participant-left")
+            assert left["participantId"] == joined["participants"][0]["id"]
+            status, _, _ = await asyncio.to_thread(http, "DELETE", two + location)
+            assert status == 404
             await socket_one.close()
         await publisher.close()
         await player.close()

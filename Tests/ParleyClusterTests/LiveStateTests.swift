@@ -180,5 +180,32 @@ import Synchronization
         await a.hub.broadcast(meeting: "m", .chat(from: watcherID, name: "Watcher", text: "after the failover", at: 0), except: nil)
         #expect(await ada.waitFor("after the failover"))
     }
-}
 
+    @Test func aDeadNodesWHIPPublisherIsTakenOverAndAnyNodeCanEndIt() async throws {
+        let server = try RedisServer()
+        let a = try await node("signal-a", server, grace: .milliseconds(500))
+        let b = try await node("signal-b", server, grace: .milliseconds(500))
+        let watcher = Inbox()
+        guard case .joined = try await a.hub.admit(meeting: "cast", identity: JoinIdentity(subject: "w", name: "Watcher"), sink: watcher.sink),
+              case .joined(let whipID, _) = try await b.hub.admit(meeting: "cast", identity: JoinIdentity(subject: "obs", name: "OBS", client: "whip"),
+                                                                 sink: nil) else {
+            Issue.record("not in"); return
+        }
+        #expect(await watcher.waitFor(#""participant-joined""#, whipID))
+        b.live.stop()
+        // Node A takes the publisher over rather than ending its media.
+        var adopted = false
+        for _ in 0..<200 where !adopted {
+            adopted = await a.hub.contains(meeting: "cast", participantID: whipID)
+            if !adopted { try await Task.sleep(for: .milliseconds(25)) }
+        }
+        #expect(adopted, "no live node took the WHIP publisher over")
+        #expect(!watcher.contains(#""participant-left""#, whipID))
+        // A DELETE reaching a node that holds no connection of this meeting ends it everywhere.
+        let c = try await node("signal-c", server)
+        defer { a.live.stop(); c.live.stop() }
+        #expect(await c.hub.end(meeting: "cast", participantID: whipID))
+        #expect(await watcher.waitFor(#""participant-left""#, whipID))
+        #expect(await a.live.snapshot("cast")?.participants.map(\.info.name) == ["Watcher"])
+    }
+}
