@@ -27,6 +27,9 @@ public final class ClusterMediaServer: MediaServer {
     private struct State {
         var transports: [String: Transport] = [:]
         var nodes: [String: SFUNode] = [:]
+        /// No SFU is declared dead before this (Redis lost its data: heartbeats are coming back).
+        var trustHeartbeatsAfter = ContinuousClock.now
+        var epoch: String?
     }
     private let state = Mutex(State())
     private let tasks = Mutex<[Task<Void, Never>]>([])
@@ -78,10 +81,17 @@ public final class ClusterMediaServer: MediaServer {
 
     /// SFUs that stopped heartbeating: their transports are gone.
     private func checkNodes() async {
-        guard let live = try? await rooms.liveNodes() else { return }
+        guard let epoch = try? await rooms.epoch(), let live = try? await rooms.liveNodes() else { return }
         let liveIDs = Set(live.map(\.id))
         let lost = state.withLock { state -> [(String, Transport)] in
             for node in live { state.nodes[node.id] = node }
+            let now = ContinuousClock.now
+            if epoch != state.epoch {
+                if state.epoch != nil { logger.warning("Redis lost its data: waiting for the nodes' heartbeats before judging any SFU") }
+                state.trustHeartbeatsAfter = now + RoomService.heartbeatTTL
+                state.epoch = epoch
+            }
+            guard now >= state.trustHeartbeatsAfter else { return [] }
             let lost = state.transports.filter { !liveIDs.contains($0.value.node) }
             for (id, _) in lost { state.transports[id] = nil }
             return lost.map { ($0.key, $0.value) }
@@ -102,7 +112,7 @@ public final class ClusterMediaServer: MediaServer {
         } else {
             // A new transport, or one another signaling node made (its client reconnected here):
             // the meeting's SFU has it if anyone does.
-            do { node = try await rooms.assign(meeting: request.meetingID) } catch { throw NegotiationError.failed("no media server: \(error)") }
+            node = try await assign(request.meetingID)
             state.withLock { $0.nodes[node.id] = node }
         }
         let (data, status) = try await call(node, "negotiate", body: NegotiationMessage(request))
@@ -116,6 +126,18 @@ public final class ClusterMediaServer: MediaServer {
             $0.transports[result.transportID] = Transport(meetingID: request.meetingID, participantID: request.participantID, node: node.id)
         }
         return result
+    }
+
+    /// The meeting's SFU; when none is alive, tries again for one heartbeat TTL (SFUs starting,
+    /// or Redis refilling after it lost its data) before giving up.
+    private func assign(_ meeting: String) async throws -> SFUNode {
+        let deadline = ContinuousClock.now + RoomService.heartbeatTTL
+        while true {
+            do { return try await rooms.assign(meeting: meeting) } catch {
+                guard ContinuousClock.now < deadline, case .unavailable = error else { throw NegotiationError.failed("no media server: \(error)") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     public func adoptTransport(meetingID: String, participantID: String, transportID: String) async {

@@ -6,17 +6,21 @@ import ParleyRedis
 struct NodeRegistry: Sendable {
     let redis: RedisClient
     let kind: String
-    static let heartbeatTTL: Duration = .milliseconds(1500)
-    static let heartbeatInterval: Duration = .milliseconds(500)
+    static let heartbeatTTL: Duration = .milliseconds(1000)
+    static let heartbeatInterval: Duration = .milliseconds(300)
 
     var setKey: String { kind + "s" }
     func key(_ id: String) -> String { "\(kind):\(id)" }
 
-    /// One heartbeat: `value` (what the node says of itself) alive for `heartbeatTTL`.
-    func heartbeat(_ id: String, value: String) async throws(RedisError) {
+    /// One heartbeat: `value` (what the node says of itself) alive for `heartbeatTTL`. Returns
+    /// whether the node was known alive before it (false at start, after a stall, or when Redis
+    /// lost its data).
+    @discardableResult
+    func heartbeat(_ id: String, value: String) async throws(RedisError) -> Bool {
         let ttl = Self.heartbeatTTL.components.seconds * 1000 + Self.heartbeatTTL.components.attoseconds / 1_000_000_000_000_000
-        let replies = try await redis.pipeline([["SET", key(id), value, "PX", String(ttl)], ["SADD", setKey, id]])
+        let replies = try await redis.pipeline([["SET", key(id), value, "PX", String(ttl), "GET"], ["SADD", setKey, id]])
         if case .error(let message) = replies[0] { throw .server(message) }
+        return !replies[0].isNull
     }
 
     /// A clean stop: gone at once rather than after the TTL.

@@ -10,7 +10,7 @@ import Synchronization
 ///   writes the entry, so two nodes cannot both admit past a rule;
 /// - every change and message goes out on the channel `meeting:{id}` (after the change is stored),
 ///   and each node subscribes to the meetings it holds connections for;
-/// - signaling nodes heartbeat `signal:{id}` (set `signals`), so the others see a dead one within 1.5 s.
+/// - signaling nodes heartbeat `signal:{id}` (set `signals`), so the others see a dead one within 1 s.
 public final class RedisLiveMeetingStore: LiveMeetingStore {
     public let nodeID: String
     let redis: RedisClient

@@ -24,9 +24,15 @@ public final class RoomService: Sendable {
 
     // MARK: SFU side
 
-    /// One heartbeat: the node's state, alive for `heartbeatTTL`.
-    public func heartbeat(_ node: SFUNode) async throws(RedisError) {
-        try await nodes.heartbeat(node.id, value: String(decoding: (try? JSONEncoder().encode(node)) ?? Data(), as: UTF8.self))
+    /// One heartbeat: the node's state, alive for `heartbeatTTL`. When Redis did not know the node
+    /// alive (its data was lost in a restart, or the node stalled), the meetings it carries are
+    /// claimed back where nobody else took them, so their next joins still land here.
+    public func heartbeat(_ node: SFUNode, meetings: [String] = []) async throws(RedisError) {
+        let wasAlive = try await nodes.heartbeat(node.id, value: String(decoding: (try? JSONEncoder().encode(node)) ?? Data(), as: UTF8.self))
+        guard !wasAlive, !meetings.isEmpty else { return }
+        let claims = try await redis.pipeline(meetings.map { ["SET", Self.meetingKey($0), node.id, "NX"] })
+        let claimed = claims.filter { $0 == .simpleString("OK") }.count
+        if claimed > 0 { _ = try await redis.send(["INCRBY", Self.loadKey(node.id), String(claimed)]) }
     }
 
     /// A clean stop: gone at once rather than after the TTL.
@@ -37,6 +43,15 @@ public final class RoomService: Sendable {
     /// Every SFU whose heartbeat is alive.
     public func liveNodes() async throws(RedisError) -> [SFUNode] {
         try await nodes.live().compactMap { try? JSONDecoder().decode(SFUNode.self, from: Data($0.value.utf8)) }
+    }
+
+    /// The cluster's epoch: a random value kept in Redis without expiry (`cluster:epoch`), made
+    /// by whoever finds it missing. When it changes, Redis lost its data (restarted empty), and
+    /// missing heartbeats prove nothing until the nodes have written theirs again.
+    public func epoch() async throws(RedisError) -> String {
+        let replies = try await redis.pipeline([["SET", "cluster:epoch", UUID().uuidString, "NX"], ["GET", "cluster:epoch"]])
+        guard replies.count == 2, let epoch = replies[1].string else { throw .protocolError("no cluster epoch") }
+        return epoch
     }
 
     /// The SFU of a meeting: the one already named if it is alive, else a new choice, agreed by

@@ -813,13 +813,24 @@ public actor MeetingHub {
         }
     }
 
-    /// The store's subscription came back after a break: reload everything followed.
+    /// The store's subscription came back after a break (a Redis restart): this node writes back
+    /// what it holds — its own participants, its waiting people, the records — in case Redis lost
+    /// its data, then reloads everyone else.
     private func resynchronize() async {
         guard let live else { return }
+        for id in meetings.keys { persist(id) }
         for id in meetings.keys where meetings[id]?.following == true {
+            let mine = meetings[id]!.participants.values.filter { $0.node == nodeID }
+            let mineWaiting = meetings[id]!.waiting.values.filter { $0.node == nodeID }
+            for participant in mine { publish(id, change: .participant(participant)) }
+            for waiting in mineWaiting { publish(id, change: .waiting(waiting)) }
             guard let snapshot = await live.snapshot(id), meetings[id]?.following == true else { continue }
-            meetings[id]!.participants = Dictionary(snapshot.participants.map { ($0.info.id, $0) }, uniquingKeysWith: { _, last in last })
-            meetings[id]!.waiting = Dictionary(snapshot.waiting.map { ($0.entry.id, $0) }, uniquingKeysWith: { _, last in last })
+            var participants = Dictionary(snapshot.participants.map { ($0.info.id, $0) }, uniquingKeysWith: { _, last in last })
+            var waiting = Dictionary(snapshot.waiting.map { ($0.entry.id, $0) }, uniquingKeysWith: { _, last in last })
+            for participant in mine where participants[participant.info.id]?.node ?? nodeID == nodeID { participants[participant.info.id] = participant }
+            for entry in mineWaiting { waiting[entry.entry.id] = entry }
+            meetings[id]!.participants = participants
+            meetings[id]!.waiting = waiting
         }
     }
 

@@ -27,6 +27,8 @@ public struct SFUStatus: Sendable, Codable {
     /// Incoming tracks (streams) across every meeting.
     public var producers: Int = 0
     public var counters: [String: Int]
+    /// The meetings this SFU carries (an SFU node re-claims them if Redis lost its assignments).
+    public var meetingIDs: [String]?
 
     public init(workers: Int, ports: [UInt16], meetings: Int, transports: Int, producers: Int = 0, counters: [String: Int]) {
         self.workers = workers; self.ports = ports; self.meetings = meetings; self.transports = transports
@@ -100,18 +102,20 @@ public final class SFU: Sendable {
     }
 
     public func status() async -> SFUStatus {
-        var meetings = 0, transports = 0, producers = 0
+        var meetingIDs: [String] = [], transports = 0, producers = 0
         var counters = PacketCounters()
         for worker in workers {
             let (m, t, p, c) = (try? await worker.submit { (core, _) throws(Never) in
-                (core.meetingCount, core.transportCount, core.producerCount, core.counters)
-            }) ?? (0, 0, 0, PacketCounters())
-            meetings += m; transports += t; producers += p; counters = counters + c
+                (core.meetingIDs, core.transportCount, core.producerCount, core.counters)
+            }) ?? ([], 0, 0, PacketCounters())
+            meetingIDs += m; transports += t; producers += p; counters = counters + c
         }
         let mirror = Mirror(reflecting: counters)
         var dictionary: [String: Int] = [:]
         for child in mirror.children { if let label = child.label, let value = child.value as? Int { dictionary[label] = value } }
-        return SFUStatus(workers: workers.count, ports: workers.map(\.port), meetings: meetings, transports: transports, producers: producers,
-                         counters: dictionary)
+        var status = SFUStatus(workers: workers.count, ports: workers.map(\.port), meetings: meetingIDs.count, transports: transports,
+                               producers: producers, counters: dictionary)
+        status.meetingIDs = meetingIDs.sorted()
+        return status
     }
 }

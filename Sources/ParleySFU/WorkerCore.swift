@@ -34,6 +34,7 @@ public final class WorkerCore {
 
     public var transportCount: Int { transports.count }
     public var meetingCount: Int { routers.count }
+    public var meetingIDs: [String] { Array(routers.keys) }
     public var producerCount: Int { routers.values.reduce(0) { $0 + $1.producers.count } }
 
     /// Handles one datagram; `buffer` may be decrypted in place.

@@ -75,7 +75,7 @@ public struct SFUNodeServer: Sendable {
                                    controlURL: url, capacity: configuration.capacity, participants: status.transports,
                                    streams: status.producers,
                                    packetsPerSecond: received.sample(status.counters["rtpReceived"] ?? 0), cpuPercent: cpu.sample())
-                do { try await rooms.heartbeat(node) } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
+                do { try await rooms.heartbeat(node, meetings: status.meetingIDs ?? []) } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
                 try? await Task.sleep(for: RoomService.heartbeatInterval)
             }
         }

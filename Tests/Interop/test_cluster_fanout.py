@@ -32,7 +32,8 @@ def two_of_each():
         with open(os.path.join(folder, name), "w") as f:
             f.write(value)
     redis_port = free_port()
-    processes = [Process("fanout-redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])]
+    redis_args = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    processes = [Process("fanout-redis", redis_args)]
     try:
         assert wait_port(redis_port)
         redis = f"redis://127.0.0.1:{redis_port}"
@@ -52,7 +53,7 @@ def two_of_each():
         for node in nodes.values():
             assert wait_port(node["port"])
             assert wait_for_workers(node["url"], 2), "a signaling node never saw both SFU nodes"
-        yield {"folder": folder, "redis": redis_port, "sfus": sfus, "nodes": nodes}
+        yield {"folder": folder, "redis": redis_port, "redis_args": redis_args, "sfus": sfus, "nodes": nodes, "processes": processes}
     finally:
         for process in reversed(processes):
             process.stop()
@@ -286,3 +287,53 @@ def test_clients_resume_through_another_node_without_sticky_routing(two_of_each)
             browser.quit()
         nginx.terminate()
         nginx.wait(timeout=10)
+
+
+@pytest.mark.timeout(120)
+def test_a_redis_that_lost_its_data_is_refilled_by_the_nodes(two_of_each):
+    """Redis restarted empty (no persistence): the signaling nodes write back who is connected
+    through them, the SFU nodes claim back their meetings; the meeting goes on."""
+    nodes = two_of_each["nodes"]
+    ports = {name: node["port"] for name, node in nodes.items()}
+
+    async def scenario():
+        publisher, _ = await publish(nodes["signal-1"]["url"], "amnesia")
+        sfu_port = answer_port(publisher.remoteDescription.sdp)
+        async with aiohttp.ClientSession() as session:
+            async def member(port, name):
+                ws = await session.ws_connect(f"ws://127.0.0.1:{port}/ws?meeting=amnesia")
+                await ws.send_json({"type": "join", "meeting": "amnesia", "name": name})
+                return ws, (await next_of_type(ws, "joined"))["participantId"]
+            (near, near_id), (far, far_id) = await member(ports["signal-1"], "Near"), await member(ports["signal-2"], "Far")
+
+            two_of_each["processes"][0].kill()
+            restarted = Process("fanout-redis-2", two_of_each["redis_args"])
+            two_of_each["processes"].append(restarted)
+            assert wait_port(two_of_each["redis"])
+            back = time.time()
+            # Chat still crosses nodes, between the participants who were in before.
+            delivered = None
+            while time.time() - back < 15 and delivered is None:
+                await near.send_json({"type": "chat", "text": "anyone still there?"})
+                try:
+                    delivered = await next_of_type(far, "chat", timeout=0.5)
+                except asyncio.TimeoutError:
+                    pass
+            assert delivered and delivered["from"] == near_id, "chat stopped crossing nodes after Redis lost its data"
+            refilled = time.time() - back
+            # A newcomer through node 2 sees everyone who was in, and the meeting kept its SFU.
+            newcomer, _ = await member(ports["signal-2"], "Newcomer")
+            await newcomer.close()
+            counter = await session.ws_connect(f"ws://127.0.0.1:{ports['signal-2']}/ws?meeting=amnesia")
+            await counter.send_json({"type": "join", "meeting": "amnesia", "name": "Counter"})
+            joined = await next_of_type(counter, "joined")
+            ids = {p["id"] for p in joined["participants"]}
+            assert {near_id, far_id} <= ids and any(p["client"] == "whip" for p in joined["participants"]), joined["participants"]
+            second, _ = await publish(nodes["signal-2"]["url"], "amnesia")
+            assert answer_port(second.remoteDescription.sdp) == sfu_port, "the meeting moved to another SFU after Redis lost its data"
+            print(f"measured: Redis restarted empty -> state written back, chat crossing nodes again {refilled:.2f} s after Redis was back")
+            for ws in (near, far, counter):
+                await ws.close()
+            await second.close()
+        await publisher.close()
+    asyncio.run(scenario())
