@@ -163,6 +163,11 @@ public final class ClusterMediaServer: MediaServer {
         fireAndForget(meetingID: meetingID, "blocked-media", body: Body(meetingID: meetingID, participantID: participantID, blocked: Array(blocked)))
     }
 
+    public func setViewport(meetingID: String, participantID: String, sizes: [String: VideoSize]) {
+        struct Body: Encodable { var meetingID: String; var participantID: String; var sizes: [String: VideoSize] }
+        fireAndForget(meetingID: meetingID, "viewport", body: Body(meetingID: meetingID, participantID: participantID, sizes: sizes))
+    }
+
     /// Every live SFU's status, summed.
     public func status() async -> SFUStatus {
         var total = SFUStatus(workers: 0, ports: [], meetings: 0, transports: 0, counters: [:])

@@ -100,6 +100,9 @@ public actor MeetingHub {
         var waiting: [String: LiveWaiting] = [:]
         /// The connections this node holds (participants and waiting), by participant id.
         var sinks: [String: MessageSink] = [:]
+        /// Which connection holds each participant here (a resumed participant's old socket may
+        /// close later: it must not take the participant out).
+        var holders: [String: String] = [:]
         /// Receiving the meeting's events from other nodes (cluster).
         var following = false
         /// While the first snapshot loads: ids that events removed meanwhile (not to bring back).
@@ -286,7 +289,8 @@ public actor MeetingHub {
     /// Lets someone in, or into the waiting room, or refuses: the meeting's state (lock,
     /// removals, capacity, waiting room) decided in one step. `resume` is the participant id a
     /// reconnecting client had: with the same identity it takes that participant back.
-    public func admit(meeting id: String, identity: JoinIdentity, sink: MessageSink?, resume: String? = nil) async throws(SignalingError) -> JoinOutcome {
+    public func admit(meeting id: String, identity: JoinIdentity, sink: MessageSink?, resume: String? = nil,
+                      connection: String = RandomToken.make(length: 12)) async throws(SignalingError) -> JoinOutcome {
         await ensureLoaded(id)
         if meetings[id] == nil {
             guard adhocMeetings else { throw .meetingNotFound }
@@ -294,7 +298,7 @@ public actor MeetingHub {
         }
         meetings[id]!.admitting += 1
         do {
-            let outcome = try await admitHere(meeting: id, identity: identity, sink: sink, resume: resume)
+            let outcome = try await admitHere(meeting: id, identity: identity, sink: sink, resume: resume, holder: connection)
             meetings[id]?.admitting -= 1
             return outcome
         } catch {
@@ -304,7 +308,8 @@ public actor MeetingHub {
         }
     }
 
-    private func admitHere(meeting id: String, identity: JoinIdentity, sink: MessageSink?, resume: String?) async throws(SignalingError) -> JoinOutcome {
+    private func admitHere(meeting id: String, identity: JoinIdentity, sink: MessageSink?, resume: String?,
+                           holder: String) async throws(SignalingError) -> JoinOutcome {
         await startFollowing(id)
         guard let meeting = meetings[id] else { throw .meetingNotFound }
         let isHost = identity.isHost || meeting.hostSubjects.contains(identity.subject)
@@ -312,6 +317,7 @@ public actor MeetingHub {
         let connection = sink ?? { _ in }
         if let resume, let existing = meeting.participants[resume], existing.subject == identity.subject, live == nil {
             meetings[id]!.sinks[resume] = connection
+            meetings[id]!.holders[resume] = holder
             return .resumed(participantID: resume, transportID: existing.transportID, others: participants(in: id).filter { $0.id != resume })
         }
         if live == nil {
@@ -341,6 +347,7 @@ public actor MeetingHub {
                 existing.node = nodeID
                 meetings[id]!.participants[existing.info.id] = existing
                 meetings[id]!.sinks[existing.info.id] = connection
+                meetings[id]!.holders[existing.info.id] = holder
                 meetings[id]!.orphanedSince[existing.info.id] = nil
                 publish(id, change: .participant(existing))
                 return .resumed(participantID: existing.info.id, transportID: existing.transportID,
@@ -350,12 +357,14 @@ public actor MeetingHub {
         if waits {
             meetings[id]!.waiting[participantID] = waiting
             meetings[id]!.sinks[participantID] = connection
+            meetings[id]!.holders[participantID] = holder
             publish(id, change: .waiting(waiting))
             sendWaitingList(id)
             return .waiting(participantID: participantID)
         }
         if isHost, meetings[id]!.hostSubjects.insert(identity.subject).inserted { persist(id) }
         meetings[id]!.sinks[participantID] = connection
+        meetings[id]!.holders[participantID] = holder
         return .joined(participantID: participantID, others: add(entry, meeting: id))
     }
 
@@ -399,12 +408,15 @@ public actor MeetingHub {
     }
 
     /// The connection of a participant (or someone waiting) closed or left. Returns whether they
-    /// left the meeting: not when another node holds them now (they reconnected there), nor
-    /// while this node shuts down in a cluster (they reconnect elsewhere and keep their place).
+    /// left the meeting: not when another connection or node holds them now (they reconnected),
+    /// nor while this node shuts down in a cluster (they reconnect elsewhere and keep their place).
+    /// `connection` names the closing connection (nil: whoever holds the participant).
     @discardableResult
-    public func leave(meeting id: String, participantID: String) -> Bool {
+    public func leave(meeting id: String, participantID: String, connection: String? = nil) -> Bool {
         guard meetings[id] != nil else { return false }
+        if let connection, let holder = meetings[id]!.holders[participantID], holder != connection { return false }
         meetings[id]!.sinks[participantID] = nil
+        meetings[id]!.holders[participantID] = nil
         defer { releaseIfUnused(id) }
         if draining && live != nil { return false }
         if let waiting = meetings[id]!.waiting[participantID] {
@@ -656,9 +668,12 @@ public actor MeetingHub {
         return meeting.participants.values.sorted { ($0.joinedAt, $0.info.id) < ($1.joinedAt, $1.info.id) }.map(\.info)
     }
 
-    /// Whether this participant is in the meeting through this node.
-    public func contains(meeting: String, participantID: String) -> Bool {
-        meetings[meeting]?.participants[participantID]?.node == nodeID
+    /// Whether this participant is in the meeting through this node (and through this
+    /// connection, when one is named).
+    public func contains(meeting: String, participantID: String, connection: String? = nil) -> Bool {
+        guard meetings[meeting]?.participants[participantID]?.node == nodeID else { return false }
+        guard let connection, let holder = meetings[meeting]?.holders[participantID] else { return true }
+        return holder == connection
     }
 
     /// Applies a change to what every client sees of a participant, and tells everyone if it changed anything.
@@ -789,7 +804,10 @@ public actor MeetingHub {
             meetings[id]!.participants[entry.info.id] = entry
             meetings[id]!.orphanedSince[entry.info.id] = nil
             // It reconnected through another node: the connection here is stale.
-            if previous?.node == nodeID && entry.node != nodeID { meetings[id]!.sinks[entry.info.id] = nil }
+            if previous?.node == nodeID && entry.node != nodeID {
+                meetings[id]!.sinks[entry.info.id] = nil
+                meetings[id]!.holders[entry.info.id] = nil
+            }
         case .participantLeft(let participantID, let node)?:
             if meetings[id]!.participants[participantID]?.node == node { meetings[id]!.participants[participantID] = nil }
             meetings[id]!.leftWhileLoading?.insert(participantID)

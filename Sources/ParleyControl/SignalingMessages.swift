@@ -15,6 +15,8 @@ public enum ClientMessage: Sendable, Equatable {
     /// A host control; `participantID` names the target where the action has one.
     case host(action: HostAction, participantID: String?)
     case report(participantID: String, reason: String)
+    /// How large the client shows each received video, by mid (device pixels): simulcast layer choice.
+    case viewport(sizes: [String: VideoSize])
     case leave
 
     private struct Envelope: Decodable {
@@ -35,6 +37,7 @@ public enum ClientMessage: Sendable, Equatable {
         var reason: String?
         var newConnection: Bool?
         var resume: String?
+        var sizes: [String: VideoSize]?
     }
 
     public static let maximumSize = 256 * 1024
@@ -73,6 +76,12 @@ public enum ClientMessage: Sendable, Equatable {
         case "report":
             guard let target = envelope.participantId, let reason = envelope.reason else { throw .badMessage("report needs \"participantId\" and \"reason\"") }
             self = .report(participantID: target, reason: reason)
+        case "viewport":
+            guard let sizes = envelope.sizes else { throw .badMessage("viewport needs \"sizes\": {mid: {width, height}}") }
+            guard sizes.count <= 256, sizes.values.allSatisfy({ (0...16384).contains($0.width) && (0...16384).contains($0.height) }) else {
+                throw .badMessage("viewport: at most 256 mids, sizes 0…16384")
+            }
+            self = .viewport(sizes: sizes)
         case "leave":
             self = .leave
         default:
@@ -227,6 +236,9 @@ public enum ServerMessage: Sendable {
     case chat(from: String, name: String, text: String, at: Double)
     case error(code: String, message: String)
     case meetingEnded(reason: String)
+    /// To a simulcast publisher: the layers (rids) of its track on `mid` that somebody receives;
+    /// it pauses the others.
+    case publishLayers(mid: String, rids: [String])
 
     private struct Wire: Encodable {
         var type: String
@@ -253,6 +265,8 @@ public enum ServerMessage: Sendable {
         var by: String?
         var report: ParticipantReport?
         var resumed: Bool?
+        var mid: String?
+        var rids: [String]?
     }
 
     public var json: String {
@@ -276,6 +290,7 @@ public enum ServerMessage: Sendable {
         case .chat(let from, let name, let text, let at): wire = Wire(type: "chat", from: from, name: name, text: text, at: at)
         case .error(let code, let message): wire = Wire(type: "error", code: code, message: message)
         case .meetingEnded(let reason): wire = Wire(type: "meeting-ended", reason: reason)
+        case .publishLayers(let mid, let rids): wire = Wire(type: "publish-layers", mid: mid, rids: rids)
         }
         return (try? String(decoding: JSONCoding.encoder.encode(wire), as: UTF8.self)) ?? "{\"type\":\"error\"}"
     }

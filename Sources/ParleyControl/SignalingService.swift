@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ParleyAccess
 import ParleySFU
+import ParleyTransport
 import ParleyWire
 
 /// What one signaling connection has become: nothing yet, waiting, or a participant of a meeting.
@@ -13,6 +14,8 @@ public struct SignalingConnection: Sendable {
     public var waiting = false
     /// The client's address, for the attempt limits.
     public var address: String
+    /// Tells this connection from a later one that resumed the same participant.
+    public let id = RandomToken.make(length: 12)
     public init(address: String = "unknown") { self.address = address }
 }
 
@@ -49,13 +52,13 @@ public final class SignalingService: Sendable {
     func handle(_ message: ClientMessage, connection: inout SignalingConnection, sink: @escaping MessageSink) async throws {
         if connection.waiting, message != .leave {
             // Admission happens elsewhere (a host's decision); `joined` tells the connection.
-            if await !hub.contains(meeting: connection.meetingID ?? "", participantID: connection.participantID ?? "") {
+            if await !hub.contains(meeting: connection.meetingID ?? "", participantID: connection.participantID ?? "", connection: connection.id) {
                 throw SignalingError.forbidden("you are in the waiting room until a host lets you in")
             }
             connection.waiting = false
         }
         if case .join = message {} else if message != .leave, let meetingID = connection.meetingID, let participantID = connection.participantID,
-                                           await !hub.contains(meeting: meetingID, participantID: participantID) {
+                                           await !hub.contains(meeting: meetingID, participantID: participantID, connection: connection.id) {
             // Removed (or the meeting is gone): nothing more from this connection counts.
             throw SignalingError.notJoined
         }
@@ -64,7 +67,7 @@ public final class SignalingService: Sendable {
             guard connection.participantID == nil else { throw SignalingError.alreadyJoined }
             let identity = try await gatekeeper.check(request, address: connection.address)
             let meetingID = request.meeting
-            switch try await hub.admit(meeting: meetingID, identity: identity, sink: sink, resume: request.resume) {
+            switch try await hub.admit(meeting: meetingID, identity: identity, sink: sink, resume: request.resume, connection: connection.id) {
             case .joined(let id, let others):
                 connection.meetingID = meetingID
                 connection.participantID = id
@@ -122,6 +125,9 @@ public final class SignalingService: Sendable {
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             try await hub.report(meeting: meetingID, reporterID: participantID, reportedID: target, reason: try Validation.reportReason(reason))
             logger.notice("participant reported", metadata: ["meeting": "\(meetingID)", "reported": "\(target)"])
+        case .viewport(let sizes):
+            guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
+            sfu.setViewport(meetingID: meetingID, participantID: participantID, sizes: sizes)
         case .leave:
             await disconnect(&connection)
         }
@@ -213,7 +219,7 @@ public final class SignalingService: Sendable {
         guard let meetingID = connection.meetingID, let participantID = connection.participantID else { return }
         // A participant that reconnected through another node (or whose node is shutting down in a
         // cluster) keeps its place and its media.
-        if await hub.leave(meeting: meetingID, participantID: participantID) {
+        if await hub.leave(meeting: meetingID, participantID: participantID, connection: connection.id) {
             sfu.closeParticipant(meetingID: meetingID, participantID: participantID)
             logger.info("participant left", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)"])
         }
@@ -256,6 +262,8 @@ public final class SignalingService: Sendable {
                     await hub.send(meeting: meetingID, participantID: participantID,
                                    .error(code: "media-failed", message: "the media connection was lost: \(reason)"))
                 }
+            case .layersWanted(let meetingID, let participantID, let mid, let rids):
+                await hub.sendLocally(meeting: meetingID, participantID: participantID, .publishLayers(mid: mid, rids: rids))
             case .transportConnected(let meetingID, let participantID, let transportID):
                 logger.debug("transport connected", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)", "transport": "\(transportID)"])
             }

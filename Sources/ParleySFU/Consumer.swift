@@ -23,6 +23,15 @@ public final class Consumer {
     private var rtxSequence: UInt16 = UInt16.random(in: 0...UInt16.max)
     private(set) var waitingForKeyframe = false
     private var lastKeyframeAsk: Nanoseconds?
+    /// Simulcast: the layer being forwarded (nil before the first keyframe), and the one wanted,
+    /// switched to on its next keyframe.
+    public private(set) var currentLayer: Int?
+    public private(set) var targetLayer = 0
+    /// What the viewport asks for, whether the publisher sends it now or not (it is asked to).
+    public private(set) var desiredLayer = 0
+    /// How large the subscriber shows this video (device pixels), when it said so; nil: as large
+    /// as it comes.
+    var viewport: (width: Int, height: Int)?
     public private(set) var packetsSent: UInt32 = 0
     public private(set) var octetsSent: UInt32 = 0
 
@@ -69,6 +78,23 @@ public final class Consumer {
         rewriter.switchSource()
         waitingForKeyframe = kind == .video
         lastKeyframeAsk = nil
+        currentLayer = producer.isSimulcast ? nil : 0
+        desiredLayer = producer.desiredLayer(fitting: viewport)
+        targetLayer = producer.sendingLayer(atMost: desiredLayer, now: now)
+        return true
+    }
+
+    /// Chooses the layer to send from the viewport and what the publisher sends now; a change
+    /// waits for that layer's keyframe (asked for by `keyframeOverdue`). Returns whether the
+    /// target changed.
+    @discardableResult
+    func updateLayer(now: Nanoseconds) -> Bool {
+        guard let producer, producer.isSimulcast else { return false }
+        desiredLayer = producer.desiredLayer(fitting: viewport)
+        let layer = producer.sendingLayer(atMost: desiredLayer, now: now)
+        guard layer != targetLayer else { return false }
+        targetLayer = layer
+        if currentLayer != layer { lastKeyframeAsk = nil }
         return true
     }
 
@@ -77,12 +103,19 @@ public final class Consumer {
         producer = nil
     }
 
-    var needsKeyframe: Bool { waitingForKeyframe && producer != nil }
+    var needsKeyframe: Bool { producer != nil && (waitingForKeyframe || currentLayer != targetLayer) }
 
-    /// Rewrites and sends one packet; returns true if it went out.
-    func forward(_ packet: UnsafeRawBufferPointer, header: RTPHeader, isKeyframe: Bool, audioLevel: UInt8?, now: Nanoseconds, output: any DatagramOutput) -> Bool {
+    /// Rewrites and sends one packet of layer `layer` (0 without simulcast); returns true if it went out.
+    func forward(_ packet: UnsafeRawBufferPointer, header: RTPHeader, layer: Int, isKeyframe: Bool, audioLevel: UInt8?, now: Nanoseconds,
+                 output: any DatagramOutput) -> Bool {
         guard transport.isConnected, let address = transport.remoteAddress else { return false }
-        if waitingForKeyframe {
+        if layer != currentLayer {
+            // Another simulcast layer: switch to it only if it is the wanted one, on a keyframe.
+            guard layer == targetLayer, isKeyframe else { return false }
+            if currentLayer != nil { rewriter.switchSource() }
+            currentLayer = layer
+            waitingForKeyframe = false
+        } else if waitingForKeyframe {
             guard isKeyframe else { return false }
             waitingForKeyframe = false
         }
@@ -100,7 +133,8 @@ public final class Consumer {
 
     /// Answers a NACK from the subscriber out of the producer's retransmission buffer (RTX if negotiated).
     func retransmit(_ sequences: [UInt16], now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
-        guard let producer, let buffer = producer.retransmissions, transport.isConnected, let address = transport.remoteAddress else { return }
+        guard let producer, let layer = currentLayer, layer < producer.encodings.count, let buffer = producer.encodings[layer].retransmissions,
+              transport.isConnected, let address = transport.remoteAddress else { return }
         for outgoing in sequences.prefix(64) {
             guard let incoming = rewriter.incomingSequence(of: outgoing), let packet = buffer.packet(sequence: incoming),
                   let header = try? RTPHeader(parsing: packet) else { continue }

@@ -8,6 +8,8 @@ public protocol MediaServer: Sendable {
     func closeTransport(meetingID: String, transportID: String, reason: String)
     func closeParticipant(meetingID: String, participantID: String)
     func setBlockedMedia(meetingID: String, participantID: String, blocked: Set<BlockedMedia>)
+    /// How large a subscriber shows each received video (by mid): simulcast sends the layer that fits.
+    func setViewport(meetingID: String, participantID: String, sizes: [String: VideoSize])
     func status() async -> SFUStatus
     /// A participant reconnected its signaling through this node with a transport another node
     /// made: watch it as one of ours (a cluster learns which SFU holds it).

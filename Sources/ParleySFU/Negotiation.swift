@@ -129,6 +129,8 @@ struct AnswerSection {
     var extensions: [(id: UInt8, uri: String)]
     var consumer: Consumer?
     var streamID: String?
+    /// Simulcast layers received, answered `a=rid:X recv` and `a=simulcast:recv`.
+    var receiveRids: [String] = []
 }
 
 extension WorkerCore {
@@ -213,19 +215,28 @@ extension WorkerCore {
                 section.codecs = [MediaCapabilities.answerFeedback(codec, kind: kind)] + (rtx.map { [MediaCapabilities.answerFeedback($0, kind: kind)] } ?? [])
                 let allowed = MediaCapabilities.extensionURIs(kind: kind, publishing: true)
                 section.extensions = media.extensions.filter { allowed.contains($0.uri) }
-                if let midID = section.extensions.first(where: { $0.uri == HeaderExtensionURI.mid })?.id { transport.midExtensionID = midID }
+                func extensionID(_ uri: String) -> UInt8? { section.extensions.first { $0.uri == uri }?.id }
+                if let midID = extensionID(HeaderExtensionURI.mid) { transport.midExtensionID = midID }
+                if let ridID = extensionID(HeaderExtensionURI.rid) { transport.ridExtensionID = ridID }
+                if let repairedID = extensionID(HeaderExtensionURI.repairedRid) { transport.repairedRidExtensionID = repairedID }
+                // Simulcast (RFC 8853): one encoding per rid, lowest first as offered; their SSRCs
+                // come with the first packets (rid header extension).
+                let rids = kind == .video && extensionID(HeaderExtensionURI.rid) != nil ? Array(media.sendRids.prefix(4)) : []
+                section.receiveRids = rids.count > 1 ? rids : []
                 if existingProducer == nil {
-                    let rtxPairs = media.rtxPairs
-                    let rtxSSRCs = Set(rtxPairs.map(\.rtx))
-                    let primary = media.ssrcs.first { !rtxSSRCs.contains($0) }
-                    var encoding = ProducerEncoding()
-                    encoding.ssrc = primary
-                    encoding.rtxSSRC = rtxPairs.first { $0.primary == primary }?.rtx
-                    encoding.rid = media.sendRids.first
+                    var encodings: [ProducerEncoding]
+                    if rids.count > 1 {
+                        encodings = rids.map { ProducerEncoding(rid: $0) }
+                    } else {
+                        let rtxPairs = media.rtxPairs
+                        let rtxSSRCs = Set(rtxPairs.map(\.rtx))
+                        let primary = media.ssrcs.first { !rtxSSRCs.contains($0) }
+                        encodings = [ProducerEncoding(rid: rids.first, ssrc: primary, rtxSSRC: rtxPairs.first { $0.primary == primary }?.rtx)]
+                    }
                     let producer = Producer(
                         id: RandomToken.make(length: 12), kind: kind, mid: mid,
                         source: request.sources[mid] ?? (kind == .audio ? "microphone" : "camera"),
-                        codec: codec, rtxPayloadType: rtx?.payloadType, encodings: [encoding],
+                        codec: codec, rtxPayloadType: rtx?.payloadType, encodings: encodings,
                         audioLevelExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.audioLevel }?.id,
                         transport: transport, now: now)
                     transport.addProducer(producer)
@@ -346,6 +357,10 @@ extension WorkerCore {
             if let mid = section.mid { a.append(SDPAttribute("mid", mid)) }
             for ext in section.extensions { a.append(SDPAttribute("extmap", "\(ext.id) \(ext.uri)")) }
             a.append(SDPAttribute(section.direction.rawValue))
+            if !section.receiveRids.isEmpty {
+                for rid in section.receiveRids { a.append(SDPAttribute("rid", "\(rid) recv")) }
+                a.append(SDPAttribute("simulcast", "recv " + section.receiveRids.joined(separator: ";")))
+            }
             if let consumer = section.consumer {
                 a.append(SDPAttribute("msid", "\(section.streamID ?? "parley") \(consumer.id)"))
             }

@@ -13,13 +13,30 @@ public enum HeaderExtensionURI {
     public static let repairedRid = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 }
 
-/// One encoding of a Producer: a single stream today, one per simulcast layer later.
-public struct ProducerEncoding: Sendable {
+/// One encoding of a Producer: its only stream, or one simulcast layer (lowest first, as offered).
+public struct ProducerEncoding {
     public var rid: String?
     public var ssrc: UInt32?
     public var rtxSSRC: UInt32?
     public var statistics = ReceiveStatistics()
     public var nack = NACKGenerator()
+    /// The last packets of this stream (video), to answer NACKs.
+    var retransmissions: RetransmissionBuffer?
+    /// The picture size its last keyframe announced (VP8), once one came.
+    public var width: Int?
+    public var height: Int?
+    /// When its last packet came: a layer the publisher paused (or stopped sending) goes quiet.
+    public var lastPacketAt: Nanoseconds?
+
+    public init(rid: String? = nil, ssrc: UInt32? = nil, rtxSSRC: UInt32? = nil) {
+        self.rid = rid; self.ssrc = ssrc; self.rtxSSRC = rtxSSRC
+    }
+
+    /// Sending now: a packet within the last second.
+    func isActive(now: Nanoseconds) -> Bool {
+        guard let lastPacketAt else { return false }
+        return now &- lastPacketAt < 1_000_000_000
+    }
 }
 
 /// One incoming track from a publisher (mediasoup's Producer): receives its RTP, keeps the
@@ -39,10 +56,11 @@ public final class Producer {
     public internal(set) var consumers: [Consumer] = []
     var keyframeRequests = KeyframeRequestThrottle()
     private var firSequence: UInt8 = 0
-    let retransmissions: RetransmissionBuffer?
     public private(set) var closed = false
     /// A host stopped this media: packets are counted and dropped, whatever the client sends.
     var blocked = false
+    /// Simulcast: the layers (bit per index) the publisher was last told somebody receives.
+    var announcedLayers: UInt64 = 0
     public let createdAt: Nanoseconds
     public var participantID: String { transport.participantID }
 
@@ -56,9 +74,11 @@ public final class Producer {
         self.codecKind = CodecPayload.kind(ofCodecNamed: codec.name)
         self.rtxPayloadType = rtxPayloadType
         self.encodings = encodings.isEmpty ? [ProducerEncoding()] : encodings
+        if kind == .video {
+            for index in self.encodings.indices { self.encodings[index].retransmissions = RetransmissionBuffer() }
+        }
         self.audioLevelExtensionID = audioLevelExtensionID
         self.transport = transport
-        self.retransmissions = kind == .video ? RetransmissionBuffer() : nil
         self.createdAt = now
     }
 
@@ -91,20 +111,27 @@ public final class Producer {
             return
         }
         encodings[index].statistics.update(sequence: header.sequenceNumber, timestamp: header.timestamp, arrival: now, clockRate: codec.clockRate)
+        encodings[index].lastPacketAt = now
         if kind == .video { encodings[index].nack.received(header.sequenceNumber, now: now) }
         let readable = UnsafeRawBufferPointer(packet)
         let payload = UnsafeRawBufferPointer(rebasing: readable[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
         let isKeyframe = kind == .video && CodecPayload.isKeyframe(codecKind, payload: payload)
-        if isKeyframe { keyframeRequests.satisfied() }
+        if isKeyframe {
+            keyframeRequests.satisfied()
+            if codecKind == .vp8, let size = CodecPayload.vp8KeyframeSize(payload) {
+                encodings[index].width = size.width
+                encodings[index].height = size.height
+            }
+        }
         var audioLevel: UInt8?
         if let audioLevelExtensionID {
             header.forEachExtension(in: readable) { id, offset, length in
                 if id == audioLevelExtensionID, length >= 1 { audioLevel = readable[offset] }
             }
         }
-        retransmissions?.store(readable, sequence: header.sequenceNumber)
+        encodings[index].retransmissions?.store(readable, sequence: header.sequenceNumber)
         for consumer in consumers {
-            if consumer.forward(readable, header: header, isKeyframe: isKeyframe, audioLevel: audioLevel, now: now, output: output) {
+            if consumer.forward(readable, header: header, layer: index, isKeyframe: isKeyframe, audioLevel: audioLevel, now: now, output: output) {
                 counters.rtpForwarded += 1
             }
         }
@@ -171,6 +198,43 @@ public final class Producer {
         guard !bytes.isEmpty else { return }
         transport.sendRTCP(bytes, output: output)
         counters.keyframeRequestsSent += 1
+    }
+
+    /// Simulcast: more than one layer to choose from.
+    public var isSimulcast: Bool { encodings.count > 1 }
+
+    /// The layer a subscriber who shows this video `width`×`height` device pixels at most needs
+    /// (nil: as large as it comes): the lowest layer at least that big. Sizes not seen yet are
+    /// guessed from the largest seen (layers halve, as offered); none seen: the top layer.
+    func desiredLayer(fitting size: (width: Int, height: Int)?) -> Int {
+        let top = encodings.count - 1
+        guard let size else { return top }
+        var reference: Int?
+        for index in encodings.indices where encodings[index].width != nil { reference = index }
+        guard let reference, let referenceWidth = encodings[reference].width, let referenceHeight = encodings[reference].height else { return top }
+        for index in encodings.indices {
+            var width = referenceWidth, height = referenceHeight
+            if let known = encodings[index].width, let knownHeight = encodings[index].height {
+                (width, height) = (known, knownHeight)
+            } else if index < reference {
+                (width, height) = (referenceWidth >> (reference - index), referenceHeight >> (reference - index))
+            } else if index > reference {
+                (width, height) = (referenceWidth << (index - reference), referenceHeight << (index - reference))
+            }
+            if width >= size.width && height >= size.height { return index }
+        }
+        return top
+    }
+
+    /// The layer to send instead of `desired` while some layers are quiet (paused by the
+    /// publisher, or dropped by its encoder): the best sending one up to `desired`, else the
+    /// lowest sending one, else `desired`.
+    func sendingLayer(atMost desired: Int, now: Nanoseconds) -> Int {
+        var best: Int?
+        for index in encodings.indices where encodings[index].isActive(now: now) {
+            if index <= desired { best = index } else if best == nil { return index }
+        }
+        return best ?? desired
     }
 
     func close() {

@@ -101,6 +101,13 @@ public final class SFU: Sendable {
         }
     }
 
+    /// A subscriber's tile sizes by receiving mid (simulcast layer choice).
+    public func setViewport(meetingID: String, participantID: String, sizes: [String: VideoSize]) {
+        worker(for: meetingID).execute { core, _ in
+            core.setViewport(meetingID: meetingID, participantID: participantID, sizes: sizes, now: MonotonicClock.now())
+        }
+    }
+
     public func status() async -> SFUStatus {
         var meetingIDs: [String] = [], transports = 0, producers = 0
         var counters = PacketCounters()

@@ -27,6 +27,9 @@ public final class WebRtcTransport {
     var consumerBySSRC: [UInt32: Consumer] = [:]
     /// The publisher's id for the mid header extension, to learn SSRCs its SDP did not list.
     var midExtensionID: UInt8?
+    /// Simulcast publishers name each layer's stream (and its repairs) in header extensions.
+    var ridExtensionID: UInt8?
+    var repairedRidExtensionID: UInt8?
     let rtcpSSRC = UInt32.random(in: 1...UInt32.max)
     let cname = RandomToken.make(length: 16)
     var nextReportAt: Nanoseconds = 0
@@ -62,22 +65,30 @@ public final class WebRtcTransport {
         producer.receive(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), header: header, now: now, output: output, counters: &counters)
     }
 
-    /// Finds the producer of an unsignaled SSRC through the mid header extension (BUNDLE demux).
+    /// Finds the producer of an unsignaled SSRC through the mid header extension (BUNDLE demux),
+    /// and its simulcast layer through the rid (or, for repairs, repaired-rid) extension.
     private func learnSSRC(_ header: RTPHeader, packet: UnsafeRawBufferPointer) -> Producer? {
         guard let midExtensionID else { return nil }
-        var found: Producer?
+        var mid: String?, rid: String?, repairedRid: String?
         header.forEachExtension(in: packet) { id, offset, length in
-            guard id == midExtensionID else { return }
-            let mid = String(decoding: packet[offset..<(offset + length)], as: UTF8.self)
-            found = producers.first { $0.mid == mid }
+            let value = String(decoding: packet[offset..<(offset + length)], as: UTF8.self)
+            if id == midExtensionID { mid = value } else if id == ridExtensionID { rid = value } else if id == repairedRidExtensionID { repairedRid = value }
         }
-        guard let producer = found else { return nil }
-        if header.payloadType == producer.rtxPayloadType {
-            if producer.encodings[0].rtxSSRC == nil { producer.encodings[0].rtxSSRC = header.ssrc }
-        } else if producer.encodings[0].ssrc == nil {
-            producer.encodings[0].ssrc = header.ssrc
+        guard let mid, let producer = producers.first(where: { $0.mid == mid }) else { return nil }
+        let index: Int
+        if let name = repairedRid ?? rid, let named = producer.encodings.firstIndex(where: { $0.rid == name }) {
+            index = named
+        } else if !producer.isSimulcast {
+            index = 0
         } else {
             return nil
+        }
+        if repairedRid != nil || header.payloadType == producer.rtxPayloadType {
+            guard producer.encodings[index].rtxSSRC == nil else { return nil }
+            producer.encodings[index].rtxSSRC = header.ssrc
+        } else {
+            guard producer.encodings[index].ssrc == nil else { return nil }
+            producer.encodings[index].ssrc = header.ssrc
         }
         producerBySSRC[header.ssrc] = producer
         return producer

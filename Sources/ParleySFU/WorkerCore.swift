@@ -7,6 +7,9 @@ public enum SFUEvent: Sendable, Equatable, Codable {
     case transportClosed(meetingID: String, participantID: String, transportID: String, reason: String)
     /// A participant's receiving mids show other tracks now (a source left, another took its place).
     case assignmentsChanged(meetingID: String, update: AssignmentUpdate)
+    /// Simulcast: which layers (rids) of a publisher's track somebody receives; the publisher
+    /// pauses the others.
+    case layersWanted(meetingID: String, participantID: String, mid: String, rids: [String])
 }
 
 /// The protocol core of one worker, free of I/O: demultiplexes datagrams to transports (RFC 7983,
@@ -23,7 +26,8 @@ public final class WorkerCore {
     /// Host controls: per meeting, per participant, what the SFU must not forward.
     var blockedMedia: [String: [String: Set<BlockedMedia>]] = [:]
     public var counters = PacketCounters()
-    private let emit: (SFUEvent) -> Void
+    var nextLayerCheckAt: Nanoseconds = 0
+    let emit: (SFUEvent) -> Void
 
     public init(announceAddress: String, port: UInt16, dtlsContext: DTLSContext, events: @escaping (SFUEvent) -> Void) {
         self.announceAddress = announceAddress
@@ -109,6 +113,10 @@ public final class WorkerCore {
             }
         }
         for transport in ended ?? [] { checkState(transport, now: now, output: output) }
+        if now >= nextLayerCheckAt {
+            nextLayerCheckAt = now + Self.layerCheckInterval
+            checkLayers(now: now)
+        }
     }
 
     /// Closes a transport: its producers stop, their consumers elsewhere look for another source.

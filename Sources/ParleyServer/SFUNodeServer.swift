@@ -94,6 +94,7 @@ public struct SFUNodeServer: Sendable {
     struct CloseTransport: Codable { var meetingID: String; var transportID: String; var reason: String }
     struct CloseParticipant: Codable { var meetingID: String; var participantID: String }
     struct Blocked: Codable { var meetingID: String; var participantID: String; var blocked: [BlockedMedia] }
+    struct Viewport: Codable { var meetingID: String; var participantID: String; var sizes: [String: VideoSize] }
 
     private func registerControl(on router: Hummingbird.Router<BasicRequestContext>) {
         let control = router.group("control").add(middleware: ControlTokenMiddleware(token: configuration.controlToken))
@@ -122,6 +123,11 @@ public struct SFUNodeServer: Sendable {
         control.post("blocked-media") { request, context -> Response in
             let body = try await request.decode(as: Blocked.self, context: context)
             sfu.setBlockedMedia(meetingID: body.meetingID, participantID: body.participantID, blocked: Set(body.blocked))
+            return Response(status: .noContent)
+        }
+        control.post("viewport") { request, context -> Response in
+            let body = try await request.decode(as: Viewport.self, context: context)
+            sfu.setViewport(meetingID: body.meetingID, participantID: body.participantID, sizes: body.sizes)
             return Response(status: .noContent)
         }
         control.get("status") { _, _ -> Response in jsonResponse(await sfu.status()) }

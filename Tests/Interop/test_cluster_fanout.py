@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 
@@ -21,18 +20,15 @@ from selenium.webdriver.common.by import By
 from conftest import PARLEY, ROOT, free_port
 from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
 from test_cluster_sfus import Process, answer_port, health, wait_for_workers, wait_port
-from test_cluster_signaling import nginx_config
+from test_cluster_signaling import cluster_folder, nginx_config, redis_command
 from test_whip_whep_aiortc import http, play, publish
 
 
 @pytest.fixture
 def two_of_each():
-    folder = tempfile.mkdtemp(prefix="parley-fanout-")
-    for name, value in (("control-token", "cluster-control-token-0123456789"), ("secret", "ef" * 32)):
-        with open(os.path.join(folder, name), "w") as f:
-            f.write(value)
+    folder = cluster_folder("parley-fanout-")
     redis_port = free_port()
-    redis_args = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    redis_args = redis_command(redis_port)
     processes = [Process("fanout-redis", redis_args)]
     try:
         assert wait_port(redis_port)

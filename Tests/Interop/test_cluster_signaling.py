@@ -34,6 +34,19 @@ def nginx_config(listen, upstreams, folder):
     return path
 
 
+def cluster_folder(prefix):
+    """A folder with the files every node of a test cluster shares: the control token and the secret."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    for name, value in (("control-token", "cluster-control-token-0123456789"), ("secret", "cd" * 32)):
+        with open(os.path.join(folder, name), "w") as f:
+            f.write(value)
+    return folder
+
+
+def redis_command(port):
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
 def health(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
         return json.loads(response.read())
@@ -41,12 +54,9 @@ def health(port):
 
 @pytest.mark.timeout(240)
 def test_clients_survive_the_death_of_their_signaling_node():
-    folder = tempfile.mkdtemp(prefix="parley-cluster-")
-    for name, value in (("control-token", "cluster-control-token-0123456789"), ("secret", "cd" * 32)):
-        with open(os.path.join(folder, name), "w") as f:
-            f.write(value)
+    folder = cluster_folder("parley-cluster-")
     redis_port = free_port()
-    processes = [Process("redis2", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])]
+    processes = [Process("redis2", redis_command(redis_port))]
     browsers = []
     try:
         assert wait_port(redis_port)

@@ -74,6 +74,34 @@ import ParleySFU
         #expect(await hub.meetingCount == 0)
     }
 
+    @Test func aReconnectResumesTheParticipantAndTheOldSocketClosingLaterChangesNothing() async throws {
+        let hub = MeetingHub()
+        let watcher = Inbox(), first = Inbox(), second = Inbox()
+        _ = try await hub.join(meeting: "m", name: "Watcher", client: "web", sink: watcher.sink)
+        let ada = JoinIdentity(subject: "ada", name: "Ada", admitted: true)
+        guard case .joined(let adaID, _) = try await hub.admit(meeting: "m", identity: ada, sink: first.sink, connection: "old") else {
+            Issue.record("not in"); return
+        }
+        // Someone else cannot take Ada's place by naming her id: they join as themselves.
+        guard case .joined(let otherID, _) = try await hub.admit(meeting: "m", identity: JoinIdentity(subject: "eve", name: "Eve"), sink: nil,
+                                                              resume: adaID, connection: "eve") else { Issue.record("Eve not in"); return }
+        #expect(otherID != adaID)
+        guard case .resumed(let resumedID, _, let others) = try await hub.admit(meeting: "m", identity: ada, sink: second.sink, resume: adaID,
+                                                                             connection: "new") else {
+            Issue.record("not resumed"); return
+        }
+        #expect(resumedID == adaID && others.count == 2)
+        // The old socket closes after the resume: Ada stays, and the new socket gets her messages.
+        #expect(await !hub.leave(meeting: "m", participantID: adaID, connection: "old"))
+        #expect(await hub.contains(meeting: "m", participantID: adaID, connection: "new"))
+        #expect(await !hub.contains(meeting: "m", participantID: adaID, connection: "old"))
+        await hub.broadcast(meeting: "m", .chat(from: "w", name: "Watcher", text: "still there?", at: 0), except: nil)
+        #expect(second.types.last == "chat" && !first.types.contains("chat"))
+        #expect(!watcher.types.contains("participant-left"))
+        #expect(await hub.leave(meeting: "m", participantID: adaID, connection: "new"))
+        #expect(watcher.types.last == "participant-left")
+    }
+
     @Test func aFullMeetingRefusesTheNextParticipant() async throws {
         let hub = MeetingHub(maximumParticipants: 2)
         _ = try await hub.join(meeting: "m", name: "a", client: "web", sink: nil)
