@@ -33,6 +33,8 @@ window.parley = {
   departures: [],
   get participants() { return [...state.participants.values()]; },
   get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
+  cameraLayers: () => state.peer?.cameraLayers() ?? Promise.resolve({}),
+  get publishedLayers() { return state.peer?.publishedLayers ?? null; },
   stats: () => state.peer?.statsByParticipant() ?? Promise.resolve({}),
   tiles: () => [...document.querySelectorAll('.tile:not(.local)')].map((t) => t.dataset.tile),
   debug: async () => ({
@@ -48,7 +50,8 @@ document.title = `${meeting} · Parley`;
 
 async function startMedia() {
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+    // 720p: browsers send three simulcast layers (320×180, 640×360, 1280×720) only from this size up.
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } });
     state.local.stream = stream;
     state.local.audio = stream.getAudioTracks()[0] ?? null;
     state.local.video = stream.getVideoTracks()[0] ?? null;
@@ -119,6 +122,7 @@ async function connectSignaling(name) {
     render();
   });
   signaling.addEventListener('assignments', ({ detail }) => state.peer?.applyAssignments(detail.assignments, detail.assignmentsVersion));
+  signaling.addEventListener('publish-layers', ({ detail }) => state.peer?.setPublishedLayers(detail.mid, detail.rids));
   signaling.addEventListener('chat', ({ detail }) => addChatMessage({ ...detail, self: detail.from === state.me }));
   signaling.addEventListener('error', ({ detail }) => {
     if (!state.joined) return refused(detail, name);
@@ -267,6 +271,7 @@ function onRejoined(detail) {
 function startPeer() {
   const peer = new Peer(state.signaling);
   state.peer = peer;
+  state.reportedViewport = null;
   peer.addEventListener('assignments', render);
   peer.addEventListener('failed', ({ detail: error }) => showBanner(`Media negotiation failed: ${error.message}`, { error: true }));
   peer.addEventListener('state', ({ detail: connection }) => {
@@ -338,7 +343,28 @@ function render() {
     tile.element.dataset.participant = participant.id;
   }
   renderPanel();
+  reportViewport();
 }
+
+/// Tells the SFU how large each received video is shown (device pixels), so simulcast sends the
+/// layer that fits: a small tile gets a small layer. Sent when a size changes.
+function reportViewport() {
+  if (!state.peer || !state.signaling) return;
+  const sizes = {};
+  for (const [mid, assignment] of state.peer.assignments) {
+    if (assignment.kind !== 'video') continue;
+    const key = assignment.source === 'screen' ? `${assignment.participantId}:screen` : assignment.participantId;
+    const box = state.tiles.get(key)?.video.getBoundingClientRect();
+    const scale = window.devicePixelRatio || 1;
+    sizes[mid] = { width: Math.round((box?.width ?? 0) * scale), height: Math.round((box?.height ?? 0) * scale) };
+  }
+  const text = JSON.stringify(sizes);
+  if (text === state.reportedViewport || Object.keys(sizes).length === 0) return;
+  state.reportedViewport = text;
+  state.signaling.send({ type: 'viewport', sizes });
+}
+window.addEventListener('resize', () => reportViewport());
+setInterval(reportViewport, 2000);
 
 function stopLocalMedia() {
   for (const track of state.local.stream?.getTracks() ?? []) track.stop();

@@ -16,6 +16,14 @@ export class Peer extends EventTarget {
     });
   }
 
+  /// The camera goes out in three simulcast layers (quarter, half, full size); the SFU sends each
+  /// subscriber the one its tile needs and tells us which nobody needs (`publish-layers`).
+  static cameraLayers = [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+  ];
+
   publish(source, track, stream) {
     const existing = this.sending.get(source);
     if (existing && existing.direction !== 'inactive') {
@@ -26,7 +34,9 @@ export class Peer extends EventTarget {
       existing.direction = 'sendonly';
       existing.sender.replaceTrack(track);
     } else {
-      this.sending.set(source, this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }));
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (source === 'camera') init.sendEncodings = Peer.cameraLayers.map((layer) => ({ ...layer }));
+      this.sending.set(source, this.pc.addTransceiver(track, init));
     }
     this.negotiate();
   }
@@ -90,6 +100,35 @@ export class Peer extends EventTarget {
       if (!held || held.version < version) this.assignments.set(assignment.mid, { ...assignment, version });
     }
     this.dispatchEvent(new CustomEvent('assignments'));
+  }
+
+  /// Pauses the simulcast layers of the track on `mid` that nobody receives, resumes the others.
+  async setPublishedLayers(mid, rids) {
+    const transceiver = this.pc.getTransceivers().find((t) => t.mid === mid && t.direction !== 'recvonly');
+    if (!transceiver) return;
+    const parameters = transceiver.sender.getParameters();
+    if (!parameters.encodings || parameters.encodings.length < 2) return;
+    let changed = false;
+    for (const encoding of parameters.encodings) {
+      const active = rids.includes(encoding.rid);
+      if (encoding.active !== active) { encoding.active = active; changed = true; }
+    }
+    if (changed) await transceiver.sender.setParameters(parameters).catch(() => {});
+    this.publishedLayers = { mid, rids };
+  }
+
+  /// Outbound layers of our camera (for tests): rid → {active, framesEncoded, frameWidth}.
+  async cameraLayers() {
+    const transceiver = this.sending.get('camera');
+    if (!transceiver?.mid) return {};
+    const active = Object.fromEntries((transceiver.sender.getParameters().encodings ?? []).map((e) => [e.rid, e.active]));
+    const result = {};
+    (await this.pc.getStats()).forEach((stat) => {
+      if (stat.type === 'outbound-rtp' && stat.mid === transceiver.mid && stat.rid) {
+        result[stat.rid] = { active: active[stat.rid], framesEncoded: stat.framesEncoded ?? 0, frameWidth: stat.frameWidth ?? 0 };
+      }
+    });
+    return result;
   }
 
   /// The receiving track for a mid.

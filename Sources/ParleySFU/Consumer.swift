@@ -20,6 +20,8 @@ public final class Consumer {
     private var rtxPayloadType: UInt8?
     private var clockRate: UInt32 = 90000
     var rewriter = RTPRewriter()
+    /// VP8 picture numbering, continuous across source changes (nil for other codecs).
+    private var vp8: VP8Rewriter?
     private var rtxSequence: UInt16 = UInt16.random(in: 0...UInt16.max)
     private(set) var waitingForKeyframe = false
     private var lastKeyframeAsk: Nanoseconds?
@@ -74,6 +76,8 @@ public final class Consumer {
         producer.consumers.append(self)
         payloadType = codec.payloadType
         clockRate = codec.clockRate
+        vp8 = CodecPayload.kind(ofCodecNamed: codec.name) == .vp8 ? (vp8 ?? VP8Rewriter()) : nil
+        vp8?.switchSource()
         rtxPayloadType = codecs.first { $0.name.lowercased() == "rtx" && $0.associatedPayloadType == codec.payloadType }?.payloadType
         rewriter.switchSource()
         waitingForKeyframe = kind == .video
@@ -112,7 +116,10 @@ public final class Consumer {
         if layer != currentLayer {
             // Another simulcast layer: switch to it only if it is the wanted one, on a keyframe.
             guard layer == targetLayer, isKeyframe else { return false }
-            if currentLayer != nil { rewriter.switchSource() }
+            if currentLayer != nil {
+                rewriter.switchSource()
+                vp8?.switchSource()
+            }
             currentLayer = layer
             waitingForKeyframe = false
         } else if waitingForKeyframe {
@@ -140,16 +147,17 @@ public final class Consumer {
                   let header = try? RTPHeader(parsing: packet) else { continue }
             let slot = output.reserveSlot()
             guard let length = write(packet, header: header, sequence: outgoing, timestamp: rewriter.outgoingTimestamp(of: header.timestamp),
-                                     audioLevel: nil, retransmission: rtxPayloadType != nil, into: slot),
+                                     audioLevel: nil, retransmission: rtxPayloadType != nil, resend: true, into: slot),
                   let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { continue }
             output.commitSlot(length: protected, to: address)
             counters.retransmitted += 1
         }
     }
 
-    /// Writes header (our SSRC, sequence, timestamp, payload type), our extensions, then the payload.
+    /// Writes header (our SSRC, sequence, timestamp, payload type), our extensions, then the payload
+    /// (VP8: renumbered). `retransmission`: as RTX; `resend`: a packet sent before, by either means.
     private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, sequence: UInt16, timestamp: UInt32,
-                       audioLevel: UInt8?, retransmission: Bool, into slot: UnsafeMutableRawBufferPointer) -> Int? {
+                       audioLevel: UInt8?, retransmission: Bool, resend: Bool = false, into slot: UnsafeMutableRawBufferPointer) -> Int? {
         let extensionBytes = (midExtensionID != nil ? 1 + midBytes.count : 0) + (audioLevelExtensionID != nil && audioLevel != nil ? 2 : 0)
         let extensionBlock = extensionBytes == 0 ? 0 : 4 + (extensionBytes + 3) / 4 * 4
         let extra = retransmission ? 2 : 0
@@ -185,7 +193,9 @@ public final class Consumer {
             offset += 2
         }
         let payload = UnsafeRawBufferPointer(rebasing: packet[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
-        UnsafeMutableRawBufferPointer(rebasing: slot[offset..<(offset + payload.count)]).copyMemory(from: payload)
+        let written = UnsafeMutableRawBufferPointer(rebasing: slot[offset..<(offset + payload.count)])
+        written.copyMemory(from: payload)
+        vp8?.rewrite(written, retransmission: resend)
         return offset + payload.count
     }
 

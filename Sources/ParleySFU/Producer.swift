@@ -203,8 +203,9 @@ public final class Producer {
     /// Simulcast: more than one layer to choose from.
     public var isSimulcast: Bool { encodings.count > 1 }
 
-    /// The layer a subscriber who shows this video `width`×`height` device pixels at most needs
-    /// (nil: as large as it comes): the lowest layer at least that big. Sizes not seen yet are
+    /// The layer a subscriber who shows this video in a `width`×`height` box (device pixels,
+    /// fitted without cropping) needs (nil: as large as it comes): the lowest layer that fills the
+    /// box in one dimension, which is as large as the picture is shown. Sizes not seen yet are
     /// guessed from the largest seen (layers halve, as offered); none seen: the top layer.
     func desiredLayer(fitting size: (width: Int, height: Int)?) -> Int {
         let top = encodings.count - 1
@@ -221,7 +222,7 @@ public final class Producer {
             } else if index > reference {
                 (width, height) = (referenceWidth << (index - reference), referenceHeight << (index - reference))
             }
-            if width >= size.width && height >= size.height { return index }
+            if width >= size.width || height >= size.height { return index }
         }
         return top
     }

@@ -26,6 +26,11 @@ final class TestPeer {
     /// An offer like a browser's: BUNDLE, mid extension, Opus and VP8 with RTX.
     /// Video feedback the offer lists; a FIR-only publisher is tested with `["ccm fir"]`.
     var videoFeedback = ["nack", "nack pli"]
+    /// Simulcast as a browser offers it: rids, lowest first, no SSRCs (they come with the packets).
+    var simulcastRids: [String] = []
+    lazy var layerSSRCs: [UInt32] = simulcastRids.map { _ in UInt32.random(in: 1...UInt32.max) }
+    lazy var layerSequences: [UInt16] = simulcastRids.map { _ in UInt16.random(in: 0...60000) }
+    lazy var layerTimestamps: [UInt32] = simulcastRids.map { _ in UInt32.random(in: 0...UInt32.max / 2) }
 
     func offer(sending: Bool) -> String {
         let direction = sending ? "sendonly" : "recvonly"
@@ -34,7 +39,12 @@ final class TestPeer {
         sdp += "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" + common + "a=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
         if sending { sdp += "a=ssrc:\(audioSSRC) cname:peer\r\n" }
         sdp += "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n" + common + "a=mid:1\r\na=rtpmap:96 VP8/90000\r\n" + videoFeedback.map { "a=rtcp-fb:96 \($0)\r\n" }.joined() + "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
-        if sending { sdp += "a=ssrc-group:FID \(videoSSRC) \(rtxSSRC)\r\na=ssrc:\(videoSSRC) cname:peer\r\na=ssrc:\(rtxSSRC) cname:peer\r\n" }
+        if sending && !simulcastRids.isEmpty {
+            sdp += "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\na=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n"
+            sdp += simulcastRids.map { "a=rid:\($0) send\r\n" }.joined() + "a=simulcast:send \(simulcastRids.joined(separator: ";"))\r\n"
+        } else if sending {
+            sdp += "a=ssrc-group:FID \(videoSSRC) \(rtxSSRC)\r\na=ssrc:\(videoSSRC) cname:peer\r\na=ssrc:\(rtxSSRC) cname:peer\r\n"
+        }
         return sdp
     }
 
@@ -59,6 +69,28 @@ final class TestPeer {
         packet += [0x10, keyframe ? 0x9C : 0x9D, 0x01, 0x2A] + [UInt8](repeating: 0x77, count: 200)
         sequence &+= 1
         timestamp &+= 3000
+        return packet
+    }
+
+    /// A packet of simulcast layer `layer`, with the mid and rid extensions a browser adds; a
+    /// keyframe announces `size`; the payload is filled with the layer's index.
+    func simulcastPacket(layer: Int, keyframe: Bool, size: (Int, Int) = (0, 0)) -> [UInt8] {
+        var packet: [UInt8] = [0x90, 0x80 | 96]
+        packet += [UInt8(layerSequences[layer] >> 8), UInt8(layerSequences[layer] & 0xFF)]
+        packet += withUnsafeBytes(of: layerTimestamps[layer].bigEndian, Array.init)
+        packet += withUnsafeBytes(of: layerSSRCs[layer].bigEndian, Array.init)
+        let rid = Array(simulcastRids[layer].utf8)
+        var extensions: [UInt8] = [4 << 4, UInt8(ascii: "1"), 10 << 4 | UInt8(rid.count - 1)] + rid
+        while extensions.count % 4 != 0 { extensions.append(0) }
+        packet += [0xBE, 0xDE, 0, UInt8(extensions.count / 4)] + extensions
+        if keyframe {
+            packet += [0x10, 0x50, 0x02, 0x00, 0x9D, 0x01, 0x2A, UInt8(size.0 & 0xFF), UInt8(size.0 >> 8), UInt8(size.1 & 0xFF), UInt8(size.1 >> 8)]
+        } else {
+            packet += [0x10, 0x51, 0x02, 0x00]
+        }
+        packet += [UInt8](repeating: UInt8(layer), count: 100)
+        layerSequences[layer] &+= 1
+        layerTimestamps[layer] &+= 3000
         return packet
     }
 

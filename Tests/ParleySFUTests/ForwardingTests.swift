@@ -83,6 +83,59 @@ import ParleyWire
         })
     }
 
+    @Test func simulcastSendsTheLayerThatFitsTheViewportSwitchingOnKeyframesWithoutAGap() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        publisher.simulcastRids = ["q", "h", "f"]
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        #expect(publisher.answer?.media[1].values("rid") == ["q recv", "h recv", "f recv"])
+        #expect(publisher.answer?.media[1].attribute("simulcast") == "recv q;h;f")
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let sizes = [(160, 90), (320, 180), (640, 360)]
+        func sendAll(keyframe: Bool) {
+            for layer in 0..<3 { network.send(publisher.protect(publisher.simulcastPacket(layer: layer, keyframe: keyframe, size: sizes[layer])), from: publisher.address) }
+        }
+        func layersReceived() -> [UInt8] { player.receivedRTP.filter { $0.header.payloadType == 96 }.map { $0.bytes.last! } }
+
+        // No viewport: the top layer, from its keyframe on.
+        sendAll(keyframe: true)
+        for _ in 0..<4 { sendAll(keyframe: false) }
+        network.advance(milliseconds: 20)
+        #expect(layersReceived() == Array(repeating: 2, count: 5))
+        let producer = try #require(network.core.routers["m"]?.producers.first { $0.kind == .video })
+        #expect(producer.encodings.map(\.width) == [160, 320, 640])
+
+        // A 200×120 tile: the half layer fits. Its delta frames wait; its keyframe switches.
+        network.events.removeAll()
+        network.core.setViewport(meetingID: "m", participantID: "play", sizes: ["1": VideoSize(width: 200, height: 120)], now: network.now)
+        sendAll(keyframe: false)
+        network.advance(milliseconds: 20)
+        #expect(layersReceived().last == 2, "the old layer goes on until the new one's keyframe")
+        sendAll(keyframe: true)
+        for _ in 0..<3 { sendAll(keyframe: false) }
+        network.advance(milliseconds: 300)
+        #expect(Array(layersReceived().suffix(4)) == [1, 1, 1, 1])
+        let video = player.receivedRTP.filter { $0.header.payloadType == 96 }
+        #expect(Set(video.map(\.header.ssrc)).count == 1)
+        for (previous, next) in zip(video, video.dropFirst()) {
+            #expect(next.header.sequenceNumber == previous.header.sequenceNumber &+ 1)
+            #expect(next.header.timestamp &- previous.header.timestamp < 90000)
+        }
+        // Nobody needs the full layer now: the publisher is told to send q and h only.
+        #expect(network.events.contains(.layersWanted(meetingID: "m", participantID: "pub", mid: "1", rids: ["q", "h"])))
+
+        // The half layer goes quiet (paused, or the encoder dropped it): the player falls back to
+        // the lowest layer, which keeps sending.
+        for _ in 0..<6 {
+            network.send(publisher.protect(publisher.simulcastPacket(layer: 0, keyframe: false)), from: publisher.address)
+            network.advance(milliseconds: 250)
+        }
+        network.send(publisher.protect(publisher.simulcastPacket(layer: 0, keyframe: true, size: sizes[0])), from: publisher.address)
+        network.send(publisher.protect(publisher.simulcastPacket(layer: 0, keyframe: false)), from: publisher.address)
+        network.advance(milliseconds: 20)
+        #expect(Array(layersReceived().suffix(2)) == [0, 0])
+    }
+
     @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
