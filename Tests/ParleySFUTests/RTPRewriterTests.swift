@@ -1,4 +1,5 @@
 import ParleyTransport
+import ParleyWire
 import Testing
 @testable import ParleySFU
 
@@ -31,5 +32,39 @@ import Testing
         let answers = [throttle.request(now: 0), throttle.request(now: .milliseconds(100)), throttle.poll(now: .milliseconds(200)),
                        throttle.poll(now: .milliseconds(300)), throttle.poll(now: .milliseconds(700))]
         #expect(answers == [true, false, false, true, false])
+    }
+}
+
+@Suite struct VP8RewriterTests {
+    /// A VP8 payload with a 15-bit picture id and a TL0PICIDX.
+    func payload(pictureID: UInt16, tl0: UInt8) -> [UInt8] {
+        [0x90, 0xC0, 0x80 | UInt8(pictureID >> 8), UInt8(pictureID & 0xFF), tl0, 0x9D, 0x01, 0x2A]
+    }
+
+    func read(_ bytes: [UInt8]) -> (UInt16, UInt8) {
+        let descriptor = try! bytes.withUnsafeBytes { try VP8PayloadDescriptor(parsing: $0) }
+        return (descriptor.pictureID!, descriptor.tl0PictureIndex!)
+    }
+
+    @Test func pictureNumberingContinuesAcrossASourceChangeAndResendsKeepTheirNumbers() {
+        var rewriter = VP8Rewriter()
+        var sent: [(UInt16, UInt8)] = []
+        func send(_ pictureID: UInt16, _ tl0: UInt8, resend: Bool = false) {
+            var bytes = payload(pictureID: pictureID, tl0: tl0)
+            bytes.withUnsafeMutableBytes { rewriter.rewrite($0, retransmission: resend) }
+            sent.append(read(bytes))
+        }
+        send(30000, 10); send(30001, 11)
+        #expect(sent.map(\.0) == [30000, 30001], "the first source keeps its numbers")
+        // Another layer, numbered far behind: it continues from the last picture sent.
+        rewriter.switchSource()
+        send(100, 200); send(101, 201)
+        #expect(sent.suffix(2).map(\.0) == [30002, 30003] && sent.suffix(2).map(\.1) == [12, 13])
+        send(100, 200, resend: true)
+        #expect(sent.last! == (30002, 12))
+        // Wrapping at 15 bits.
+        rewriter.switchSource()
+        send(0x7FFF, 0); send(0, 1)
+        #expect(sent.suffix(2).map(\.0) == [30004, 30005])
     }
 }

@@ -21,4 +21,30 @@ import Testing
         bytes("7c 05 88").withUnsafeBytes { #expect(!CodecPayload.isKeyframe(.h264, payload: $0)) }        // FU-A middle
         bytes("78 00ff 67").withUnsafeBytes { #expect(!CodecPayload.isKeyframe(.h264, payload: $0)) }      // STAP-A size lies
     }
+
+    @Test func vp8DescriptorFieldsAreReadAndRewrittenInPlace() throws {
+        // X S | I L T | 15-bit picture id 0x1234 | TL0PICIDX 7 | TID 2, Y | frame
+        var payload = bytes("90 e0 9234 07 a0 9d 01 2a")
+        let descriptor = try payload.withUnsafeBytes { try VP8PayloadDescriptor(parsing: $0) }
+        #expect(descriptor.startOfPartition && descriptor.partitionID == 0)
+        #expect(descriptor.pictureID == 0x1234 && descriptor.hasLongPictureID)
+        #expect(descriptor.tl0PictureIndex == 7 && descriptor.temporalLayer == 2 && descriptor.layerSync)
+        #expect(descriptor.length == 6)
+        payload.withUnsafeMutableBytes { raw in
+            descriptor.setPictureID(0x7FFF, in: raw)
+            descriptor.setTL0PictureIndex(200, in: raw)
+        }
+        #expect(payload == bytes("90 e0 ffff c8 a0 9d 01 2a"))
+        // A 7-bit picture id, no TL0PICIDX.
+        let short = try bytes("80 80 05 9c").withUnsafeBytes { try VP8PayloadDescriptor(parsing: $0) }
+        #expect(short.pictureID == 5 && !short.hasLongPictureID && short.tl0PictureIndex == nil && short.temporalLayer == nil)
+        // Keyframe size (RFC 6386 §9.1): 1280×720 behind the start code.
+        bytes("10 50 02 00 9d 01 2a 00 05 d0 02").withUnsafeBytes { raw in
+            #expect(CodecPayload.vp8KeyframeSize(raw).map { [$0.width, $0.height] } == [1280, 720])
+        }
+        // Truncated descriptors are errors, not reads past the end.
+        for broken in ["", "90", "90 80", "90 80 92", "90 40", "90 20", "90 e0 9234 07 a0"] {
+            #expect(throws: WireError.self) { try bytes(broken).withUnsafeBytes { try VP8PayloadDescriptor(parsing: $0) } }
+        }
+    }
 }
