@@ -8,7 +8,8 @@ public enum RTCPPacket: Sendable, Equatable {
     case pictureLossIndication(PictureLossIndication)
     case fullIntraRequest(FullIntraRequest)
     case remb(ReceiverEstimatedMaximumBitrate)
-    /// A well-formed packet of a type Parley does not act on (TWCC, XR, APP…).
+    case transportWideFeedback(TransportWideFeedback)
+    /// A well-formed packet of a type Parley does not act on (XR, APP…).
     case other(packetType: UInt8, format: UInt8)
 
     public enum PacketType: UInt8 {
@@ -55,6 +56,7 @@ public enum RTCPPacket: Sendable, Equatable {
         case .sourceDescription: return .sourceDescription(try SourceDescription(parsing: packet))
         case .goodbye: return .goodbye(try Goodbye(parsing: packet))
         case .transportFeedback where count == GenericNACK.format: return .nack(try GenericNACK(parsing: packet))
+        case .transportFeedback where count == TransportWideFeedback.format: return .transportWideFeedback(try TransportWideFeedback(parsing: packet))
         case .payloadFeedback where count == PictureLossIndication.format:
             return .pictureLossIndication(try PictureLossIndication(parsing: packet))
         case .payloadFeedback where count == FullIntraRequest.format:
@@ -78,6 +80,7 @@ public enum RTCPPacket: Sendable, Equatable {
         case .pictureLossIndication(let p): p.write(into: &out)
         case .fullIntraRequest(let p): p.write(into: &out)
         case .remb(let p): p.write(into: &out)
+        case .transportWideFeedback(let p): p.write(into: &out)
         case .other: break
         }
     }
