@@ -48,6 +48,8 @@ public struct PacketCounters: Sendable, Equatable {
     /// RTP from a producer a host blocked (muted, video stopped, screen sharing disabled).
     public var droppedBlocked = 0
     public var keyframeRequestsSent = 0
+    /// Transport-wide congestion control feedback sent to publishers.
+    public var transportFeedbackSent = 0
 
     public init() {}
 
@@ -59,6 +61,7 @@ public struct PacketCounters: Sendable, Equatable {
         c.droppedUnknownSender += b.droppedUnknownSender; c.droppedMalformed += b.droppedMalformed
         c.droppedUnauthenticated += b.droppedUnauthenticated; c.droppedUnroutable += b.droppedUnroutable
         c.keyframeRequestsSent += b.keyframeRequestsSent; c.droppedBlocked += b.droppedBlocked
+        c.transportFeedbackSent += b.transportFeedbackSent
         return c
     }
 }

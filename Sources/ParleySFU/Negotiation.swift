@@ -80,7 +80,8 @@ public enum NegotiationError: Error, Equatable, Sendable, CustomStringConvertibl
 
 /// The codecs, feedback and extensions Parley's SFU speaks.
 enum MediaCapabilities {
-    static let videoFeedback: Set<String> = ["nack", "nack pli", "ccm fir", "goog-remb"]
+    static let videoFeedback: Set<String> = ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"]
+    static let audioFeedback: Set<String> = ["transport-cc"]
 
     static func isSupported(_ codec: RTPCodec, kind: MediaKind) -> Bool {
         switch (kind, codec.name.uppercased()) {
@@ -107,7 +108,7 @@ enum MediaCapabilities {
 
     static func answerFeedback(_ codec: RTPCodec, kind: MediaKind) -> RTPCodec {
         var codec = codec
-        codec.feedback = kind == .video ? codec.feedback.filter(videoFeedback.contains) : []
+        codec.feedback = codec.feedback.filter((kind == .video ? videoFeedback : audioFeedback).contains)
         return codec
     }
 
@@ -115,6 +116,8 @@ enum MediaCapabilities {
         var uris: Set<String> = [HeaderExtensionURI.mid]
         if kind == .audio { uris.insert(HeaderExtensionURI.audioLevel) }
         if publishing && kind == .video { uris.formUnion([HeaderExtensionURI.rid, HeaderExtensionURI.repairedRid]) }
+        // Publishers get transport-wide feedback, so their own estimators learn the path to us.
+        if publishing { uris.insert(HeaderExtensionURI.transportWideCC) }
         return uris
     }
 }
@@ -219,6 +222,7 @@ extension WorkerCore {
                 if let midID = extensionID(HeaderExtensionURI.mid) { transport.midExtensionID = midID }
                 if let ridID = extensionID(HeaderExtensionURI.rid) { transport.ridExtensionID = ridID }
                 if let repairedID = extensionID(HeaderExtensionURI.repairedRid) { transport.repairedRidExtensionID = repairedID }
+                if let feedbackID = extensionID(HeaderExtensionURI.transportWideCC) { transport.transportWideCCExtensionID = feedbackID }
                 // Simulcast (RFC 8853): one encoding per rid, lowest first as offered; their SSRCs
                 // come with the first packets (rid header extension).
                 let rids = kind == .video && extensionID(HeaderExtensionURI.rid) != nil ? Array(media.sendRids.prefix(4)) : []

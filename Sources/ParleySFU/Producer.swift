@@ -11,6 +11,7 @@ public enum HeaderExtensionURI {
     public static let audioLevel = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
     public static let rid = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
     public static let repairedRid = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+    public static let transportWideCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 }
 
 /// One encoding of a Producer: its only stream, or one simulcast layer (lowest first, as offered).

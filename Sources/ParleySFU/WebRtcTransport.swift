@@ -30,6 +30,9 @@ public final class WebRtcTransport {
     /// Simulcast publishers name each layer's stream (and its repairs) in header extensions.
     var ridExtensionID: UInt8?
     var repairedRidExtensionID: UInt8?
+    /// Publishers number every packet transport-wide; we report arrivals back.
+    var transportWideCCExtensionID: UInt8?
+    var arrivals = TransportFeedbackRecorder()
     let rtcpSSRC = UInt32.random(in: 1...UInt32.max)
     let cname = RandomToken.make(length: 16)
     var nextReportAt: Nanoseconds = 0
@@ -58,6 +61,11 @@ public final class WebRtcTransport {
             return
         }
         counters.rtpReceived += 1
+        if let transportWideCCExtensionID {
+            header.forEachExtension(in: packet) { id, offset, length in
+                if id == transportWideCCExtensionID, length == 2 { arrivals.record(packet.readU16(at: offset), ssrc: header.ssrc, at: now) }
+            }
+        }
         guard let producer = producerBySSRC[header.ssrc] ?? learnSSRC(header, packet: packet) else {
             counters.droppedUnroutable += 1
             return
@@ -149,6 +157,12 @@ public final class WebRtcTransport {
         }
         for consumer in consumers where consumer.keyframeOverdue(now: now) {
             consumer.producer?.requestKeyframe(now: now, output: output, counters: &counters)
+        }
+        if let feedback = arrivals.feedback(senderSSRC: rtcpSSRC, now: now) {
+            var bytes: [UInt8] = []
+            feedback.write(into: &bytes)
+            sendRTCP(bytes, output: output)
+            counters.transportFeedbackSent += 1
         }
         guard now >= nextReportAt else { return }
         nextReportAt = now + .seconds(1)

@@ -35,7 +35,7 @@ final class TestPeer {
     func offer(sending: Bool) -> String {
         let direction = sending ? "sendonly" : "recvonly"
         var sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
-        let common = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:\(ufrag)\r\na=ice-pwd:\(password)\r\na=fingerprint:sha-256 \(Self.context.certificate.fingerprint)\r\na=setup:actpass\r\na=rtcp-mux\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=\(direction)\r\n"
+        let common = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:\(ufrag)\r\na=ice-pwd:\(password)\r\na=fingerprint:sha-256 \(Self.context.certificate.fingerprint)\r\na=setup:actpass\r\na=rtcp-mux\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\na=\(direction)\r\n"
         sdp += "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" + common + "a=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
         if sending { sdp += "a=ssrc:\(audioSSRC) cname:peer\r\n" }
         sdp += "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n" + common + "a=mid:1\r\na=rtpmap:96 VP8/90000\r\n" + videoFeedback.map { "a=rtcp-fb:96 \($0)\r\n" }.joined() + "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
@@ -70,6 +70,13 @@ final class TestPeer {
         sequence &+= 1
         timestamp &+= 3000
         return packet
+    }
+
+    /// The packet with a transport-wide sequence number (extension id 5) added.
+    func numbered(_ packet: [UInt8], transportSequence: UInt16) -> [UInt8] {
+        precondition(packet[0] & 0x10 == 0, "already has extensions")
+        return [packet[0] | 0x10] + packet[1..<12] + [0xBE, 0xDE, 0x00, 0x01, 5 << 4 | 1, UInt8(transportSequence >> 8), UInt8(transportSequence & 0xFF), 0]
+            + packet[12...]
     }
 
     /// A packet of simulcast layer `layer`, with the mid and rid extensions a browser adds; a

@@ -136,6 +136,41 @@ import ParleyWire
         #expect(Array(layersReceived().suffix(2)) == [0, 0])
     }
 
+    @Test func publishersGetTransportWideFeedbackOfWhatArrivedAndWhen() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001)
+        publisher.videoFeedback.append("transport-cc")
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        #expect(publisher.answer?.media[1].values("extmap").contains("5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01") == true)
+        #expect(publisher.answer?.media[1].values("rtcp-fb").contains("96 transport-cc") == true)
+        // Packets 100…109, 103 lost on the way, 2 ms apart.
+        for sequence in UInt16(100)...109 {
+            let packet = publisher.numbered(publisher.videoPacket(keyframe: sequence == 100), transportSequence: sequence)
+            if sequence != 103 { network.send(publisher.protect(packet), from: publisher.address) }
+            network.now += .milliseconds(2)
+        }
+        network.advance(milliseconds: 100)
+        let feedback = publisher.receivedRTCP.compactMap { packet -> TransportWideFeedback? in
+            if case .transportWideFeedback(let feedback) = packet { return feedback } else { return nil }
+        }
+        #expect(feedback.count == 1)
+        guard let first = feedback.first else { return }
+        #expect(first.baseSequence == 100 && first.arrivals.count == 10)
+        #expect(first.arrivals.map { $0 == nil } == (100...109).map { $0 == 103 })
+        let received = first.arrivals.compactMap { $0 }
+        #expect(zip(received, received.dropFirst()).allSatisfy { $1 > $0 }, "\(received)")
+        #expect(received.last! - received.first! == 18_000, "18 ms between the first and the last, to the microsecond: \(received)")
+        #expect(network.core.counters.transportFeedbackSent == 1)
+        // Nothing new: no feedback; the next packets start the next one where this one ended.
+        network.advance(milliseconds: 100)
+        network.send(publisher.protect(publisher.numbered(publisher.videoPacket(keyframe: false), transportSequence: 110)), from: publisher.address)
+        network.advance(milliseconds: 100)
+        let later = publisher.receivedRTCP.compactMap { packet -> TransportWideFeedback? in
+            if case .transportWideFeedback(let feedback) = packet { return feedback } else { return nil }
+        }
+        #expect(later.count == 2 && later.last?.baseSequence == 110 && later.last?.arrivals.count == 1)
+    }
+
     @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
