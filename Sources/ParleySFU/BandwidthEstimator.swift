@@ -79,6 +79,13 @@ struct BandwidthEstimator {
         estimate = max(Self.minimumBitrate, min(Self.maximumBitrate, min(delayBased, lossBased)))
     }
 
+    /// A receiver's own estimate (REMB) for subscribers that send no transport-wide feedback.
+    mutating func bound(by bitrate: Int) {
+        delayBased = max(Self.minimumBitrate, min(Self.maximumBitrate, bitrate))
+        lossBased = delayBased
+        estimate = delayBased
+    }
+
     // MARK: Delay-based
 
     private mutating func addToGroup(sentAt: Nanoseconds, arrivedAt: Nanoseconds) {

@@ -14,6 +14,8 @@ public final class Consumer {
     let codecs: [RTPCodec]
     let midExtensionID: UInt8?
     let audioLevelExtensionID: UInt8?
+    /// Numbers every packet transport-wide, so the subscriber's feedback drives our estimate.
+    let transportWideCCExtensionID: UInt8?
     let midBytes: [UInt8]
     public private(set) var producer: Producer?
     private var payloadType: UInt8 = 0
@@ -38,7 +40,7 @@ public final class Consumer {
     public private(set) var octetsSent: UInt32 = 0
 
     init(id: String, mid: String, kind: MediaKind, transport: WebRtcTransport, codecs: [RTPCodec],
-         midExtensionID: UInt8?, audioLevelExtensionID: UInt8?) {
+         midExtensionID: UInt8?, audioLevelExtensionID: UInt8?, transportWideCCExtensionID: UInt8? = nil) {
         self.id = id
         self.mid = mid
         self.kind = kind
@@ -47,6 +49,7 @@ public final class Consumer {
         // Packets are written with one-byte extension headers, which hold ids 1...14 only.
         self.midExtensionID = midExtensionID.flatMap { (1...14).contains($0) ? $0 : nil }
         self.audioLevelExtensionID = audioLevelExtensionID.flatMap { (1...14).contains($0) ? $0 : nil }
+        self.transportWideCCExtensionID = transportWideCCExtensionID.flatMap { (1...14).contains($0) ? $0 : nil }
         self.midBytes = Array(mid.utf8.prefix(16))
         self.ssrc = UInt32.random(in: 1...UInt32.max)
         self.rtxSSRC = UInt32.random(in: 1...UInt32.max)
@@ -130,7 +133,8 @@ public final class Consumer {
             return false
         }
         let slot = output.reserveSlot()
-        guard let length = write(packet, header: header, sequence: sequence, timestamp: timestamp, audioLevel: audioLevel, retransmission: false, into: slot),
+        guard let length = write(packet, header: header, sequence: sequence, timestamp: timestamp, audioLevel: audioLevel, retransmission: false,
+                                 now: now, into: slot),
               let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { return false }
         output.commitSlot(length: protected, to: address)
         packetsSent &+= 1
@@ -147,7 +151,7 @@ public final class Consumer {
                   let header = try? RTPHeader(parsing: packet) else { continue }
             let slot = output.reserveSlot()
             guard let length = write(packet, header: header, sequence: outgoing, timestamp: rewriter.outgoingTimestamp(of: header.timestamp),
-                                     audioLevel: nil, retransmission: rtxPayloadType != nil, resend: true, into: slot),
+                                     audioLevel: nil, retransmission: rtxPayloadType != nil, resend: true, now: now, into: slot),
                   let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { continue }
             output.commitSlot(length: protected, to: address)
             counters.retransmitted += 1
@@ -157,8 +161,10 @@ public final class Consumer {
     /// Writes header (our SSRC, sequence, timestamp, payload type), our extensions, then the payload
     /// (VP8: renumbered). `retransmission`: as RTX; `resend`: a packet sent before, by either means.
     private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, sequence: UInt16, timestamp: UInt32,
-                       audioLevel: UInt8?, retransmission: Bool, resend: Bool = false, into slot: UnsafeMutableRawBufferPointer) -> Int? {
+                       audioLevel: UInt8?, retransmission: Bool, resend: Bool = false, now: Nanoseconds,
+                       into slot: UnsafeMutableRawBufferPointer) -> Int? {
         let extensionBytes = (midExtensionID != nil ? 1 + midBytes.count : 0) + (audioLevelExtensionID != nil && audioLevel != nil ? 2 : 0)
+            + (transportWideCCExtensionID != nil ? 3 : 0)
         let extensionBlock = extensionBytes == 0 ? 0 : 4 + (extensionBytes + 3) / 4 * 4
         let extra = retransmission ? 2 : 0
         let total = 12 + extensionBlock + extra + header.payloadLength
@@ -184,6 +190,13 @@ public final class Consumer {
                 slot[cursor] = id << 4
                 slot[cursor + 1] = audioLevel
                 cursor += 2
+            }
+            if let id = transportWideCCExtensionID {
+                let transportSequence = transport.sendHistory.nextSequence()
+                slot[cursor] = id << 4 | 1
+                slot.writeU16(transportSequence, at: cursor + 1)
+                cursor += 3
+                transport.sendHistory.sent(transportSequence, size: total, at: now)
             }
             while cursor < offset + extensionBlock { slot[cursor] = 0; cursor += 1 }
             offset += extensionBlock

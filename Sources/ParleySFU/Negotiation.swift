@@ -116,8 +116,9 @@ enum MediaCapabilities {
         var uris: Set<String> = [HeaderExtensionURI.mid]
         if kind == .audio { uris.insert(HeaderExtensionURI.audioLevel) }
         if publishing && kind == .video { uris.formUnion([HeaderExtensionURI.rid, HeaderExtensionURI.repairedRid]) }
-        // Publishers get transport-wide feedback, so their own estimators learn the path to us.
-        if publishing { uris.insert(HeaderExtensionURI.transportWideCC) }
+        // Both ways: publishers get transport-wide feedback (their estimators learn the path to
+        // us); subscribers send it (ours learns the path to them).
+        uris.insert(HeaderExtensionURI.transportWideCC)
         return uris
     }
 }
@@ -263,7 +264,8 @@ extension WorkerCore {
                 } else {
                     consumer = Consumer(id: RandomToken.make(length: 12), mid: mid, kind: kind, transport: transport, codecs: section.codecs,
                                         midExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.mid }?.id,
-                                        audioLevelExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.audioLevel }?.id)
+                                        audioLevelExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.audioLevel }?.id,
+                                        transportWideCCExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.transportWideCC }?.id)
                     transport.addConsumer(consumer)
                 }
                 section.accepted = true

@@ -33,6 +33,11 @@ public final class WebRtcTransport {
     /// Publishers number every packet transport-wide; we report arrivals back.
     var transportWideCCExtensionID: UInt8?
     var arrivals = TransportFeedbackRecorder()
+    /// Towards the subscriber: what we sent, and what its feedback says the path carries.
+    var sendHistory = SendHistory()
+    var estimator = BandwidthEstimator()
+    /// Whether the subscriber sends transport-wide feedback (else REMB, if anything, bounds us).
+    var hasTransportFeedback = false
     let rtcpSSRC = UInt32.random(in: 1...UInt32.max)
     let cname = RandomToken.make(length: 16)
     var nextReportAt: Nanoseconds = 0
@@ -125,6 +130,12 @@ public final class WebRtcTransport {
                 }
             case .nack(let nack):
                 consumerBySSRC[nack.mediaSSRC]?.retransmit(nack.lostSequenceNumbers, now: now, output: output, counters: &counters)
+            case .transportWideFeedback(let feedback):
+                hasTransportFeedback = true
+                estimator.update(sendHistory.results(for: feedback), now: now)
+            case .remb(let remb):
+                // A subscriber without transport-wide feedback says what it can take.
+                if !hasTransportFeedback { estimator.bound(by: Int(clamping: remb.bitrate)) }
             default:
                 break
             }

@@ -171,6 +171,36 @@ import ParleyWire
         #expect(later.count == 2 && later.last?.baseSequence == 110 && later.last?.arrivals.count == 1)
     }
 
+    @Test func subscribersFeedbackOfTransportWideNumbersDrivesTheirEstimate() throws {
+        let network = FakeNetwork()
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        for _ in 0..<99 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
+        network.pump()
+        // Every packet to the player carries a transport-wide number, one after the other.
+        let numbers = player.receivedRTP.filter { $0.header.payloadType == 96 }.compactMap { packet -> UInt16? in
+            var found: UInt16?
+            packet.bytes.withUnsafeBytes { raw in
+                packet.header.forEachExtension(in: raw) { id, offset, length in if id == 5, length == 2 { found = raw.readU16(at: offset) } }
+            }
+            return found
+        }
+        #expect(numbers.count == 100 && zip(numbers, numbers.dropFirst()).allSatisfy { $1 == $0 &+ 1 })
+        // The player reports a third of them lost, a few times: the SFU's estimate for it falls.
+        let transport = try #require(network.core.transports.values.first { $0.participantID == "play" })
+        let before = transport.estimator.estimate
+        for round in 0..<5 {
+            let arrivals: [Int64?] = numbers.indices.map { $0 % 3 == 0 ? nil : Int64(round * 100_000 + $0 * 1000) }
+            var bytes: [UInt8] = []
+            TransportWideFeedback(senderSSRC: 9, mediaSSRC: 1, baseSequence: numbers[0], referenceTime: 0, feedbackCount: UInt8(round),
+                                  arrivals: arrivals).write(into: &bytes)
+            network.send(player.protect(bytes), from: player.address)
+        }
+        #expect(transport.hasTransportFeedback)
+        #expect(transport.estimator.lossFraction > 0.3)
+        #expect(transport.estimator.estimate < before / 2, "\(before) → \(transport.estimator.estimate)")
+    }
+
     @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
