@@ -239,6 +239,9 @@ public enum ServerMessage: Sendable {
     /// To a simulcast publisher: the layers (rids) of its track on `mid` that somebody receives;
     /// it pauses the others.
     case publishLayers(mid: String, rids: [String])
+    /// To a subscriber: its receiving video mids paused because its bandwidth has no room for
+    /// them (the whole list; empty when everything runs again). Audio is never paused.
+    case videoPaused(mids: [String])
 
     private struct Wire: Encodable {
         var type: String
@@ -267,6 +270,7 @@ public enum ServerMessage: Sendable {
         var resumed: Bool?
         var mid: String?
         var rids: [String]?
+        var mids: [String]?
     }
 
     public var json: String {
@@ -291,6 +295,7 @@ public enum ServerMessage: Sendable {
         case .error(let code, let message): wire = Wire(type: "error", code: code, message: message)
         case .meetingEnded(let reason): wire = Wire(type: "meeting-ended", reason: reason)
         case .publishLayers(let mid, let rids): wire = Wire(type: "publish-layers", mid: mid, rids: rids)
+        case .videoPaused(let mids): wire = Wire(type: "video-paused", reason: "bandwidth", mids: mids)
         }
         return (try? String(decoding: JSONCoding.encoder.encode(wire), as: UTF8.self)) ?? "{\"type\":\"error\"}"
     }

@@ -264,6 +264,8 @@ public final class SignalingService: Sendable {
                 }
             case .layersWanted(let meetingID, let participantID, let mid, let rids):
                 await hub.sendLocally(meeting: meetingID, participantID: participantID, .publishLayers(mid: mid, rids: rids))
+            case .videoPaused(let meetingID, let participantID, let mids):
+                await hub.sendLocally(meeting: meetingID, participantID: participantID, .videoPaused(mids: mids))
             case .transportConnected(let meetingID, let participantID, let transportID):
                 logger.debug("transport connected", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)", "transport": "\(transportID)"])
             }

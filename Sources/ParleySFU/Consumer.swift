@@ -36,6 +36,10 @@ public final class Consumer {
     /// How large the subscriber shows this video (device pixels), when it said so; nil: as large
     /// as it comes.
     var viewport: (width: Int, height: Int)?
+    /// The highest layer the subscriber's bandwidth leaves room for (the degradation ladder).
+    var allocatedLayer = Int.max
+    /// No room even for the lowest layer: video paused, audio goes on.
+    public internal(set) var pausedForBandwidth = false
     public private(set) var packetsSent: UInt32 = 0
     public private(set) var octetsSent: UInt32 = 0
 
@@ -86,7 +90,7 @@ public final class Consumer {
         waitingForKeyframe = kind == .video
         lastKeyframeAsk = nil
         currentLayer = producer.isSimulcast ? nil : 0
-        desiredLayer = producer.desiredLayer(fitting: viewport)
+        desiredLayer = min(producer.desiredLayer(fitting: viewport), allocatedLayer)
         targetLayer = producer.sendingLayer(atMost: desiredLayer, now: now)
         return true
     }
@@ -97,7 +101,7 @@ public final class Consumer {
     @discardableResult
     func updateLayer(now: Nanoseconds) -> Bool {
         guard let producer, producer.isSimulcast else { return false }
-        desiredLayer = producer.desiredLayer(fitting: viewport)
+        desiredLayer = min(producer.desiredLayer(fitting: viewport), allocatedLayer)
         let layer = producer.sendingLayer(atMost: desiredLayer, now: now)
         guard layer != targetLayer else { return false }
         targetLayer = layer
@@ -110,12 +114,22 @@ public final class Consumer {
         producer = nil
     }
 
-    var needsKeyframe: Bool { producer != nil && (waitingForKeyframe || currentLayer != targetLayer) }
+    var needsKeyframe: Bool { producer != nil && !pausedForBandwidth && (waitingForKeyframe || currentLayer != targetLayer) }
+
+    /// Video stops for lack of bandwidth (or resumes, from a keyframe).
+    func setPaused(_ paused: Bool) {
+        guard paused != pausedForBandwidth else { return }
+        pausedForBandwidth = paused
+        if !paused {
+            waitingForKeyframe = true
+            lastKeyframeAsk = nil
+        }
+    }
 
     /// Rewrites and sends one packet of layer `layer` (0 without simulcast); returns true if it went out.
     func forward(_ packet: UnsafeRawBufferPointer, header: RTPHeader, layer: Int, isKeyframe: Bool, audioLevel: UInt8?, now: Nanoseconds,
                  output: any DatagramOutput) -> Bool {
-        guard transport.isConnected, let address = transport.remoteAddress else { return false }
+        guard transport.isConnected, let address = transport.remoteAddress, !pausedForBandwidth else { return false }
         if layer != currentLayer {
             // Another simulcast layer: switch to it only if it is the wanted one, on a keyframe.
             guard layer == targetLayer, isKeyframe else { return false }

@@ -1,3 +1,4 @@
+import Foundation
 import ParleyWire
 import ParleyTransport
 
@@ -28,6 +29,9 @@ public struct ProducerEncoding {
     public var height: Int?
     /// When its last packet came: a layer the publisher paused (or stopped sending) goes quiet.
     public var lastPacketAt: Nanoseconds?
+    /// Bytes since the last rate sample, and the smoothed rate (bits per second).
+    var bytesSinceSample = 0
+    public internal(set) var bitrate = 0
 
     public init(rid: String? = nil, ssrc: UInt32? = nil, rtxSSRC: UInt32? = nil) {
         self.rid = rid; self.ssrc = ssrc; self.rtxSSRC = rtxSSRC
@@ -113,6 +117,7 @@ public final class Producer {
         }
         encodings[index].statistics.update(sequence: header.sequenceNumber, timestamp: header.timestamp, arrival: now, clockRate: codec.clockRate)
         encodings[index].lastPacketAt = now
+        encodings[index].bytesSinceSample &+= header.payloadLength + 40
         if kind == .video { encodings[index].nack.received(header.sequenceNumber, now: now) }
         let readable = UnsafeRawBufferPointer(packet)
         let payload = UnsafeRawBufferPointer(rebasing: readable[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
@@ -199,6 +204,28 @@ public final class Producer {
         guard !bytes.isEmpty else { return }
         transport.sendRTCP(bytes, output: output)
         counters.keyframeRequestsSent += 1
+    }
+
+    /// Samples each layer's rate (call every `interval`).
+    func sampleBitrates(interval: Nanoseconds) {
+        for index in encodings.indices {
+            let measured = Double(encodings[index].bytesSinceSample * 8) * 1e9 / Double(interval)
+            encodings[index].bitrate = Int(0.6 * Double(encodings[index].bitrate) + 0.4 * measured)
+            encodings[index].bytesSinceSample = 0
+        }
+    }
+
+    /// What sending layer `layer` costs, bits per second: measured where it ever sent (a muted
+    /// track costs nothing), else a guess from the layers measured (each layer about three times
+    /// the one below), else a typical rate.
+    func bitrate(ofLayer layer: Int) -> Int {
+        let measured = encodings[layer].bitrate
+        if measured > 0 || encodings[layer].lastPacketAt != nil || kind == .audio { return measured }
+        if let known = encodings.indices.first(where: { encodings[$0].bitrate > 0 }) {
+            let steps = layer - known
+            return steps >= 0 ? encodings[known].bitrate * Int(pow(3.0, Double(steps))) : encodings[known].bitrate / Int(pow(3.0, Double(-steps)))
+        }
+        return kind == .audio ? 40_000 : [150_000, 500_000, 1_500_000, 3_000_000][min(layer, 3)]
     }
 
     /// Simulcast: more than one layer to choose from.

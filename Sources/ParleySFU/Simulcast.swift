@@ -23,14 +23,68 @@ extension WorkerCore {
         announceWantedLayers(in: meetingID, now: now)
     }
 
-    /// Chooses every simulcast consumer's layer again, then tells publishers which layers somebody
-    /// needs, so they stop encoding the others.
+    /// Measures what each layer costs, fits every subscriber's video into its bandwidth estimate
+    /// (the degradation ladder), chooses every simulcast consumer's layer again, then tells
+    /// publishers which layers somebody needs, so they stop encoding the others.
     func checkLayers(now: Nanoseconds) {
+        for router in routers.values {
+            for producer in router.producers { producer.sampleBitrates(interval: Self.layerCheckInterval) }
+        }
+        for transport in transports.values where transport.hasTransportFeedback || transport.estimator.estimate < BandwidthEstimator.initialBitrate {
+            allocate(transport)
+        }
         for router in routers.values {
             for producer in router.producers where producer.isSimulcast {
                 for consumer in producer.consumers { consumer.updateLayer(now: now) }
             }
             announceWantedLayers(in: router.meetingID, now: now)
+        }
+    }
+
+    /// The degradation ladder for one subscriber, as its estimate falls: audio first (never
+    /// paused); then every video at the layer its tile needs; while that does not fit, the most
+    /// expensive video steps down a layer; when every video is at its lowest layer and it still
+    /// does not fit, the most expensive video pauses (audio only for it). As the estimate rises
+    /// the same steps are climbed back, each check starting from the top.
+    func allocate(_ transport: WebRtcTransport) {
+        // Keep 10 % headroom so a steady state does not sit on the edge.
+        var budget = Int(Double(transport.estimator.estimate) * 0.9)
+        var videos: [(consumer: Consumer, producer: Producer, layer: Int)] = []
+        for consumer in transport.consumers {
+            guard let producer = consumer.producer else { continue }
+            if consumer.kind == .audio {
+                budget -= producer.bitrate(ofLayer: 0)
+            } else {
+                videos.append((consumer, producer, producer.isSimulcast ? producer.desiredLayer(fitting: consumer.viewport) : 0))
+            }
+        }
+        var paused = Set<ObjectIdentifier>()
+        func cost(_ index: Int) -> Int { paused.contains(ObjectIdentifier(videos[index].consumer)) ? 0 : videos[index].producer.bitrate(ofLayer: videos[index].layer) }
+        var total = videos.indices.reduce(0) { $0 + cost($1) }
+        while total > budget {
+            // The most expensive video that can still step down a layer, else the most expensive to pause.
+            let stepping = videos.indices.filter { videos[$0].layer > 0 && !paused.contains(ObjectIdentifier(videos[$0].consumer)) }
+            if let index = stepping.max(by: { cost($0) < cost($1) }) {
+                total -= cost(index)
+                videos[index].layer -= 1
+                total += cost(index)
+                continue
+            }
+            let running = videos.indices.filter { !paused.contains(ObjectIdentifier(videos[$0].consumer)) }
+            guard let index = running.max(by: { cost($0) < cost($1) }) else { break }
+            total -= cost(index)
+            paused.insert(ObjectIdentifier(videos[index].consumer))
+        }
+        var pausedChanged = false
+        for video in videos {
+            video.consumer.allocatedLayer = video.layer
+            let isPaused = paused.contains(ObjectIdentifier(video.consumer))
+            if isPaused != video.consumer.pausedForBandwidth { pausedChanged = true }
+            video.consumer.setPaused(isPaused)
+        }
+        if pausedChanged {
+            let mids = transport.consumers.filter(\.pausedForBandwidth).map(\.mid)
+            emit(.videoPaused(meetingID: transport.meetingID, participantID: transport.participantID, mids: mids))
         }
     }
 
@@ -40,7 +94,7 @@ extension WorkerCore {
         guard let router = routers[meetingID] else { return }
         for producer in router.producers where producer.isSimulcast {
             var wanted: UInt64 = 1
-            for consumer in producer.consumers {
+            for consumer in producer.consumers where !consumer.pausedForBandwidth {
                 wanted |= 1 << UInt64(min(consumer.desiredLayer, 63))
                 if let current = consumer.currentLayer, current != consumer.targetLayer { wanted |= 1 << UInt64(min(current, 63)) }
             }

@@ -10,6 +10,9 @@ public enum SFUEvent: Sendable, Equatable, Codable {
     /// Simulcast: which layers (rids) of a publisher's track somebody receives; the publisher
     /// pauses the others.
     case layersWanted(meetingID: String, participantID: String, mid: String, rids: [String])
+    /// The receiving video mids of a participant that are paused because its bandwidth estimate
+    /// leaves no room for them (the whole list, each time it changes); audio is never paused.
+    case videoPaused(meetingID: String, participantID: String, mids: [String])
 }
 
 /// The protocol core of one worker, free of I/O: demultiplexes datagrams to transports (RFC 7983,

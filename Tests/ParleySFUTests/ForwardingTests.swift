@@ -201,6 +201,57 @@ import ParleyWire
         #expect(transport.estimator.estimate < before / 2, "\(before) → \(transport.estimator.estimate)")
     }
 
+    @Test func asTheSubscribersBandwidthFallsItsVideoStepsDownLayersThenPausesAndComesBack() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), player = try TestPeer(port: 5002)
+        publisher.simulcastRids = ["q", "h", "f"]
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
+        let transport = try #require(network.core.transports.values.first { $0.participantID == "play" })
+        let consumer = try #require(transport.consumers.first { $0.kind == .video })
+        var step = 0
+        // Layers of about 46, 69 and 230 kb/s; keyframes every second.
+        func run(milliseconds: Int) {
+            for _ in 0..<(milliseconds / 50) {
+                let keyframe = step % 20 == 0
+                for (layer, count) in [(0, 2), (1, 3), (2, 10)] {
+                    for index in 0..<count {
+                        network.send(publisher.protect(publisher.simulcastPacket(layer: layer, keyframe: keyframe && index == 0, size: [(320, 180), (640, 360), (1280, 720)][layer])),
+                                     from: publisher.address)
+                    }
+                }
+                step += 1
+                network.advance(milliseconds: 50)
+            }
+        }
+        func estimate(_ bitrate: UInt64) {
+            var bytes: [UInt8] = []
+            ReceiverEstimatedMaximumBitrate(senderSSRC: 7, bitrate: bitrate, ssrcs: [consumer.ssrc]).write(into: &bytes)
+            network.send(player.protect(bytes), from: player.address)
+        }
+        func received(during milliseconds: Int) -> [UInt8] {
+            let before = player.receivedRTP.count
+            run(milliseconds: milliseconds)
+            return player.receivedRTP[before...].filter { $0.header.payloadType == 96 }.map { $0.bytes.last! }
+        }
+        estimate(1_000_000)
+        #expect(Set(received(during: 2000).suffix(10)) == [2], "room for the full layer")
+        estimate(150_000)
+        #expect(Set(received(during: 2000).suffix(10)) == [1], "150 kb/s: the half layer")
+        network.events.removeAll()
+        estimate(60_000)
+        #expect(Set(received(during: 2000).suffix(10)) == [0], "60 kb/s: the quarter layer")
+        // Nobody receives more than the lowest layer now: the publisher is asked for that one only.
+        #expect(network.events.contains(.layersWanted(meetingID: "m", participantID: "pub", mid: "1", rids: ["q"])))
+        estimate(30_000)
+        run(milliseconds: 300)
+        #expect(received(during: 1700).isEmpty, "30 kb/s: video paused")
+        #expect(network.events.contains(.videoPaused(meetingID: "m", participantID: "play", mids: [consumer.mid])))
+        estimate(1_000_000)
+        #expect(Set(received(during: 3000).suffix(10)) == [2], "back to the full layer")
+        #expect(network.events.contains(.videoPaused(meetingID: "m", participantID: "play", mids: [])))
+    }
+
     @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
