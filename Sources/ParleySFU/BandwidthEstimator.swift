@@ -62,10 +62,13 @@ struct BandwidthEstimator {
 
     /// Share of packets lost in the last feedback interval.
     private(set) var lossFraction = 0.0
+    /// When feedback last came (none for a while: nothing was sent, the last verdict is stale).
+    private(set) var lastFeedbackAt: Nanoseconds?
 
     /// Takes one feedback's results, in sequence order, and updates the estimate.
     mutating func update(_ results: [PacketResult], now: Nanoseconds) {
         guard !results.isEmpty else { return }
+        lastFeedbackAt = now
         let lost = results.count { $0.arrivedAt == nil }
         lossFraction = Double(lost) / Double(results.count)
         for result in results {

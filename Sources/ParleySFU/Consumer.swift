@@ -172,6 +172,35 @@ public final class Consumer {
         }
     }
 
+    /// Sends one padding-only packet on this consumer's RTX stream (bandwidth probing): numbered
+    /// transport-wide like media, so the subscriber's feedback shows whether the path carries more.
+    /// Returns its size, or nil when this consumer cannot pad (no RTX, not sending yet).
+    func sendPadding(bytes: Int, now: Nanoseconds, output: any DatagramOutput) -> Int? {
+        guard let rtxPayloadType, let id = transportWideCCExtensionID, packetsSent > 0, transport.isConnected,
+              let address = transport.remoteAddress else { return nil }
+        let padding = max(4, min(255, bytes - 20)) & ~3
+        let slot = output.reserveSlot()
+        guard 20 + padding + SRTPSession.maximumTrailer <= slot.count else { return nil }
+        var offset = RTPHeader.writeFixed(into: slot, hasExtension: true, marker: false, payloadType: rtxPayloadType, sequenceNumber: rtxSequence,
+                                          timestamp: rewriter.lastTimestamp, ssrc: rtxSSRC)
+        rtxSequence &+= 1
+        slot[0] |= 0x20  // padding
+        let transportSequence = transport.sendHistory.nextSequence()
+        slot.writeU16(0xBEDE, at: offset)
+        slot.writeU16(1, at: offset + 2)
+        slot[offset + 4] = id << 4 | 1
+        slot.writeU16(transportSequence, at: offset + 5)
+        slot[offset + 7] = 0
+        offset += 8
+        for index in 0..<padding { slot[offset + index] = 0 }
+        slot[offset + padding - 1] = UInt8(padding)
+        let length = offset + padding
+        guard let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { return nil }
+        transport.sendHistory.sent(transportSequence, size: length, at: now)
+        output.commitSlot(length: protected, to: address)
+        return length
+    }
+
     /// Writes header (our SSRC, sequence, timestamp, payload type), our extensions, then the payload
     /// (VP8: renumbered). `retransmission`: as RTX; `resend`: a packet sent before, by either means.
     private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, sequence: UInt16, timestamp: UInt32,

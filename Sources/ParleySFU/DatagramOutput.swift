@@ -50,6 +50,8 @@ public struct PacketCounters: Sendable, Equatable {
     public var keyframeRequestsSent = 0
     /// Transport-wide congestion control feedback sent to publishers.
     public var transportFeedbackSent = 0
+    /// Padding packets sent to probe a subscriber's path for more bandwidth.
+    public var probePacketsSent = 0
 
     public init() {}
 
@@ -61,7 +63,7 @@ public struct PacketCounters: Sendable, Equatable {
         c.droppedUnknownSender += b.droppedUnknownSender; c.droppedMalformed += b.droppedMalformed
         c.droppedUnauthenticated += b.droppedUnauthenticated; c.droppedUnroutable += b.droppedUnroutable
         c.keyframeRequestsSent += b.keyframeRequestsSent; c.droppedBlocked += b.droppedBlocked
-        c.transportFeedbackSent += b.transportFeedbackSent
+        c.transportFeedbackSent += b.transportFeedbackSent; c.probePacketsSent += b.probePacketsSent
         return c
     }
 }

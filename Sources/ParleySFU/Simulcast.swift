@@ -31,7 +31,7 @@ extension WorkerCore {
             for producer in router.producers { producer.sampleBitrates(interval: Self.layerCheckInterval) }
         }
         for transport in transports.values where transport.hasTransportFeedback || transport.estimator.estimate < BandwidthEstimator.initialBitrate {
-            allocate(transport)
+            allocate(transport, now: now)
         }
         for router in routers.values {
             for producer in router.producers where producer.isSimulcast {
@@ -46,7 +46,7 @@ extension WorkerCore {
     /// expensive video steps down a layer; when every video is at its lowest layer and it still
     /// does not fit, the most expensive video pauses (audio only for it). As the estimate rises
     /// the same steps are climbed back, each check starting from the top.
-    func allocate(_ transport: WebRtcTransport) {
+    func allocate(_ transport: WebRtcTransport, now: Nanoseconds) {
         // Keep 10 % headroom so a steady state does not sit on the edge.
         var budget = Int(Double(transport.estimator.estimate) * 0.9)
         var videos: [(consumer: Consumer, producer: Producer, layer: Int)] = []
@@ -61,6 +61,7 @@ extension WorkerCore {
         var paused = Set<ObjectIdentifier>()
         func cost(_ index: Int) -> Int { paused.contains(ObjectIdentifier(videos[index].consumer)) ? 0 : videos[index].producer.bitrate(ofLayer: videos[index].layer) }
         var total = videos.indices.reduce(0) { $0 + cost($1) }
+        let wanted = total
         while total > budget {
             // The most expensive video that can still step down a layer, else the most expensive to pause.
             let stepping = videos.indices.filter { videos[$0].layer > 0 && !paused.contains(ObjectIdentifier(videos[$0].consumer)) }
@@ -75,6 +76,7 @@ extension WorkerCore {
             total -= cost(index)
             paused.insert(ObjectIdentifier(videos[index].consumer))
         }
+        probe(transport, wanted: wanted, allocated: total, now: now)
         var pausedChanged = false
         for video in videos {
             video.consumer.allocatedLayer = video.layer
@@ -86,6 +88,28 @@ extension WorkerCore {
             let mids = transport.consumers.filter(\.pausedForBandwidth).map(\.mid)
             emit(.videoPaused(meetingID: transport.meetingID, participantID: transport.participantID, mids: mids))
         }
+    }
+
+    /// When the estimate holds video back, finds out whether the path carries more: padding up
+    /// to what the tiles want (at most half the estimate again) while the path shows neither
+    /// growing delay nor loss; after congestion, not for 3 s. The subscriber's feedback on the
+    /// padding lets the estimate climb, or brings it down.
+    private func probe(_ transport: WebRtcTransport, wanted: Int, allocated: Int, now: Nanoseconds) {
+        let estimator = transport.estimator
+        guard transport.hasTransportFeedback, wanted > allocated else {
+            transport.probeBitrate = 0
+            return
+        }
+        // No feedback for a second (nothing was sent): the last verdict on the path is stale.
+        let stale = estimator.lastFeedbackAt.map { now &- $0 > 1_000_000_000 } ?? true
+        guard stale || (estimator.usage == .normal && estimator.lossFraction < 0.02) else {
+            transport.probeBitrate = 0
+            transport.nextProbeAt = now + 3_000_000_000
+            return
+        }
+        guard now >= transport.nextProbeAt else { return }
+        transport.probeBitrate = min(wanted - allocated, estimator.estimate / 2)
+        transport.probeUntil = now + 2 * Self.layerCheckInterval
     }
 
     /// Per simulcast producer: the lowest layer always (a fallback that is quick to switch to),

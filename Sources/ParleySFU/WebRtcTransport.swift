@@ -38,6 +38,13 @@ public final class WebRtcTransport {
     var estimator = BandwidthEstimator()
     /// Whether the subscriber sends transport-wide feedback (else REMB, if anything, bounds us).
     var hasTransportFeedback = false
+    /// Padding to add (bits per second) to find out whether the path carries what the subscriber's
+    /// tiles want, and until when; set by the allocation when the estimate holds video back.
+    var probeBitrate = 0
+    var probeUntil: Nanoseconds = 0
+    var nextProbeAt: Nanoseconds = 0
+    private var probeCredit = 0.0
+    private var lastProbeTick: Nanoseconds?
     let rtcpSSRC = UInt32.random(in: 1...UInt32.max)
     let cname = RandomToken.make(length: 16)
     var nextReportAt: Nanoseconds = 0
@@ -142,6 +149,22 @@ public final class WebRtcTransport {
         }
     }
 
+    /// Padding at `probeBitrate` while a probe runs, spread over the ticks.
+    private func sendProbe(now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        defer { lastProbeTick = now }
+        guard probeBitrate > 0, now < probeUntil, let last = lastProbeTick else {
+            probeCredit = 0
+            return
+        }
+        probeCredit = min(probeCredit + Double(probeBitrate) * Double(now &- last) / 8e9, 20_000)
+        guard let padder = consumers.first(where: { $0.kind == .video && $0.producer != nil }) else { return }
+        while probeCredit >= 250 {
+            guard let sent = padder.sendPadding(bytes: 250, now: now, output: output) else { return }
+            probeCredit -= Double(sent)
+            counters.probePacketsSent += 1
+        }
+    }
+
     /// Encrypts and sends an RTCP compound packet to the peer.
     func sendRTCP(_ bytes: [UInt8], output: any DatagramOutput) {
         guard isConnected, let address = remoteAddress else { return }
@@ -169,6 +192,7 @@ public final class WebRtcTransport {
         for consumer in consumers where consumer.keyframeOverdue(now: now) {
             consumer.producer?.requestKeyframe(now: now, output: output, counters: &counters)
         }
+        sendProbe(now: now, output: output, counters: &counters)
         if let feedback = arrivals.feedback(senderSSRC: rtcpSSRC, now: now) {
             var bytes: [UInt8] = []
             feedback.write(into: &bytes)

@@ -252,6 +252,45 @@ import ParleyWire
         #expect(network.events.contains(.videoPaused(meetingID: "m", participantID: "play", mids: [])))
     }
 
+    @Test func whenTheEstimateHoldsVideoBackTheSFUProbesWithPaddingOnRTX() throws {
+        let network = FakeNetwork()
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
+        let transport = try #require(network.core.transports.values.first { $0.participantID == "play" })
+        var feedbackCount: UInt8 = 0
+        var padding: [RTPHeader] = []
+        /// The player acknowledges what it got since the last time (`lossy`: every other packet lost).
+        func acknowledge(lossy: Bool) {
+            let numbers = player.receivedRTP.compactMap { packet -> UInt16? in
+                var found: UInt16?
+                packet.bytes.withUnsafeBytes { raw in
+                    packet.header.forEachExtension(in: raw) { id, offset, length in if id == 5, length == 2 { found = raw.readU16(at: offset) } }
+                }
+                return found
+            }
+            padding += player.receivedRTP.filter { $0.bytes[0] & 0x20 != 0 }.map(\.header)
+            player.receivedRTP.removeAll()
+            guard let first = numbers.min(), let last = numbers.max() else { return }
+            let arrivals: [Int64?] = (0...Int(last &- first)).map { lossy && $0 % 2 == 1 ? nil : Int64(feedbackCount) * 100_000 + Int64($0) * 500 }
+            var bytes: [UInt8] = []
+            TransportWideFeedback(senderSSRC: 9, mediaSSRC: 1, baseSequence: first, referenceTime: 0, feedbackCount: feedbackCount, arrivals: arrivals)
+                .write(into: &bytes)
+            feedbackCount &+= 1
+            network.send(player.protect(bytes), from: player.address)
+        }
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        for round in 0..<60 {
+            // About 200 kb/s of video: ten packets of ~240 bytes per 100 ms.
+            for _ in 0..<10 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
+            network.advance(milliseconds: 100)
+            acknowledge(lossy: round < 20)
+        }
+        // Loss brought the estimate below what the video costs; then a clean path: probing.
+        #expect(network.core.counters.probePacketsSent > 0)
+        let consumer = try #require(transport.consumers.first { $0.kind == .video })
+        #expect(!padding.isEmpty && padding.allSatisfy { $0.payloadType == 97 && $0.ssrc == consumer.rtxSSRC })
+        #expect(transport.estimator.usage == .normal)
+    }
+
     @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
