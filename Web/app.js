@@ -31,6 +31,7 @@ window.parley = {
   get meetingState() { return panel.meetingState; },
   joinedAt: null,
   departures: [],
+  pausedVideos: [],
   get participants() { return [...state.participants.values()]; },
   get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
   cameraLayers: () => state.peer?.cameraLayers() ?? Promise.resolve({}),
@@ -123,6 +124,10 @@ async function connectSignaling(name) {
   });
   signaling.addEventListener('assignments', ({ detail }) => state.peer?.applyAssignments(detail.assignments, detail.assignmentsVersion));
   signaling.addEventListener('publish-layers', ({ detail }) => state.peer?.setPublishedLayers(detail.mid, detail.rids));
+  signaling.addEventListener('video-paused', ({ detail }) => {
+    state.pausedMids = new Set(detail.mids);
+    render();
+  });
   signaling.addEventListener('chat', ({ detail }) => addChatMessage({ ...detail, self: detail.from === state.me }));
   signaling.addEventListener('error', ({ detail }) => {
     if (!state.joined) return refused(detail, name);
@@ -329,6 +334,13 @@ function render() {
       if (track && wanted.has(key)) wanted.get(key).tracks.push(track);
     }
   }
+  // Videos the server paused because this connection has no room for them (audio goes on).
+  const pausedKeys = new Set();
+  for (const mid of state.pausedMids ?? []) {
+    const assignment = state.peer?.assignments.get(mid);
+    if (assignment?.participantId) pausedKeys.add(assignment.source === 'screen' ? `${assignment.participantId}:screen` : assignment.participantId);
+  }
+  window.parley.pausedVideos = [...pausedKeys];
   for (const [key, tile] of state.tiles) {
     if (key.startsWith('local')) continue;
     if (!wanted.has(key)) { tile.remove(); state.tiles.delete(key); }
@@ -340,6 +352,7 @@ function render() {
     tile.setTracks(tracks);
     const hasCamera = participant.tracks.some((t) => t.kind === 'video' && t.source !== 'screen');
     tile.setState(screen ? {} : { audioMuted: participant.audioMuted, videoMuted: participant.videoMuted || !hasCamera });
+    tile.setPaused(pausedKeys.has(key));
     tile.element.dataset.participant = participant.id;
   }
   renderPanel();

@@ -72,6 +72,12 @@ export class Tile {
     this.element.classList.toggle('video-off', !!videoMuted);
   }
 
+  /// The server paused this video: the connection is too slow for it (audio goes on).
+  setPaused(paused) {
+    this.element.classList.toggle('paused', paused);
+    this.element.title = paused ? 'Video paused: your connection is too slow for it right now' : '';
+  }
+
   remove() { this.element.remove(); }
 }
 
