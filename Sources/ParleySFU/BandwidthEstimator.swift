@@ -184,8 +184,12 @@ struct BandwidthEstimator {
             let elapsed = lastIncrease.map { Double(now &- $0) / 1e9 } ?? 0
             lastIncrease = now
             var increased = Double(delayBased) * pow(1.08, min(elapsed, 1.0))
-            // Never far above what the subscriber showed it can take.
-            if let acknowledgedBitrate { increased = min(increased, Double(acknowledgedBitrate) * 1.5 + 10_000) }
+            if let acknowledgedBitrate {
+                // The path just carried this much without delay growing (a probe, usually): believe it.
+                increased = max(increased, Double(acknowledgedBitrate) * 0.9)
+                // Never far above what the subscriber showed it can take.
+                increased = min(increased, Double(acknowledgedBitrate) * 1.5 + 10_000)
+            }
             delayBased = max(delayBased, min(Self.maximumBitrate, Int(increased)))
         }
     }

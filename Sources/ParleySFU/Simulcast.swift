@@ -91,7 +91,7 @@ extension WorkerCore {
     }
 
     /// When the estimate holds video back, finds out whether the path carries more: padding up
-    /// to what the tiles want (at most half the estimate again) while the path shows neither
+    /// to what the tiles want (at most the estimate again) while the path shows neither
     /// growing delay nor loss; after congestion, not for 3 s. The subscriber's feedback on the
     /// padding lets the estimate climb, or brings it down.
     private func probe(_ transport: WebRtcTransport, wanted: Int, allocated: Int, now: Nanoseconds) {
@@ -108,7 +108,7 @@ extension WorkerCore {
             return
         }
         guard now >= transport.nextProbeAt else { return }
-        transport.probeBitrate = min(wanted - allocated, estimator.estimate / 2)
+        transport.probeBitrate = min(wanted - allocated, estimator.estimate)
         transport.probeUntil = now + 2 * Self.layerCheckInterval
     }
 
