@@ -32,6 +32,7 @@ window.parley = {
   joinedAt: null,
   departures: [],
   pausedVideos: [],
+  activeSpeaker: null,
   get participants() { return [...state.participants.values()]; },
   get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
   cameraLayers: () => state.peer?.cameraLayers() ?? Promise.resolve({}),
@@ -124,6 +125,11 @@ async function connectSignaling(name) {
   });
   signaling.addEventListener('assignments', ({ detail }) => state.peer?.applyAssignments(detail.assignments, detail.assignmentsVersion));
   signaling.addEventListener('publish-layers', ({ detail }) => state.peer?.setPublishedLayers(detail.mid, detail.rids));
+  signaling.addEventListener('active-speaker', ({ detail }) => {
+    state.activeSpeaker = detail.participantId;
+    window.parley.activeSpeaker = detail.participantId;
+    render();
+  });
   signaling.addEventListener('video-paused', ({ detail }) => {
     state.pausedMids = new Set(detail.mids);
     render();
@@ -353,6 +359,8 @@ function render() {
     const hasCamera = participant.tracks.some((t) => t.kind === 'video' && t.source !== 'screen');
     tile.setState(screen ? {} : { audioMuted: participant.audioMuted, videoMuted: participant.videoMuted || !hasCamera });
     tile.setPaused(pausedKeys.has(key));
+    // The one speaking gets the large tile (with three or more people on the stage).
+    tile.element.classList.toggle('speaking', !screen && participant.id === state.activeSpeaker && wanted.size > 1);
     tile.element.dataset.participant = participant.id;
   }
   renderPanel();

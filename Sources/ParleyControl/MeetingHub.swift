@@ -711,6 +711,11 @@ public actor MeetingHub {
         deliverLocally(meeting, to: .participant(participantID), OutgoingMessage(message))
     }
 
+    /// A message for this node's connections in a meeting only (the SFU's events reach every node).
+    public func broadcastLocally(meeting: String, _ message: ServerMessage) {
+        deliverLocally(meeting, to: .everyone(except: nil), OutgoingMessage(message))
+    }
+
     public func broadcast(meeting: String, _ message: ServerMessage, except: String?) {
         deliver(meeting, to: .everyone(except: except), message)
     }

@@ -242,6 +242,8 @@ public enum ServerMessage: Sendable {
     /// To a subscriber: its receiving video mids paused because its bandwidth has no room for
     /// them (the whole list; empty when everything runs again). Audio is never paused.
     case videoPaused(mids: [String])
+    /// To everyone: who speaks now.
+    case activeSpeaker(participantID: String)
 
     private struct Wire: Encodable {
         var type: String
@@ -296,6 +298,7 @@ public enum ServerMessage: Sendable {
         case .meetingEnded(let reason): wire = Wire(type: "meeting-ended", reason: reason)
         case .publishLayers(let mid, let rids): wire = Wire(type: "publish-layers", mid: mid, rids: rids)
         case .videoPaused(let mids): wire = Wire(type: "video-paused", reason: "bandwidth", mids: mids)
+        case .activeSpeaker(let id): wire = Wire(type: "active-speaker", participantId: id)
         }
         return (try? String(decoding: JSONCoding.encoder.encode(wire), as: UTF8.self)) ?? "{\"type\":\"error\"}"
     }

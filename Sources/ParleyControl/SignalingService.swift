@@ -264,6 +264,9 @@ public final class SignalingService: Sendable {
                 }
             case .layersWanted(let meetingID, let participantID, let mid, let rids):
                 await hub.sendLocally(meeting: meetingID, participantID: participantID, .publishLayers(mid: mid, rids: rids))
+            case .activeSpeaker(let meetingID, let participantID):
+                // Every signaling node hears it from the SFU: each tells its own connections.
+                await hub.broadcastLocally(meeting: meetingID, .activeSpeaker(participantID: participantID))
             case .videoPaused(let meetingID, let participantID, let mids):
                 await hub.sendLocally(meeting: meetingID, participantID: participantID, .videoPaused(mids: mids))
             case .transportConnected(let meetingID, let participantID, let transportID):

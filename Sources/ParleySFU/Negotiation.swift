@@ -1,3 +1,4 @@
+import Foundation
 import ParleyWire
 import ParleyTransport
 
@@ -109,6 +110,14 @@ enum MediaCapabilities {
     static func answerFeedback(_ codec: RTPCodec, kind: MediaKind) -> RTPCodec {
         var codec = codec
         codec.feedback = codec.feedback.filter((kind == .video ? videoFeedback : audioFeedback).contains)
+        if codec.name.uppercased() == "OPUS" {
+            // In-band FEC rebuilds a lost packet from the next one; DTX sends almost nothing in
+            // silence (RFC 7587 §7): asked of every Opus sender.
+            var parameters = (codec.fmtp ?? "").split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("useinbandfec=") && !$0.hasPrefix("usedtx=") }
+            if !parameters.contains(where: { $0.hasPrefix("minptime=") }) { parameters.insert("minptime=10", at: 0) }
+            codec.fmtp = (parameters + ["useinbandfec=1", "usedtx=1"]).joined(separator: ";")
+        }
         return codec
     }
 

@@ -64,6 +64,8 @@ public final class Producer {
     public private(set) var closed = false
     /// A host stopped this media: packets are counted and dropped, whatever the client sends.
     var blocked = false
+    /// Audio: how loud it has been lately (active speaker).
+    var speech = SpeechActivity()
     /// Simulcast: the layers (bit per index) the publisher was last told somebody receives.
     var announcedLayers: UInt64 = 0
     public let createdAt: Nanoseconds
@@ -134,6 +136,7 @@ public final class Producer {
             header.forEachExtension(in: readable) { id, offset, length in
                 if id == audioLevelExtensionID, length >= 1 { audioLevel = readable[offset] }
             }
+            if let audioLevel { speech.add(level: audioLevel) }
         }
         encodings[index].retransmissions?.store(readable, sequence: header.sequenceNumber)
         for consumer in consumers {

@@ -8,6 +8,10 @@ public final class Router {
     /// Every live producer, oldest first.
     private(set) var producers: [Producer] = []
 
+    /// Who speaks now (audio levels), and who is about to take over.
+    var activeSpeaker: String?
+    var speakerCandidate: String?
+
     init(meetingID: String) { self.meetingID = meetingID }
 
     var isEmpty: Bool { transports.isEmpty }

@@ -10,6 +10,8 @@ public enum SFUEvent: Sendable, Equatable, Codable {
     /// Simulcast: which layers (rids) of a publisher's track somebody receives; the publisher
     /// pauses the others.
     case layersWanted(meetingID: String, participantID: String, mid: String, rids: [String])
+    /// The participant now speaking in a meeting (the loudest, held for half a second).
+    case activeSpeaker(meetingID: String, participantID: String)
     /// The receiving video mids of a participant that are paused because its bandwidth estimate
     /// leaves no room for them (the whole list, each time it changes); audio is never paused.
     case videoPaused(meetingID: String, participantID: String, mids: [String])
@@ -119,6 +121,7 @@ public final class WorkerCore {
         if now >= nextLayerCheckAt {
             nextLayerCheckAt = now + Self.layerCheckInterval
             checkLayers(now: now)
+            checkSpeakers()
         }
     }
 

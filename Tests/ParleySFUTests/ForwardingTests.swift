@@ -291,6 +291,36 @@ import ParleyWire
         #expect(transport.estimator.usage == .normal)
     }
 
+    @Test func theLoudestSpeakerBecomesTheActiveSpeakerWithoutFlapping() throws {
+        let network = FakeNetwork()
+        let ada = try TestPeer(port: 5001), bob = try TestPeer(port: 5002)
+        try network.join(ada, meeting: "m", participant: "ada", role: .whip, sending: true)
+        try network.join(bob, meeting: "m", participant: "bob", role: .whip, sending: true)
+        // Opus asked to carry in-band FEC and to use DTX.
+        #expect(ada.answer?.media[0].values("fmtp") == ["111 minptime=10;useinbandfec=1;usedtx=1"])
+        func talk(ada adaLevel: UInt8, bob bobLevel: UInt8, milliseconds: Int) {
+            for _ in 0..<(milliseconds / 20) {
+                network.send(ada.protect(ada.audioPacket(level: adaLevel)), from: ada.address)
+                network.send(bob.protect(bob.audioPacket(level: bobLevel)), from: bob.address)
+                network.advance(milliseconds: 20)
+            }
+        }
+        func speakers() -> [String] {
+            network.events.compactMap { if case .activeSpeaker(_, let id) = $0 { return id } else { return nil } }
+        }
+        talk(ada: 100, bob: 110, milliseconds: 1000)
+        #expect(speakers().isEmpty, "nobody above -50 dBov")
+        talk(ada: 20, bob: 110, milliseconds: 1500)
+        #expect(speakers() == ["ada"])
+        // Bob coughs once (one loud interval): Ada keeps the floor.
+        talk(ada: 20, bob: 10, milliseconds: 240)
+        talk(ada: 20, bob: 110, milliseconds: 1000)
+        #expect(speakers() == ["ada"])
+        // Ada stops, Bob speaks: Bob.
+        talk(ada: 127, bob: 15, milliseconds: 1500)
+        #expect(speakers() == ["ada", "bob"])
+    }
+
     @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
