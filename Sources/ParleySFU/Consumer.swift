@@ -20,6 +20,8 @@ public final class Consumer {
     public private(set) var producer: Producer?
     private var payloadType: UInt8 = 0
     private var rtxPayloadType: UInt8?
+    /// The subscriber's RFC 2198 payload type around our codec, if it takes redundant audio.
+    private var redPayloadType: UInt8?
     private var clockRate: UInt32 = 90000
     var rewriter = RTPRewriter()
     /// VP8 picture numbering, continuous across source changes (nil for other codecs).
@@ -86,6 +88,7 @@ public final class Consumer {
         vp8 = CodecPayload.kind(ofCodecNamed: codec.name) == .vp8 ? (vp8 ?? VP8Rewriter()) : nil
         vp8?.switchSource()
         rtxPayloadType = codecs.first { $0.name.lowercased() == "rtx" && $0.associatedPayloadType == codec.payloadType }?.payloadType
+        redPayloadType = MediaCapabilities.red(for: codec, in: codecs)?.payloadType
         rewriter.switchSource()
         waitingForKeyframe = kind == .video
         lastKeyframeAsk = nil
@@ -210,7 +213,24 @@ public final class Consumer {
             + (transportWideCCExtensionID != nil ? 3 : 0)
         let extensionBlock = extensionBytes == 0 ? 0 : 4 + (extensionBytes + 3) / 4 * 4
         let extra = retransmission ? 2 : 0
-        let total = 12 + extensionBlock + extra + header.payloadLength
+        var payloadStart = header.payloadOffset, payloadLength = header.payloadLength
+        var outPayloadType = payloadType
+        var renumberRED = false
+        if let incomingRED = producer?.redPayloadType, header.payloadType == incomingRED {
+            if let redPayloadType {
+                // Redundant audio as it came, its blocks renumbered for this subscriber's codec.
+                outPayloadType = redPayloadType
+                renumberRED = producer?.codec.payloadType != payloadType
+            } else {
+                // A subscriber without RED gets the primary block as plain audio.
+                guard let primary = REDPayload.primary(in: UnsafeRawBufferPointer(rebasing: packet[payloadStart..<(payloadStart + payloadLength)])) else {
+                    return nil
+                }
+                payloadStart += primary.offset
+                payloadLength = primary.length
+            }
+        }
+        let total = 12 + extensionBlock + extra + payloadLength
         guard total + SRTPSession.maximumTrailer <= slot.count else { return nil }
         var outSequence = sequence
         if retransmission {
@@ -218,7 +238,7 @@ public final class Consumer {
             rtxSequence &+= 1
         }
         var offset = RTPHeader.writeFixed(into: slot, hasExtension: extensionBlock > 0, marker: header.marker,
-                                          payloadType: retransmission ? rtxPayloadType! : payloadType,
+                                          payloadType: retransmission ? rtxPayloadType! : outPayloadType,
                                           sequenceNumber: outSequence, timestamp: timestamp, ssrc: retransmission ? rtxSSRC : ssrc)
         if extensionBlock > 0 {
             slot.writeU16(0xBEDE, at: offset)
@@ -248,10 +268,11 @@ public final class Consumer {
             slot.writeU16(sequence, at: offset)
             offset += 2
         }
-        let payload = UnsafeRawBufferPointer(rebasing: packet[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
+        let payload = UnsafeRawBufferPointer(rebasing: packet[payloadStart..<(payloadStart + payloadLength)])
         let written = UnsafeMutableRawBufferPointer(rebasing: slot[offset..<(offset + payload.count)])
         written.copyMemory(from: payload)
         vp8?.rewrite(written, retransmission: resend)
+        if renumberRED { REDPayload.setPayloadTypes(payloadType, in: written) }
         return offset + payload.count
     }
 

@@ -87,6 +87,7 @@ enum MediaCapabilities {
     static func isSupported(_ codec: RTPCodec, kind: MediaKind) -> Bool {
         switch (kind, codec.name.uppercased()) {
         case (.audio, "OPUS"): return codec.clockRate == 48000
+        case (.audio, "RED"): return codec.clockRate == 48000
         case (.video, "VP8"): return true
         case (.video, "H264"): return codec.parameter("packetization-mode") == "1"
         default: return false
@@ -101,6 +102,14 @@ enum MediaCapabilities {
             return supported.first { ($0.parameter("profile-level-id") ?? "").lowercased().hasPrefix("42e0") } ?? supported.first
         }
         return supported.first
+    }
+
+    /// RFC 2198 redundancy wrapping `codec` (`a=fmtp:R P/P`), if offered.
+    static func red(for codec: RTPCodec, in offered: [RTPCodec]) -> RTPCodec? {
+        offered.first { candidate in
+            guard candidate.name.uppercased() == "RED", candidate.clockRate == codec.clockRate, let fmtp = candidate.fmtp else { return false }
+            return fmtp.split(separator: "/").first.flatMap { UInt8($0) } == codec.payloadType
+        }
     }
 
     static func rtx(for codec: RTPCodec, in offered: [RTPCodec]) -> RTPCodec? {
@@ -223,9 +232,13 @@ extension WorkerCore {
                     continue
                 }
                 let rtx = MediaCapabilities.rtx(for: codec, in: offered)
+                // Audio redundancy: listed first, so browsers send it (each packet carries the
+                // previous one too); subscribers without RED get the primary block alone.
+                let red = kind == .audio ? MediaCapabilities.red(for: codec, in: offered) : nil
                 section.accepted = true
                 section.direction = .recvonly
-                section.codecs = [MediaCapabilities.answerFeedback(codec, kind: kind)] + (rtx.map { [MediaCapabilities.answerFeedback($0, kind: kind)] } ?? [])
+                section.codecs = (red.map { [MediaCapabilities.answerFeedback($0, kind: kind)] } ?? []) + [MediaCapabilities.answerFeedback(codec, kind: kind)]
+                    + (rtx.map { [MediaCapabilities.answerFeedback($0, kind: kind)] } ?? [])
                 let allowed = MediaCapabilities.extensionURIs(kind: kind, publishing: true)
                 section.extensions = media.extensions.filter { allowed.contains($0.uri) }
                 func extensionID(_ uri: String) -> UInt8? { section.extensions.first { $0.uri == uri }?.id }
@@ -250,7 +263,7 @@ extension WorkerCore {
                     let producer = Producer(
                         id: RandomToken.make(length: 12), kind: kind, mid: mid,
                         source: request.sources[mid] ?? (kind == .audio ? "microphone" : "camera"),
-                        codec: codec, rtxPayloadType: rtx?.payloadType, encodings: encodings,
+                        codec: codec, rtxPayloadType: rtx?.payloadType, redPayloadType: red?.payloadType, encodings: encodings,
                         audioLevelExtensionID: section.extensions.first { $0.uri == HeaderExtensionURI.audioLevel }?.id,
                         transport: transport, now: now)
                     transport.addProducer(producer)
@@ -258,7 +271,11 @@ extension WorkerCore {
                 }
                 if let consumer = existingConsumer { transport.removeConsumer(consumer) }
             } else if direction.receives && request.role != .whip {
-                let accepted = offered.filter { MediaCapabilities.isSupported($0, kind: kind) }
+                let supported = offered.filter { MediaCapabilities.isSupported($0, kind: kind) }
+                // RED only around a codec accepted too.
+                let accepted = supported.filter { codec in
+                    codec.name.uppercased() != "RED" || supported.contains { MediaCapabilities.red(for: $0, in: [codec]) != nil }
+                }
                 guard !accepted.isEmpty else {
                     sections.append(section)
                     continue

@@ -55,6 +55,8 @@ public final class Producer {
     public let codec: RTPCodec
     public let codecKind: CodecPayload.Kind
     public let rtxPayloadType: UInt8?
+    /// Audio with RFC 2198 redundancy: packets of this payload type wrap `codec`.
+    public let redPayloadType: UInt8?
     public var encodings: [ProducerEncoding]
     public let audioLevelExtensionID: UInt8?
     unowned let transport: WebRtcTransport
@@ -71,7 +73,7 @@ public final class Producer {
     public let createdAt: Nanoseconds
     public var participantID: String { transport.participantID }
 
-    init(id: String, kind: MediaKind, mid: String, source: String, codec: RTPCodec, rtxPayloadType: UInt8?,
+    init(id: String, kind: MediaKind, mid: String, source: String, codec: RTPCodec, rtxPayloadType: UInt8?, redPayloadType: UInt8? = nil,
          encodings: [ProducerEncoding], audioLevelExtensionID: UInt8?, transport: WebRtcTransport, now: Nanoseconds) {
         self.id = id
         self.kind = kind
@@ -80,6 +82,7 @@ public final class Producer {
         self.codec = codec
         self.codecKind = CodecPayload.kind(ofCodecNamed: codec.name)
         self.rtxPayloadType = rtxPayloadType
+        self.redPayloadType = redPayloadType
         self.encodings = encodings.isEmpty ? [ProducerEncoding()] : encodings
         if kind == .video {
             for index in self.encodings.indices { self.encodings[index].retransmissions = RetransmissionBuffer() }
@@ -113,7 +116,7 @@ public final class Producer {
             counters.droppedUnroutable += 1
             return
         }
-        guard header.payloadType == codec.payloadType, header.payloadLength > 0 else {
+        guard header.payloadType == codec.payloadType || (redPayloadType != nil && header.payloadType == redPayloadType), header.payloadLength > 0 else {
             counters.droppedUnroutable += 1
             return
         }

@@ -26,6 +26,9 @@ final class TestPeer {
     /// An offer like a browser's: BUNDLE, mid extension, Opus and VP8 with RTX.
     /// Video feedback the offer lists; a FIR-only publisher is tested with `["ccm fir"]`.
     var videoFeedback = ["nack", "nack pli"]
+    /// Audio: Opus's payload type, and RFC 2198 redundancy around it if offered.
+    var opusPayloadType: UInt8 = 111
+    var redPayloadType: UInt8?
     /// Simulcast as a browser offers it: rids, lowest first, no SSRCs (they come with the packets).
     var simulcastRids: [String] = []
     lazy var layerSSRCs: [UInt32] = simulcastRids.map { _ in UInt32.random(in: 1...UInt32.max) }
@@ -36,7 +39,12 @@ final class TestPeer {
         let direction = sending ? "sendonly" : "recvonly"
         var sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
         let common = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:\(ufrag)\r\na=ice-pwd:\(password)\r\na=fingerprint:sha-256 \(Self.context.certificate.fingerprint)\r\na=setup:actpass\r\na=rtcp-mux\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=\(direction)\r\n"
-        sdp += "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" + common + "a=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
+        if let red = redPayloadType {
+            sdp += "m=audio 9 UDP/TLS/RTP/SAVPF \(opusPayloadType) \(red)\r\n" + common + "a=mid:0\r\na=rtpmap:\(opusPayloadType) opus/48000/2\r\n"
+                + "a=rtpmap:\(red) red/48000/2\r\na=fmtp:\(red) \(opusPayloadType)/\(opusPayloadType)\r\n"
+        } else {
+            sdp += "m=audio 9 UDP/TLS/RTP/SAVPF \(opusPayloadType)\r\n" + common + "a=mid:0\r\na=rtpmap:\(opusPayloadType) opus/48000/2\r\n"
+        }
         if sending { sdp += "a=ssrc:\(audioSSRC) cname:peer\r\n" }
         sdp += "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n" + common + "a=mid:1\r\na=rtpmap:96 VP8/90000\r\n" + videoFeedback.map { "a=rtcp-fb:96 \($0)\r\n" }.joined() + "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
         if sending && !simulcastRids.isEmpty {
@@ -75,11 +83,11 @@ final class TestPeer {
     /// An Opus packet carrying its audio level (RFC 6464, extension id 1: 0 loudest, 127 silence).
     var audioSequence: UInt16 = 10
     var audioTimestamp: UInt32 = 0
-    func audioPacket(level: UInt8) -> [UInt8] {
-        var packet: [UInt8] = [0x90, 111, UInt8(audioSequence >> 8), UInt8(audioSequence & 0xFF)]
+    func audioPacket(level: UInt8, payload: [UInt8] = [UInt8](repeating: 0x55, count: 40), payloadType: UInt8? = nil) -> [UInt8] {
+        var packet: [UInt8] = [0x90, payloadType ?? opusPayloadType, UInt8(audioSequence >> 8), UInt8(audioSequence & 0xFF)]
         packet += withUnsafeBytes(of: audioTimestamp.bigEndian, Array.init)
         packet += withUnsafeBytes(of: audioSSRC.bigEndian, Array.init)
-        packet += [0xBE, 0xDE, 0x00, 0x01, 1 << 4, 0x80 | level, 0, 0] + [UInt8](repeating: 0x55, count: 40)
+        packet += [0xBE, 0xDE, 0x00, 0x01, 1 << 4, 0x80 | level, 0, 0] + payload
         audioSequence &+= 1
         audioTimestamp &+= 960
         return packet

@@ -321,6 +321,33 @@ import ParleyWire
         #expect(speakers() == ["ada", "bob"])
     }
 
+    @Test func redundantAudioGoesAsREDToWhoTakesItAndAsPlainOpusToWhoDoesNot() throws {
+        let network = FakeNetwork()
+        let publisher = try TestPeer(port: 5001), withRED = try TestPeer(port: 5002), withoutRED = try TestPeer(port: 5003)
+        publisher.redPayloadType = 63
+        withRED.redPayloadType = 100
+        withRED.opusPayloadType = 109
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        // RED is answered first, so the browser sends it.
+        #expect(publisher.answer?.media[0].formats.prefix(2) == ["63", "111"])
+        try network.join(withRED, meeting: "m", participant: "red", role: .whep, sending: false)
+        try network.join(withoutRED, meeting: "m", participant: "plain", role: .whep, sending: false)
+        // One redundant block (3 bytes, 20 ms earlier) and the primary (4 bytes).
+        let red: [UInt8] = [0x80 | 111, 0x0F, 0x00, 0x03, 111, 0xAA, 0xBB, 0xCC, 1, 2, 3, 4]
+        network.send(publisher.protect(publisher.audioPacket(level: 30, payload: red, payloadType: 63)), from: publisher.address)
+        network.pump()
+        let received = try #require(withRED.receivedRTP.first)
+        #expect(received.header.payloadType == 100)
+        #expect(Array(received.bytes[received.header.payloadOffset...]) == [0x80 | 109, 0x0F, 0x00, 0x03, 109, 0xAA, 0xBB, 0xCC, 1, 2, 3, 4])
+        let plain = try #require(withoutRED.receivedRTP.first)
+        #expect(plain.header.payloadType == 111)
+        #expect(Array(plain.bytes[plain.header.payloadOffset...]) == [1, 2, 3, 4])
+        // Broken RED is dropped, not forwarded as garbage.
+        network.send(publisher.protect(publisher.audioPacket(level: 30, payload: [0x80 | 111, 0x0F], payloadType: 63)), from: publisher.address)
+        network.pump()
+        #expect(withoutRED.receivedRTP.count == 1)
+    }
+
     @Test func nackIsAnsweredWithRTXCarryingTheOriginalSequence() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()

@@ -48,3 +48,29 @@ import Testing
         }
     }
 }
+
+@Suite struct REDPayloadTests {
+    @Test func blocksAreFoundAndTheirPayloadTypesRewritten() throws {
+        // One redundant Opus block (pt 111, 960 ticks earlier, 3 bytes), then the primary (pt 111, 4 bytes).
+        var payload = bytes("ef 0f 00 03 6f aa bb cc 01 02 03 04")
+        let red = try payload.withUnsafeBytes { try REDPayload(parsing: $0) }
+        #expect(red.redundant == [REDPayload.Block(payloadType: 111, timestampOffset: 960, offset: 5, length: 3, headerOffset: 0)])
+        #expect(red.primary == REDPayload.Block(payloadType: 111, timestampOffset: 0, offset: 8, length: 4, headerOffset: 4))
+        payload.withUnsafeMutableBytes { red.setPayloadTypes(100, in: $0) }
+        #expect(payload == bytes("e4 0f 00 03 64 aa bb cc 01 02 03 04"))
+        // The same, without allocating, as the forwarding path does it.
+        #expect(payload.withUnsafeBytes { REDPayload.primary(in: $0).map { [$0.offset, $0.length] } } == [8, 4])
+        #expect(payload.withUnsafeMutableBytes { REDPayload.setPayloadTypes(111, in: $0) })
+        #expect(payload == bytes("ef 0f 00 03 6f aa bb cc 01 02 03 04"))
+        #expect(bytes("ef 0f 00 09 6f aa").withUnsafeBytes { REDPayload.primary(in: $0) } == nil)
+        // No redundancy: the primary alone.
+        let alone = try bytes("6f 01 02").withUnsafeBytes { try REDPayload(parsing: $0) }
+        #expect(alone.redundant.isEmpty && alone.primary.offset == 1 && alone.primary.length == 2)
+    }
+
+    @Test func brokenREDIsAnError() {
+        for hex in ["", "ef 0f", "ef 0f 00 03", "ef 0f 00 09 6f aa"] {
+            #expect(throws: WireError.self) { try bytes(hex).withUnsafeBytes { try REDPayload(parsing: $0) } }
+        }
+    }
+}
