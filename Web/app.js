@@ -128,7 +128,7 @@ async function connectSignaling(name) {
   signaling.addEventListener('active-speaker', ({ detail }) => {
     state.activeSpeaker = detail.participantId;
     window.parley.activeSpeaker = detail.participantId;
-    render();
+    markSpeaker();
   });
   signaling.addEventListener('video-paused', ({ detail }) => {
     state.pausedMids = new Set(detail.mids);
@@ -359,11 +359,19 @@ function render() {
     const hasCamera = participant.tracks.some((t) => t.kind === 'video' && t.source !== 'screen');
     tile.setState(screen ? {} : { audioMuted: participant.audioMuted, videoMuted: participant.videoMuted || !hasCamera });
     tile.setPaused(pausedKeys.has(key));
-    // The one speaking gets the large tile (with three or more people on the stage).
-    tile.element.classList.toggle('speaking', !screen && participant.id === state.activeSpeaker && wanted.size > 1);
     tile.element.dataset.participant = participant.id;
   }
   renderPanel();
+  markSpeaker();
+}
+
+/// The one speaking gets the large tile (with three or more people on the stage); only classes
+/// change, so nothing else on the page is rebuilt.
+function markSpeaker() {
+  const remote = [...state.tiles.keys()].filter((key) => !key.startsWith('local'));
+  for (const [key, tile] of state.tiles) {
+    tile.element.classList.toggle('speaking', remote.length > 1 && key === state.activeSpeaker);
+  }
   reportViewport();
 }
 

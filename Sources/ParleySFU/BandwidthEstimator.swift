@@ -60,8 +60,10 @@ struct BandwidthEstimator {
     private var acknowledged: [(at: Nanoseconds, size: Int)] = []
     private var lastDecrease: Nanoseconds?
 
-    /// Share of packets lost in the last feedback interval.
+    /// Share of packets lost over the last second of feedback (one 100 ms feedback alone is too
+    /// noisy a sample: a short burst would halve the rate).
     private(set) var lossFraction = 0.0
+    private var lossWindow: [(at: Nanoseconds, lost: Int, total: Int)] = []
     /// When feedback last came (none for a while: nothing was sent, the last verdict is stale).
     private(set) var lastFeedbackAt: Nanoseconds?
 
@@ -69,8 +71,10 @@ struct BandwidthEstimator {
     mutating func update(_ results: [PacketResult], now: Nanoseconds) {
         guard !results.isEmpty else { return }
         lastFeedbackAt = now
-        let lost = results.count { $0.arrivedAt == nil }
-        lossFraction = Double(lost) / Double(results.count)
+        lossWindow.append((now, results.count { $0.arrivedAt == nil }, results.count))
+        lossWindow.removeAll { now &- $0.at > 1_000_000_000 }
+        let total = lossWindow.reduce(0) { $0 + $1.total }
+        lossFraction = Double(lossWindow.reduce(0) { $0 + $1.lost }) / Double(max(1, total))
         for result in results {
             guard let arrivedAt = result.arrivedAt else { continue }
             acknowledged.append((arrivedAt, result.size))

@@ -42,6 +42,9 @@ public final class Consumer {
     var allocatedLayer = Int.max
     /// No room even for the lowest layer: video paused, audio goes on.
     public internal(set) var pausedForBandwidth = false
+    /// Checks in a row that found no room: a pause needs two (a passing dip is not worth a
+    /// frozen picture and a keyframe to recover).
+    var checksWithoutRoom = 0
     public private(set) var packetsSent: UInt32 = 0
     public private(set) var octetsSent: UInt32 = 0
 

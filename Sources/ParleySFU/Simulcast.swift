@@ -80,7 +80,9 @@ extension WorkerCore {
         var pausedChanged = false
         for video in videos {
             video.consumer.allocatedLayer = video.layer
-            let isPaused = paused.contains(ObjectIdentifier(video.consumer))
+            let noRoom = paused.contains(ObjectIdentifier(video.consumer))
+            video.consumer.checksWithoutRoom = noRoom ? video.consumer.checksWithoutRoom + 1 : 0
+            let isPaused = noRoom && (video.consumer.pausedForBandwidth || video.consumer.checksWithoutRoom >= 2)
             if isPaused != video.consumer.pausedForBandwidth { pausedChanged = true }
             video.consumer.setPaused(isPaused)
         }
@@ -91,7 +93,7 @@ extension WorkerCore {
     }
 
     /// When the estimate holds video back, finds out whether the path carries more: padding up
-    /// to what the tiles want (at most the estimate again) while the path shows neither
+    /// to what the tiles want (at most half the estimate again) while the path shows neither
     /// growing delay nor loss; after congestion, not for 3 s. The subscriber's feedback on the
     /// padding lets the estimate climb, or brings it down.
     private func probe(_ transport: WebRtcTransport, wanted: Int, allocated: Int, now: Nanoseconds) {
@@ -108,7 +110,7 @@ extension WorkerCore {
             return
         }
         guard now >= transport.nextProbeAt else { return }
-        transport.probeBitrate = min(wanted - allocated, estimator.estimate)
+        transport.probeBitrate = min(wanted - allocated, estimator.estimate / 2)
         transport.probeUntil = now + 2 * Self.layerCheckInterval
     }
 

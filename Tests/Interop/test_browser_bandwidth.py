@@ -62,7 +62,12 @@ def test_a_capped_viewer_steps_down_then_pauses_video_keeps_audio_and_climbs_bac
         for viewer in (capped, free):
             assert wait_for(lambda: receiving_from_everyone(viewer, [publisher_id]), 40)
             assert wait_for(lambda: width(viewer, publisher_id) >= 640, 30), f"no large layer at first: {width(viewer, publisher_id)}"
-        full = width(capped, publisher_id)
+        # The publisher beeps: it becomes the active speaker and its tile grows; wait until the
+        # layer the viewers get has settled (the same for three seconds).
+        seen = []
+        assert wait_for(lambda: seen.append(width(capped, publisher_id)) or (len(seen) >= 3 and len(set(seen[-3:])) == 1 and seen[-1] >= 640),
+                        30, interval=1)
+        full = seen[-1]
         port = local_port(capped)
         assert port, "could not find the capped viewer's port"
         free_widths = []
