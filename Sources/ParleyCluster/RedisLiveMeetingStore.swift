@@ -127,15 +127,24 @@ public final class RedisLiveMeetingStore: LiveMeetingStore {
             throw .badRequest("nothing to admit")
         }
         guard let json = entry.json, let keys = try? encoder.encode(request.credentialKeys.sorted()) else { throw .badRequest("unencodable entry") }
-        let reply: RESPValue
-        do {
-            reply = try await redis.send(["EVAL", Self.admission, "3", RedisMeetingRecordStore.key(request.meeting), Self.participantsKey(request.meeting),
-                                          Self.waitingKey(request.meeting), request.resume ?? "", request.subject, String(decoding: keys, as: UTF8.self),
-                                          request.moderator ? "1" : "0", String(request.maximumParticipants), entry.kind, entry.id,
-                                          String(decoding: json, as: UTF8.self), String(Self.expirySeconds)])
-        } catch {
-            throw .forbidden("the meeting's state is unavailable (\(error)); try again")
+        let command = ["EVAL", Self.admission, "3", RedisMeetingRecordStore.key(request.meeting), Self.participantsKey(request.meeting),
+                       Self.waitingKey(request.meeting), request.resume ?? "", request.subject, String(decoding: keys, as: UTF8.self),
+                       request.moderator ? "1" : "0", String(request.maximumParticipants), entry.kind, entry.id,
+                       String(decoding: json, as: UTF8.self), String(Self.expirySeconds)]
+        var reply: RESPValue?
+        // Redis restarting (the client waits between reconnection attempts): a joiner waits a
+        // little rather than being turned away.
+        let deadline = ContinuousClock.now + .seconds(3)
+        while reply == nil {
+            do {
+                reply = try await redis.send(command)
+            } catch {
+                if case .server = error { throw .forbidden("the meeting's state store refused the admission (\(error))") }
+                guard ContinuousClock.now < deadline else { throw .forbidden("the meeting's state is unavailable (\(error)); try again") }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
         }
+        guard let reply else { throw .forbidden("the meeting's state is unavailable; try again") }
         guard let parts = reply.array, parts.count == 2, let verdict = parts[0].string else {
             throw .forbidden("the meeting's state store answered \(reply)")
         }

@@ -165,6 +165,7 @@ async def next_of_type(ws, kind, timeout=10):
         message = await asyncio.wait_for(ws.receive_json(), max(0.1, deadline - time.monotonic()))
         if message.get("type") == kind:
             return message
+        assert message.get("type") != "error", f"waiting for {kind}, the server said {message}"
 
 
 @pytest.mark.timeout(120)
