@@ -174,6 +174,13 @@ def test_browsers_rebuild_their_media_on_the_new_sfu_after_a_kill(cluster):
         ada_id, bob_id = wait_for(ada.participant_id, 20), wait_for(bob.participant_id, 20)
         assert ada_id and bob_id
         assert wait_for(lambda: receiving_from_everyone(ada, [bob_id]) and receiving_from_everyone(bob, [ada_id]), 40)
+        # State the SFU's death must not touch: Bob muted his microphone.
+        from selenium.webdriver.common.by import By
+        bob.driver.find_element(By.ID, "toggle-mic").click()
+
+        def bob_muted():
+            return any(p["id"] == bob_id and p["audioMuted"] for p in ada.js("return window.parley.participants"))
+        assert wait_for(bob_muted, 10)
         owner = redis_get(cluster["redis"], "meeting:failover:sfu")
         killed_at = time.time()
         cluster["sfus"][owner]["process"].kill()
@@ -188,8 +195,9 @@ def test_browsers_rebuild_their_media_on_the_new_sfu_after_a_kill(cluster):
         print(f"measured: SFU kill -9 -> both browsers decoding again in {media_back:.2f} s")
         survivor = next(name for name in cluster["sfus"] if name != owner)
         assert redis_get(cluster["redis"], "meeting:failover:sfu") == survivor
-        # The meeting itself never noticed: same participants, nobody left.
+        # The meeting itself never noticed: same participants, nobody left, Bob still muted.
         assert {p["id"] for p in ada.js("return window.parley.participants")} == {bob_id}
+        assert ada.js("return window.parley.departures") == [] and bob_muted(), "the meeting's state changed with the SFU"
     finally:
         for browser in (ada, bob):
             browser.save_console()
