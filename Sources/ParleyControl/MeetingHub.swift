@@ -711,6 +711,19 @@ public actor MeetingHub {
         deliverLocally(meeting, to: .participant(participantID), OutgoingMessage(message))
     }
 
+    /// Who speaks now in each meeting (the SFU says when it changes; joiners are told at once).
+    private var activeSpeakers: [String: String] = [:]
+
+    public func setActiveSpeaker(meeting: String, participantID: String) {
+        activeSpeakers[meeting] = participantID
+        broadcastLocally(meeting: meeting, .activeSpeaker(participantID: participantID))
+    }
+
+    public func activeSpeaker(meeting: String) -> String? {
+        guard let speaker = activeSpeakers[meeting], meetings[meeting]?.participants[speaker] != nil else { return nil }
+        return speaker
+    }
+
     /// A message for this node's connections in a meeting only (the SFU's events reach every node).
     public func broadcastLocally(meeting: String, _ message: ServerMessage) {
         deliverLocally(meeting, to: .everyone(except: nil), OutgoingMessage(message))

@@ -145,6 +145,7 @@ public final class SignalingService: Sendable {
         sink?(OutgoingMessage(.joined(participantID: participantID, meeting: meeting, participants: others, role: role, token: token, state: state,
                                       resumed: resumed)))
         if role != .participant { sink?(OutgoingMessage(.waitingRoom(await hub.waitingList(meeting)))) }
+        if let speaker = await hub.activeSpeaker(meeting: meeting) { sink?(OutgoingMessage(.activeSpeaker(participantID: speaker))) }
     }
 
     /// A host control, enforced here and at the SFU.
@@ -266,7 +267,7 @@ public final class SignalingService: Sendable {
                 await hub.sendLocally(meeting: meetingID, participantID: participantID, .publishLayers(mid: mid, rids: rids))
             case .activeSpeaker(let meetingID, let participantID):
                 // Every signaling node hears it from the SFU: each tells its own connections.
-                await hub.broadcastLocally(meeting: meetingID, .activeSpeaker(participantID: participantID))
+                await hub.setActiveSpeaker(meeting: meetingID, participantID: participantID)
             case .videoPaused(let meetingID, let participantID, let mids):
                 await hub.sendLocally(meeting: meetingID, participantID: participantID, .videoPaused(mids: mids))
             case .transportConnected(let meetingID, let participantID, let transportID):
