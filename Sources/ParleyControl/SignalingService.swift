@@ -110,7 +110,7 @@ public final class SignalingService: Sendable {
         case .chat(let text):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             let body = try Validation.chatText(text)
-            let name = await hub.participants(in: meetingID).first { $0.id == participantID }?.name ?? ""
+            let name = await hub.participant(meeting: meetingID, id: participantID)?.info.name ?? ""
             await hub.broadcast(meeting: meetingID, .chat(from: participantID, name: name, text: body, at: Date().timeIntervalSince1970), except: nil)
         case .mute(let kind, let muted):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
