@@ -60,9 +60,13 @@ struct BandwidthEstimator {
     private var acknowledged: [(at: Nanoseconds, size: Int)] = []
     private var lastDecrease: Nanoseconds?
 
-    /// Share of packets lost in the last feedback. (Averaging over a second instead was tried: under
-    /// steady 5 % loss Chromium then decoded a fraction of the frames — see the session notes.)
+    /// Share of packets lost over the last 20 or more packets (libwebrtc's minimum: one feedback
+    /// of a few packets says little, one loss in eight is not 12 % loss).
     private(set) var lossFraction = 0.0
+    private var packetsCounted = 0
+    private var packetsLost = 0
+    private var lastLossUpdate: Nanoseconds?
+    private static let lossWindowPackets = 20
     /// When feedback last came (none for a while: nothing was sent, the last verdict is stale).
     private(set) var lastFeedbackAt: Nanoseconds?
 
@@ -70,7 +74,14 @@ struct BandwidthEstimator {
     mutating func update(_ results: [PacketResult], now: Nanoseconds) {
         guard !results.isEmpty else { return }
         lastFeedbackAt = now
-        lossFraction = Double(results.count { $0.arrivedAt == nil }) / Double(results.count)
+        packetsCounted += results.count
+        packetsLost += results.count { $0.arrivedAt == nil }
+        let lossMeasured = packetsCounted >= Self.lossWindowPackets
+        if lossMeasured {
+            lossFraction = Double(packetsLost) / Double(packetsCounted)
+            packetsCounted = 0
+            packetsLost = 0
+        }
         for result in results {
             guard let arrivedAt = result.arrivedAt else { continue }
             acknowledged.append((arrivedAt, result.size))
@@ -78,7 +89,7 @@ struct BandwidthEstimator {
         }
         updateAcknowledgedBitrate()
         updateDelayBased(now: now)
-        updateLossBased()
+        if lossMeasured { updateLossBased(now: now) }
         estimate = max(Self.minimumBitrate, min(Self.maximumBitrate, min(delayBased, lossBased)))
     }
 
@@ -204,11 +215,17 @@ struct BandwidthEstimator {
 
     // MARK: Loss-based
 
-    private mutating func updateLossBased() {
+    /// Decrease on more than 10 % loss; hold between 2 and 10 %; below 2 %, grow 5 % per 100 ms
+    /// (whatever the packet rate makes the window's length) and believe what just got through.
+    private mutating func updateLossBased(now: Nanoseconds) {
+        let elapsed = lastLossUpdate.map { min(1.0, Double(now &- $0) / 1e9) } ?? 0.1
+        lastLossUpdate = now
         if lossFraction > 0.1 {
             lossBased = max(Self.minimumBitrate, Int(Double(min(lossBased, delayBased)) * (1 - 0.5 * lossFraction)))
         } else if lossFraction < 0.02 {
-            lossBased = min(Self.maximumBitrate, max(lossBased, Int(Double(lossBased) * 1.05)))
+            var increased = Double(lossBased) * pow(1.05, elapsed / 0.1)
+            if let acknowledgedBitrate { increased = max(increased, Double(acknowledgedBitrate) * 0.9) }
+            lossBased = min(Self.maximumBitrate, max(lossBased, Int(increased)))
         }
     }
 }

@@ -40,7 +40,10 @@ public struct PacketCounters: Sendable, Equatable {
     public var rtpForwarded = 0
     public var retransmitted = 0
     public var nacksSent = 0
+    /// Repairs (RTX) of packets that were lost on the way here.
     public var repairsReceived = 0
+    /// Video packets that had come before (a publisher's bandwidth probes repeat packets over RTX).
+    public var droppedDuplicate = 0
     public var droppedUnknownSender = 0
     public var droppedMalformed = 0
     public var droppedUnauthenticated = 0
@@ -64,6 +67,7 @@ public struct PacketCounters: Sendable, Equatable {
         c.droppedUnauthenticated += b.droppedUnauthenticated; c.droppedUnroutable += b.droppedUnroutable
         c.keyframeRequestsSent += b.keyframeRequestsSent; c.droppedBlocked += b.droppedBlocked
         c.transportFeedbackSent += b.transportFeedbackSent; c.probePacketsSent += b.probePacketsSent
+        c.droppedDuplicate += b.droppedDuplicate
         return c
     }
 }

@@ -25,11 +25,13 @@ public struct NACKGenerator: Sendable {
         tries = Array(repeating: 0, count: Self.capacity)
     }
 
-    /// Records a received packet (original or repaired).
-    public mutating func received(_ sequence: UInt16, now: Nanoseconds) {
+    /// Records a received packet (original or repaired). Returns false for a packet received
+    /// before: a publisher probing its bandwidth resends packets over RTX that were never lost.
+    @discardableResult
+    public mutating func received(_ sequence: UInt16, now: Nanoseconds) -> Bool {
         guard let last = highest else {
             highest = sequence
-            return
+            return true
         }
         if SequenceNumber.isNewer(sequence, than: last) {
             let gap = Int(sequence &- last) - 1
@@ -49,8 +51,15 @@ public struct NACKGenerator: Sendable {
                 }
             }
             highest = sequence
+            return true
         }
-        clear(sequence)
+        if Int(last &- sequence) >= Self.capacity {
+            // Far behind anything tracked: the stream started over (a new sequence space).
+            clearAll()
+            highest = sequence
+            return true
+        }
+        return clear(sequence)
     }
 
     /// The sequence numbers to ask for now; ages out hopeless ones.
@@ -73,12 +82,13 @@ public struct NACKGenerator: Sendable {
         return lost
     }
 
-    private mutating func clear(_ sequence: UInt16) {
+    /// Forgets a missing packet that came; false if it was not missing.
+    private mutating func clear(_ sequence: UInt16) -> Bool {
         let index = Int(sequence) % Self.capacity
-        if slots[index] == Int32(sequence) {
-            slots[index] = -1
-            missingCount -= 1
-        }
+        guard slots[index] == Int32(sequence) else { return false }
+        slots[index] = -1
+        missingCount -= 1
+        return true
     }
 
     private mutating func clearAll() {

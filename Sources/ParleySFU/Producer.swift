@@ -101,6 +101,7 @@ public final class Producer {
         }
         var packet = packet
         var header = header
+        var isRepair = false
         var index = encodings.firstIndex { $0.ssrc == header.ssrc }
         if index == nil, let repaired = encodings.firstIndex(where: { $0.rtxSSRC == header.ssrc }) {
             guard let unwrapped = unwrapRetransmission(packet, header: header, primarySSRC: encodings[repaired].ssrc) else {
@@ -110,7 +111,7 @@ public final class Producer {
             }
             (packet, header) = unwrapped
             index = repaired
-            counters.repairsReceived += 1
+            isRepair = true
         }
         guard let index else {
             counters.droppedUnroutable += 1
@@ -120,10 +121,16 @@ public final class Producer {
             counters.droppedUnroutable += 1
             return
         }
+        // A packet that came before (a probe repeating it over RTX, a duplicate on the network)
+        // is not forwarded again: subscribers would pay for it, and it would inflate the layer's rate.
+        if kind == .video, !encodings[index].nack.received(header.sequenceNumber, now: now) {
+            counters.droppedDuplicate += 1
+            return
+        }
+        if isRepair { counters.repairsReceived += 1 }
         encodings[index].statistics.update(sequence: header.sequenceNumber, timestamp: header.timestamp, arrival: now, clockRate: codec.clockRate)
         encodings[index].lastPacketAt = now
         encodings[index].bytesSinceSample &+= header.payloadLength + 40
-        if kind == .video { encodings[index].nack.received(header.sequenceNumber, now: now) }
         let readable = UnsafeRawBufferPointer(packet)
         let payload = UnsafeRawBufferPointer(rebasing: readable[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
         let isKeyframe = kind == .video && CodecPayload.isKeyframe(codecKind, payload: payload)

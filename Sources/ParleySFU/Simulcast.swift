@@ -49,15 +49,17 @@ extension WorkerCore {
     func allocate(_ transport: WebRtcTransport, now: Nanoseconds) {
         // Keep 10 % headroom so a steady state does not sit on the edge.
         var budget = Int(Double(transport.estimator.estimate) * 0.9)
+        var audio = 0
         var videos: [(consumer: Consumer, producer: Producer, layer: Int)] = []
         for consumer in transport.consumers {
             guard let producer = consumer.producer else { continue }
             if consumer.kind == .audio {
-                budget -= producer.bitrate(ofLayer: 0)
+                audio += producer.bitrate(ofLayer: 0)
             } else {
                 videos.append((consumer, producer, producer.isSimulcast ? producer.desiredLayer(fitting: consumer.viewport) : 0))
             }
         }
+        budget -= audio
         var paused = Set<ObjectIdentifier>()
         func cost(_ index: Int) -> Int { paused.contains(ObjectIdentifier(videos[index].consumer)) ? 0 : videos[index].producer.bitrate(ofLayer: videos[index].layer) }
         var total = videos.indices.reduce(0) { $0 + cost($1) }
@@ -76,7 +78,7 @@ extension WorkerCore {
             total -= cost(index)
             paused.insert(ObjectIdentifier(videos[index].consumer))
         }
-        probe(transport, wanted: wanted, allocated: total, now: now)
+        probe(transport, wanted: audio + wanted, sending: audio + total, now: now)
         var pausedChanged = false
         for video in videos {
             video.consumer.allocatedLayer = video.layer
@@ -92,13 +94,14 @@ extension WorkerCore {
         }
     }
 
-    /// When the estimate holds video back, finds out whether the path carries more: padding up
-    /// to what the tiles want (at most half the estimate again) while the path shows neither
-    /// growing delay nor loss; after congestion, not for 3 s. The subscriber's feedback on the
-    /// padding lets the estimate climb, or brings it down.
-    private func probe(_ transport: WebRtcTransport, wanted: Int, allocated: Int, now: Nanoseconds) {
+    /// When the estimate holds video back, finds out whether the path carries more: padding on
+    /// top of the media, so that together they reach what would let the tiles have what they
+    /// want (with the allocation's headroom) but at most 1.5 times the estimate, while the path
+    /// shows neither growing delay nor loss; after congestion, not for 3 s. The subscriber's
+    /// feedback on the padding lets the estimate climb, or brings it down.
+    private func probe(_ transport: WebRtcTransport, wanted: Int, sending: Int, now: Nanoseconds) {
         let estimator = transport.estimator
-        guard transport.hasTransportFeedback, wanted > allocated else {
+        guard transport.hasTransportFeedback, wanted > sending else {
             transport.probeBitrate = 0
             return
         }
@@ -110,7 +113,9 @@ extension WorkerCore {
             return
         }
         guard now >= transport.nextProbeAt else { return }
-        transport.probeBitrate = min(wanted - allocated, estimator.estimate / 2)
+        // The estimate becomes 0.9 of what got through, the budget 0.9 of that.
+        let goal = min(Int(Double(wanted) / 0.8), estimator.estimate * 3 / 2)
+        transport.probeBitrate = max(0, goal - sending)
         transport.probeUntil = now + 2 * Self.layerCheckInterval
     }
 

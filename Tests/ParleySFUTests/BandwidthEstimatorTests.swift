@@ -85,6 +85,26 @@ import Testing
         #expect(estimator.estimate < BandwidthEstimator.initialBitrate / 2, "\(estimator.estimate)")
     }
 
+    @Test func steadyFivePercentLossInSmallFeedbacksDoesNotBringTheEstimateDown() {
+        // Eight packets per 100 ms feedback, one in twenty lost: a single feedback often shows
+        // 12.5 %, but the loss rate is 5 %, which GCC holds at.
+        var estimator = BandwidthEstimator()
+        var now: Nanoseconds = 1_000_000_000
+        var sent: Nanoseconds = now
+        var number = 0
+        for _ in 0..<100 {
+            now += 100_000_000
+            let results = (0..<8).map { _ -> PacketResult in
+                sent += 12_500_000
+                number += 1
+                return PacketResult(sentAt: sent, size: 1200, arrivedAt: number % 20 == 0 ? nil : sent + 30_000_000)
+            }
+            estimator.update(results, now: now)
+        }
+        #expect((0.04...0.09).contains(estimator.lossFraction), "\(estimator.lossFraction)")
+        #expect(estimator.estimate >= BandwidthEstimator.initialBitrate, "\(estimator.estimate)")
+    }
+
     @Test func probingFindsReturnedBandwidthFasterThanTheSteadyClimb() {
         func secondsToReach(_ target: Int, probing: Bool) -> Int? {
             var simulation = Simulation(link: Bottleneck(capacity: 300_000))

@@ -553,6 +553,26 @@ import ParleyWire
         network.advance(milliseconds: 200)
         #expect(!publisher.receivedRTCP.contains { if case .nack = $0 { return true } else { return false } })
     }
+
+    @Test func packetsThatCameBeforeAreNotForwardedAgain() throws {
+        // Chromium probes its uplink by resending packets over RTX that were never lost; a
+        // subscriber must not pay for them a second time.
+        let network = FakeNetwork()
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
+        let sent = (0..<4).map { publisher.videoPacket(keyframe: $0 == 0) }
+        for packet in sent { network.send(publisher.protect(packet), from: publisher.address) }
+        network.pump()
+        #expect(player.receivedRTP.count == 4)
+        for packet in sent.prefix(3) { network.send(publisher.protect(publisher.rtxPacket(of: packet)), from: publisher.address) }
+        network.pump()
+        #expect(player.receivedRTP.count == 4)
+        #expect(network.core.counters.droppedDuplicate == 3)
+        #expect(network.core.counters.repairsReceived == 0)
+        // The stream goes on.
+        network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address)
+        network.pump()
+        #expect(player.receivedRTP.count == 5)
+    }
 }
 
 @Suite struct AssignmentTests {
