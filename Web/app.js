@@ -33,6 +33,7 @@ window.parley = {
   departures: [],
   pausedVideos: [],
   activeSpeaker: null,
+  mediaEvents: [],
   get participants() { return [...state.participants.values()]; },
   get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
   cameraLayers: () => state.peer?.cameraLayers() ?? Promise.resolve({}),
@@ -141,9 +142,11 @@ async function connectSignaling(name) {
     showBanner(`${detail.message} (${detail.code})`, { error: true });
   });
   signaling.addEventListener('meeting-ended', ({ detail }) => { if (!state.leaving) finish('The meeting has ended', detail.reason); });
-  signaling.addEventListener('close', () => {
+  signaling.addEventListener('close', ({ detail }) => {
     if (state.leaving || signaling !== state.signaling) return;
-    if (state.joined) reconnect(name); else finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
+    // A socket we gave up on (the server is fine, our network changed): try again at once.
+    if (state.joined) reconnect(name, { at: detail?.reason === 'no answer to ping' ? 0 : 250 });
+    else finish('Disconnected', 'The connection to the server was lost. Rejoin when it is back.');
   });
   // Coming back after losing the server: ask for our participant back (same id, same media).
   const resume = state.reconnecting && state.me ? { resume: state.me } : {};
@@ -152,12 +155,12 @@ async function connectSignaling(name) {
 
 /// The signaling server went away (a node died, a restart): try again with growing pauses and
 /// come back with our token, as the same person, without password or waiting room.
-async function reconnect(name) {
+async function reconnect(name, { at = 250 } = {}) {
   state.joined = false;
   state.reconnecting = true;
   showBanner('Lost the connection to the server; reconnecting…', { error: true });
   const started = Date.now();
-  for (let delay = 250; Date.now() - started < 60_000 && !state.leaving; delay = Math.min(delay * 2, 4000)) {
+  for (let delay = at; Date.now() - started < 60_000 && !state.leaving; delay = Math.min(Math.max(delay * 2, 250), 4000)) {
     await new Promise((resolve) => setTimeout(resolve, delay));
     try {
       await connectSignaling(name);
@@ -266,6 +269,7 @@ function onRejoined(detail) {
   showBanner('');
   if (resumed) {
     window.parley.signalingResumes = (window.parley.signalingResumes ?? 0) + 1;
+    mediaEvent('signaling-resumed');
     state.peer.signaling = state.signaling;
     // An offer lost with the old socket is made again; otherwise this confirms the transport.
     state.peer.negotiate();
@@ -284,16 +288,28 @@ function startPeer() {
   state.peer = peer;
   state.reportedViewport = null;
   peer.addEventListener('assignments', render);
-  peer.addEventListener('failed', ({ detail: error }) => showBanner(`Media negotiation failed: ${error.message}`, { error: true }));
+  peer.addEventListener('failed', ({ detail: error }) => {
+    // An offer lost with a dead socket is made again after the reconnect.
+    if (!state.reconnecting) showBanner(`Media negotiation failed: ${error.message}`, { error: true });
+  });
   peer.addEventListener('state', ({ detail: connection }) => {
     if (peer !== state.peer) return;
-    if (connection === 'failed') {
-      // A network change: new ICE credentials on both sides, then media finds its way again.
+    mediaEvent(`peer-${connection}`);
+    if (connection === 'disconnected' || connection === 'failed') {
       showBanner('The media connection was lost; reconnecting…', { error: true });
-      peer.pc.restartIce();
-      peer.negotiate();
+      restartMedia();
     } else if (connection === 'connected') {
+      clearTimeout(state.restartTimer);
       if (document.getElementById('banner').textContent.includes('reconnecting')) showBanner('');
+    }
+  });
+  watchPath(peer);
+  peer.addEventListener('answered', () => {
+    mediaEvent('answered');
+    const ice = peer.pc.getSenders()[0]?.transport?.iceTransport ?? peer.pc.getReceivers()[0]?.transport?.iceTransport;
+    if (ice && !ice.parleyWatched) {
+      ice.parleyWatched = true;
+      ice.addEventListener('selectedcandidatepairchange', () => mediaEvent('path-selected'));
     }
   });
   if (state.local.audio) peer.publish('microphone', state.local.audio, state.local.stream);
@@ -302,6 +318,70 @@ function startPeer() {
   if (screen) peer.publish('screen', screen, state.local.screen);
   wantReceivers();
 }
+
+/// The path to the SFU broke or the network changed: an ICE restart (new credentials on both
+/// sides, make-before-break: the old path carries media until the new one is checked). The
+/// signaling socket may have died with the old network; a ping finds out at once and a dead
+/// socket is replaced (the participant resumed) before the restart's offer goes out on it.
+/// Until media flows again, the restart is tried again every 3 s.
+async function restartMedia() {
+  const peer = state.peer;
+  if (!peer || !state.joined || state.leaving) return;
+  clearTimeout(state.restartTimer);
+  state.restartTimer = setTimeout(() => {
+    if (peer === state.peer && peer.pc.connectionState !== 'connected') restartMedia();
+  }, 3000);
+  window.parley.iceRestarts = (window.parley.iceRestarts ?? 0) + 1;
+  mediaEvent('ice-restart');
+  peer.pc.restartIce();
+  // The offer goes out at once; if the socket turns out dead it is made again after the resume.
+  peer.negotiate();
+  const signaling = state.signaling;
+  if (await signaling.ping(400)) {
+    mediaEvent('signaling-alive');
+  } else if (signaling === state.signaling && !state.reconnecting) {
+    // The resume renegotiates, with the new credentials restartIce() asked for.
+    mediaEvent('signaling-dead');
+    signaling.abandon();
+  }
+}
+
+/// What happened to the media path, when (ms since 1970): for tests and the debug overlay.
+function mediaEvent(event) {
+  window.parley.mediaEvents.push({ event, at: Date.now() });
+  if (window.parley.mediaEvents.length > 200) window.parley.mediaEvents.shift();
+}
+
+/// Chromium calls a dead path `disconnected` only after its checks time out, seconds later. A
+/// steady flow of packets from the SFU (media, RTCP, feedback: for a second at least) that
+/// stops dead for three quarters of a second means the path broke: the restart starts then.
+function watchPath(peer) {
+  let lastBytes = null;
+  let flowing = 0;
+  let quiet = 0;
+  const timer = setInterval(async () => {
+    if (peer !== state.peer) { clearInterval(timer); return; }
+    if (peer.pc.connectionState !== 'connected') { lastBytes = null; flowing = 0; quiet = 0; return; }
+    const bytes = await peer.bytesReceived().catch(() => null);
+    if (bytes === null) return;
+    if (lastBytes !== null && bytes === lastBytes) {
+      quiet += 1;
+      if (quiet === 3 && flowing >= 4) {
+        window.parley.pathStalls = (window.parley.pathStalls ?? 0) + 1;
+        mediaEvent('path-stalled');
+        restartMedia();
+      }
+    } else if (lastBytes !== null) {
+      flowing = quiet > 0 ? 1 : flowing + 1;
+      quiet = 0;
+    }
+    lastBytes = bytes;
+  }, 250);
+}
+
+// Another network (Wi-Fi to cellular, a cable plugged in): look for the path again at once.
+window.addEventListener('online', () => restartMedia());
+navigator.connection?.addEventListener?.('change', () => restartMedia());
 
 /// The media server is gone (an SFU stopped): a new peer connection, offered afresh, lands on the
 /// meeting's new SFU; everything we sent is published again.

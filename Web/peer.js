@@ -18,10 +18,12 @@ export class Peer extends EventTarget {
 
   /// The camera goes out in three simulcast layers (quarter, half, full size); the SFU sends each
   /// subscriber the one its tile needs and tells us which nobody needs (`publish-layers`).
+  /// Each layer in three temporal layers (L1T3): the SFU lowers a subscriber's frame rate by
+  /// leaving out the upper ones when even the lowest layer is too much for its bandwidth.
   static cameraLayers = [
-    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000, scalabilityMode: 'L1T3' },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000, scalabilityMode: 'L1T3' },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000, scalabilityMode: 'L1T3' },
   ];
 
   publish(source, track, stream) {
@@ -36,7 +38,16 @@ export class Peer extends EventTarget {
     } else {
       const init = { direction: 'sendonly', streams: [stream] };
       if (source === 'camera') init.sendEncodings = Peer.cameraLayers.map((layer) => ({ ...layer }));
-      this.sending.set(source, this.pc.addTransceiver(track, init));
+      let transceiver;
+      try {
+        transceiver = this.pc.addTransceiver(track, init);
+      } catch (error) {
+        // A browser without scalability modes still gets simulcast, at one frame rate.
+        if (!init.sendEncodings) throw error;
+        init.sendEncodings = init.sendEncodings.map(({ scalabilityMode, ...layer }) => layer);
+        transceiver = this.pc.addTransceiver(track, init);
+      }
+      this.sending.set(source, transceiver);
     }
     this.negotiate();
   }
@@ -77,6 +88,7 @@ export class Peer extends EventTarget {
         const answer = await this.signaling.offer(this.pc.localDescription.sdp, sources, !this.answered);
         this.answered = true;
         await this.pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+        this.dispatchEvent(new Event('answered'));
         this.applyAssignments(answer.assignments, answer.assignmentsVersion, { complete: true });
       } while (this.again);
     } catch (error) {
@@ -125,10 +137,20 @@ export class Peer extends EventTarget {
     const result = {};
     (await this.pc.getStats()).forEach((stat) => {
       if (stat.type === 'outbound-rtp' && stat.mid === transceiver.mid && stat.rid) {
-        result[stat.rid] = { active: active[stat.rid], framesEncoded: stat.framesEncoded ?? 0, frameWidth: stat.frameWidth ?? 0 };
+        result[stat.rid] = {
+          active: active[stat.rid], framesEncoded: stat.framesEncoded ?? 0, frameWidth: stat.frameWidth ?? 0,
+          scalabilityMode: stat.scalabilityMode ?? null,
+        };
       }
     });
     return result;
+  }
+
+  /// Bytes received on the selected path so far (media, RTCP, ICE answers).
+  async bytesReceived() {
+    let bytes = 0;
+    (await this.pc.getStats()).forEach((stat) => { if (stat.type === 'transport') bytes += stat.bytesReceived ?? 0; });
+    return bytes;
   }
 
   /// The receiving track for a mid.
@@ -147,6 +169,7 @@ export class Peer extends EventTarget {
       if (!assignment?.participantId) return;
       const entry = result[assignment.participantId] ??= {
         framesDecoded: 0, audioPacketsReceived: 0, frameWidth: 0, videoPacketsReceived: 0, screenFramesDecoded: 0, nackCount: 0, packetsLost: 0,
+        framesPerSecond: 0, freezeCount: 0, totalFreezesDuration: 0, concealedSamples: 0, totalSamplesReceived: 0,
       };
       entry.packetsLost += stat.packetsLost ?? 0;
       if (stat.kind === 'video' && assignment.source === 'screen') {
@@ -156,8 +179,13 @@ export class Peer extends EventTarget {
         entry.videoPacketsReceived += stat.packetsReceived ?? 0;
         entry.frameWidth = Math.max(entry.frameWidth, stat.frameWidth ?? 0);
         entry.nackCount += stat.nackCount ?? 0;
+        entry.framesPerSecond = Math.max(entry.framesPerSecond, stat.framesPerSecond ?? 0);
+        entry.freezeCount += stat.freezeCount ?? 0;
+        entry.totalFreezesDuration += stat.totalFreezesDuration ?? 0;
       } else if (stat.kind === 'audio') {
         entry.audioPacketsReceived += stat.packetsReceived ?? 0;
+        entry.concealedSamples += stat.concealedSamples ?? 0;
+        entry.totalSamplesReceived += stat.totalSamplesReceived ?? 0;
       }
     });
     return result;

@@ -5,6 +5,7 @@ export class Signaling extends EventTarget {
     this.url = url;
     this.socket = null;
     this.pendingAnswer = null;
+    this.pings = new Map();  // id → resolve
   }
 
   connect() {
@@ -21,6 +22,11 @@ export class Signaling extends EventTarget {
       socket.onmessage = (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch { return; }
+        if (message.type === 'pong') {
+          this.pings.get(message.id)?.(true);
+          this.pings.delete(message.id);
+          return;
+        }
         if (message.type === 'answer' && this.pendingAnswer) {
           this.pendingAnswer.resolve(message);
           this.pendingAnswer = null;
@@ -46,6 +52,28 @@ export class Signaling extends EventTarget {
       this.pendingAnswer = { resolve, reject };
       this.send({ type: 'offer', sdp, sources, ...(newConnection ? { newConnection: true } : {}) });
     });
+  }
+
+  /// Resolves true if the server answers within `timeout` ms. A socket whose network went away
+  /// can look open for minutes; this finds out at once.
+  ping(timeout = 1000) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return Promise.resolve(false);
+    const id = Math.random().toString(36).slice(2, 10);
+    return new Promise((resolve) => {
+      this.pings.set(id, resolve);
+      this.send({ type: 'ping', id });
+      setTimeout(() => { if (this.pings.delete(id)) resolve(false); }, timeout);
+    });
+  }
+
+  /// Gives up on a socket that no longer reaches the server: `close` follows (and a reconnect).
+  abandon() {
+    const socket = this.socket;
+    if (!socket) return;
+    socket.onclose = null;
+    socket.close();
+    if (this.pendingAnswer) { this.pendingAnswer.reject(new Error('connection lost')); this.pendingAnswer = null; }
+    this.dispatchEvent(new CustomEvent('close', { detail: { code: 1006, reason: 'no answer to ping' } }));
   }
 
   close() { this.socket?.close(); }

@@ -17,6 +17,9 @@ public enum ClientMessage: Sendable, Equatable {
     case report(participantID: String, reason: String)
     /// How large the client shows each received video, by mid (device pixels): simulcast layer choice.
     case viewport(sizes: [String: VideoSize])
+    /// Is the server still there? Answered at once with `pong` (the client checks its socket
+    /// when its network changed, before it waits on it for an ICE restart's answer).
+    case ping(id: String?)
     case leave
 
     private struct Envelope: Decodable {
@@ -38,6 +41,7 @@ public enum ClientMessage: Sendable, Equatable {
         var newConnection: Bool?
         var resume: String?
         var sizes: [String: VideoSize]?
+        var id: String?
     }
 
     public static let maximumSize = 256 * 1024
@@ -82,6 +86,9 @@ public enum ClientMessage: Sendable, Equatable {
                 throw .badMessage("viewport: at most 256 mids, sizes 0…16384")
             }
             self = .viewport(sizes: sizes)
+        case "ping":
+            guard (envelope.id?.count ?? 0) <= 64 else { throw .badMessage("ping: \"id\" of at most 64 characters") }
+            self = .ping(id: envelope.id)
         case "leave":
             self = .leave
         default:
@@ -244,6 +251,8 @@ public enum ServerMessage: Sendable {
     case videoPaused(mids: [String])
     /// To everyone: who speaks now.
     case activeSpeaker(participantID: String)
+    /// The answer to a client's `ping`, with its id.
+    case pong(id: String?)
 
     private struct Wire: Encodable {
         var type: String
@@ -273,6 +282,7 @@ public enum ServerMessage: Sendable {
         var mid: String?
         var rids: [String]?
         var mids: [String]?
+        var id: String?
     }
 
     public var json: String {
@@ -299,6 +309,7 @@ public enum ServerMessage: Sendable {
         case .publishLayers(let mid, let rids): wire = Wire(type: "publish-layers", mid: mid, rids: rids)
         case .videoPaused(let mids): wire = Wire(type: "video-paused", reason: "bandwidth", mids: mids)
         case .activeSpeaker(let id): wire = Wire(type: "active-speaker", participantId: id)
+        case .pong(let id): wire = Wire(type: "pong", id: id)
         }
         return (try? String(decoding: JSONCoding.encoder.encode(wire), as: UTF8.self)) ?? "{\"type\":\"error\"}"
     }

@@ -128,6 +128,8 @@ public final class SignalingService: Sendable {
         case .viewport(let sizes):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             sfu.setViewport(meetingID: meetingID, participantID: participantID, sizes: sizes)
+        case .ping(let id):
+            sink(OutgoingMessage(.pong(id: id)))
         case .leave:
             await disconnect(&connection)
         }

@@ -40,6 +40,11 @@ public final class Consumer {
     var viewport: (width: Int, height: Int)?
     /// The highest layer the subscriber's bandwidth leaves room for (the degradation ladder).
     var allocatedLayer = Int.max
+    /// The highest VP8 temporal layer the subscriber's bandwidth leaves room for (a lower frame
+    /// rate), and the one in force: a change takes effect at the next base-layer frame, which
+    /// every frame after it can be decoded from.
+    var allocatedTemporalLayer = Int.max
+    public private(set) var temporalLayerLimit = Int.max
     /// No room even for the lowest layer: video paused, audio goes on.
     public internal(set) var pausedForBandwidth = false
     /// Checks in a row that found no room: a pause needs two (a passing dip is not worth a
@@ -133,8 +138,8 @@ public final class Consumer {
     }
 
     /// Rewrites and sends one packet of layer `layer` (0 without simulcast); returns true if it went out.
-    func forward(_ packet: UnsafeRawBufferPointer, header: RTPHeader, layer: Int, isKeyframe: Bool, audioLevel: UInt8?, now: Nanoseconds,
-                 output: any DatagramOutput) -> Bool {
+    func forward(_ packet: UnsafeRawBufferPointer, header: RTPHeader, layer: Int, isKeyframe: Bool, vp8 descriptor: VP8PayloadDescriptor? = nil,
+                 audioLevel: UInt8?, now: Nanoseconds, output: any DatagramOutput) -> Bool {
         guard transport.isConnected, let address = transport.remoteAddress, !pausedForBandwidth else { return false }
         if layer != currentLayer {
             // Another simulcast layer: switch to it only if it is the wanted one, on a keyframe.
@@ -148,6 +153,15 @@ public final class Consumer {
         } else if waitingForKeyframe {
             guard isKeyframe else { return false }
             waitingForKeyframe = false
+        }
+        if let descriptor, let temporal = descriptor.temporalLayer.map(Int.init) {
+            if temporal == 0, descriptor.startOfPartition, descriptor.partitionID == 0 { temporalLayerLimit = allocatedTemporalLayer }
+            if temporal > temporalLayerLimit {
+                // A frame of a temporal layer left out: its numbers are taken out of the stream.
+                rewriter.drop(sequence: header.sequenceNumber)
+                vp8?.drop(descriptor)
+                return false
+            }
         }
         guard let (sequence, timestamp) = rewriter.rewrite(sequence: header.sequenceNumber, timestamp: header.timestamp, now: now, clockRate: clockRate) else {
             return false

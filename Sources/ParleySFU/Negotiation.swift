@@ -182,9 +182,11 @@ extension WorkerCore {
                 throw .badOffer("the DTLS fingerprint changed; start a new peer connection instead")
             }
             if existing.secure.ice.remoteUfrag != ufrag {
-                byUfrag[existing.secure.ice.localUfrag] = nil
+                // An ICE restart: the credentials before it stay answered until the new ones nominate.
+                for stale in existing.registeredUfrags where stale != existing.secure.ice.localUfrag { byUfrag[stale] = nil }
                 existing.secure.ice.restart(remoteUfrag: ufrag, remotePassword: password)
                 byUfrag[existing.secure.ice.localUfrag] = existing
+                existing.registeredUfrags = [existing.secure.ice.previous?.localUfrag, existing.secure.ice.localUfrag].compactMap { $0 }
             }
         } else {
             guard ["actpass", "active", "passive"].contains(setup) else { throw .badOffer("a=setup:\(setup)") }
@@ -203,6 +205,7 @@ extension WorkerCore {
             router.transports[transport.id] = transport
             transports[transport.id] = transport
             byUfrag[secure.ice.localUfrag] = transport
+            transport.registeredUfrags = [secure.ice.localUfrag]
         }
         let router = transport.router
 

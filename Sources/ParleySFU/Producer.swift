@@ -32,6 +32,12 @@ public struct ProducerEncoding {
     /// Bytes since the last rate sample, and the smoothed rate (bits per second).
     var bytesSinceSample = 0
     public internal(set) var bitrate = 0
+    /// The same per VP8 temporal layer (TID 0, 1, 2), when the publisher sends temporal layers.
+    var temporalBytesSinceSample = [0, 0, 0]
+    var temporalBitrates = [0, 0, 0]
+    /// The highest TID seen lately (nil: no temporal layers).
+    public internal(set) var highestTemporalLayer: Int?
+    var temporalLayerSeenAt: Nanoseconds = 0
 
     public init(rid: String? = nil, ssrc: UInt32? = nil, rtxSSRC: UInt32? = nil) {
         self.rid = rid; self.ssrc = ssrc; self.rtxSSRC = rtxSSRC
@@ -134,6 +140,14 @@ public final class Producer {
         let readable = UnsafeRawBufferPointer(packet)
         let payload = UnsafeRawBufferPointer(rebasing: readable[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
         let isKeyframe = kind == .video && CodecPayload.isKeyframe(codecKind, payload: payload)
+        let vp8 = codecKind == .vp8 ? try? VP8PayloadDescriptor(parsing: payload) : nil
+        if let temporal = vp8?.temporalLayer.map(Int.init), temporal < 3 {
+            encodings[index].temporalBytesSinceSample[temporal] &+= header.payloadLength + 40
+            if temporal >= encodings[index].highestTemporalLayer ?? 0 || now &- encodings[index].temporalLayerSeenAt > 2_000_000_000 {
+                encodings[index].highestTemporalLayer = temporal
+                encodings[index].temporalLayerSeenAt = now
+            }
+        }
         if isKeyframe {
             keyframeRequests.satisfied()
             if codecKind == .vp8, let size = CodecPayload.vp8KeyframeSize(payload) {
@@ -150,7 +164,7 @@ public final class Producer {
         }
         encodings[index].retransmissions?.store(readable, sequence: header.sequenceNumber)
         for consumer in consumers {
-            if consumer.forward(readable, header: header, layer: index, isKeyframe: isKeyframe, audioLevel: audioLevel, now: now, output: output) {
+            if consumer.forward(readable, header: header, layer: index, isKeyframe: isKeyframe, vp8: vp8, audioLevel: audioLevel, now: now, output: output) {
                 counters.rtpForwarded += 1
             }
         }
@@ -225,7 +239,39 @@ public final class Producer {
             let measured = Double(encodings[index].bytesSinceSample * 8) * 1e9 / Double(interval)
             encodings[index].bitrate = Int(0.6 * Double(encodings[index].bitrate) + 0.4 * measured)
             encodings[index].bytesSinceSample = 0
+            for temporal in 0..<3 {
+                let measured = Double(encodings[index].temporalBytesSinceSample[temporal] * 8) * 1e9 / Double(interval)
+                encodings[index].temporalBitrates[temporal] = Int(0.6 * Double(encodings[index].temporalBitrates[temporal]) + 0.4 * measured)
+                encodings[index].temporalBytesSinceSample[temporal] = 0
+            }
         }
+    }
+
+    /// How many temporal layers the publisher sends now (1 without temporal scalability). A
+    /// layer gone quiet for two seconds no longer counts.
+    func temporalLayerCount(now: Nanoseconds) -> Int {
+        var count = 1
+        for encoding in encodings {
+            guard let highest = encoding.highestTemporalLayer, now &- encoding.temporalLayerSeenAt < 2_000_000_000 else { continue }
+            count = max(count, highest + 1)
+        }
+        return count
+    }
+
+    /// What layer `layer` costs with temporal layers up to `temporal` of the `count` sent: the
+    /// share measured on that layer (or any layer), else libwebrtc's split (60/20/20 %, 60/40 %).
+    func bitrate(ofLayer layer: Int, temporal: Int, of count: Int) -> Int {
+        let full = bitrate(ofLayer: layer)
+        guard temporal < count - 1, temporal < 2 else { return full }
+        let measured = encodings[layer].temporalBitrates.reduce(0, +) > 0 ? encodings[layer]
+            : encodings.first { $0.temporalBitrates.reduce(0, +) > 0 }
+        let share: Double
+        if let rates = measured?.temporalBitrates {
+            share = Double(rates[0...temporal].reduce(0, +)) / Double(rates.reduce(0, +))
+        } else {
+            share = [0.6, 0.8][temporal]
+        }
+        return Int(Double(full) * share)
     }
 
     /// What sending layer `layer` costs, bits per second: measured where it ever sent (a muted

@@ -10,6 +10,8 @@ struct SendHistory {
     private var sizes = [Int](repeating: 0, count: capacity)
     private var sequences = [Int64](repeating: -1, count: capacity)
     private var next: Int64 = 1
+    /// Packets numbered before this went out on a path that is gone: feedback on them is ignored.
+    private var firstOnPath: Int64 = 1
 
     /// Numbers the next outgoing packet.
     mutating func nextSequence() -> UInt16 {
@@ -24,6 +26,10 @@ struct SendHistory {
         sizes[slot] = size
         sequences[slot] = sequence
     }
+
+    /// The path changed: what went out before says nothing about the new one (lost on the old
+    /// path, it is not loss on the new).
+    mutating func startNewPath() { firstOnPath = next }
 
     /// The latest sequence number handed out that has this wrapped value.
     private func unwrap(_ wrapped: UInt16) -> Int64 {
@@ -40,7 +46,7 @@ struct SendHistory {
         for (index, arrival) in feedback.arrivals.enumerated() {
             let sequence = unwrap(feedback.baseSequence &+ UInt16(truncatingIfNeeded: index))
             let slot = Int(sequence & Int64(Self.capacity - 1))
-            guard sequences[slot] == sequence else { continue }
+            guard sequences[slot] == sequence, sequence >= firstOnPath else { continue }
             let arrivedAt = arrival.map { Nanoseconds(max(0, reference + $0)) * 1000 }
             results.append(PacketResult(sentAt: sentAt[slot], size: sizes[slot], arrivedAt: arrivedAt))
         }

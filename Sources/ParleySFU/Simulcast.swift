@@ -43,45 +43,57 @@ extension WorkerCore {
 
     /// The degradation ladder for one subscriber, as its estimate falls: audio first (never
     /// paused); then every video at the layer its tile needs; while that does not fit, the most
-    /// expensive video steps down a layer; when every video is at its lowest layer and it still
-    /// does not fit, the most expensive video pauses (audio only for it). As the estimate rises
-    /// the same steps are climbed back, each check starting from the top.
+    /// expensive video steps down a layer; when every video is at its lowest layer, the most
+    /// expensive steps down a temporal layer (half, then a quarter of the frame rate); when that
+    /// still does not fit, the most expensive video pauses (audio only for it). As the estimate
+    /// rises the same steps are climbed back, each check starting from the top.
     func allocate(_ transport: WebRtcTransport, now: Nanoseconds) {
         // Keep 10 % headroom so a steady state does not sit on the edge.
         var budget = Int(Double(transport.estimator.estimate) * 0.9)
         var audio = 0
-        var videos: [(consumer: Consumer, producer: Producer, layer: Int)] = []
+        var videos: [(consumer: Consumer, producer: Producer, layer: Int, temporal: Int, temporalLayers: Int)] = []
         for consumer in transport.consumers {
             guard let producer = consumer.producer else { continue }
             if consumer.kind == .audio {
                 audio += producer.bitrate(ofLayer: 0)
             } else {
-                videos.append((consumer, producer, producer.isSimulcast ? producer.desiredLayer(fitting: consumer.viewport) : 0))
+                let layer = producer.isSimulcast ? producer.desiredLayer(fitting: consumer.viewport) : 0
+                let temporalLayers = producer.temporalLayerCount(now: now)
+                videos.append((consumer, producer, layer, temporalLayers - 1, temporalLayers))
             }
         }
         budget -= audio
         var paused = Set<ObjectIdentifier>()
-        func cost(_ index: Int) -> Int { paused.contains(ObjectIdentifier(videos[index].consumer)) ? 0 : videos[index].producer.bitrate(ofLayer: videos[index].layer) }
+        func cost(_ index: Int) -> Int {
+            let video = videos[index]
+            return paused.contains(ObjectIdentifier(video.consumer)) ? 0 : video.producer.bitrate(ofLayer: video.layer, temporal: video.temporal, of: video.temporalLayers)
+        }
+        func running(_ index: Int) -> Bool { !paused.contains(ObjectIdentifier(videos[index].consumer)) }
         var total = videos.indices.reduce(0) { $0 + cost($1) }
         let wanted = total
         while total > budget {
-            // The most expensive video that can still step down a layer, else the most expensive to pause.
-            let stepping = videos.indices.filter { videos[$0].layer > 0 && !paused.contains(ObjectIdentifier(videos[$0].consumer)) }
-            if let index = stepping.max(by: { cost($0) < cost($1) }) {
+            // The most expensive video that can still step down a layer, else a temporal layer,
+            // else the most expensive to pause.
+            if let index = videos.indices.filter({ videos[$0].layer > 0 && running($0) }).max(by: { cost($0) < cost($1) }) {
                 total -= cost(index)
                 videos[index].layer -= 1
                 total += cost(index)
-                continue
+            } else if let index = videos.indices.filter({ videos[$0].temporal > 0 && running($0) }).max(by: { cost($0) < cost($1) }) {
+                total -= cost(index)
+                videos[index].temporal -= 1
+                total += cost(index)
+            } else if let index = videos.indices.filter(running).max(by: { cost($0) < cost($1) }) {
+                total -= cost(index)
+                paused.insert(ObjectIdentifier(videos[index].consumer))
+            } else {
+                break
             }
-            let running = videos.indices.filter { !paused.contains(ObjectIdentifier(videos[$0].consumer)) }
-            guard let index = running.max(by: { cost($0) < cost($1) }) else { break }
-            total -= cost(index)
-            paused.insert(ObjectIdentifier(videos[index].consumer))
         }
         probe(transport, wanted: audio + wanted, sending: audio + total, now: now)
         var pausedChanged = false
         for video in videos {
             video.consumer.allocatedLayer = video.layer
+            video.consumer.allocatedTemporalLayer = video.temporal
             let noRoom = paused.contains(ObjectIdentifier(video.consumer))
             video.consumer.checksWithoutRoom = noRoom ? video.consumer.checksWithoutRoom + 1 : 0
             let isPaused = noRoom && (video.consumer.pausedForBandwidth || video.consumer.checksWithoutRoom >= 2)

@@ -21,6 +21,8 @@ public final class WebRtcTransport {
     let secure: SecureTransport
     unowned let router: Router
     var registeredAddress: PeerAddress?
+    /// The local ICE ufrags this transport is found by (two for a while after an ICE restart).
+    var registeredUfrags: [String] = []
     public internal(set) var producers: [Producer] = []
     var producerBySSRC: [UInt32: Producer] = [:]
     public internal(set) var consumers: [Consumer] = []
@@ -146,6 +148,22 @@ public final class WebRtcTransport {
             default:
                 break
             }
+        }
+    }
+
+    /// Media now goes to another address (an ICE restart, a NAT rebinding): the bandwidth
+    /// estimate starts over, as libwebrtc's does on a route change, without counting what was
+    /// lost on the old path. What was lost while the path was down is not worth repairing:
+    /// keyframes refresh the videos it receives and the ones it sends.
+    func pathChanged(now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+        estimator = BandwidthEstimator()
+        sendHistory.startNewPath()
+        probeBitrate = 0
+        for consumer in consumers where consumer.kind == .video {
+            consumer.producer?.requestKeyframe(now: now, output: output, counters: &counters)
+        }
+        for producer in producers where producer.kind == .video {
+            producer.requestKeyframe(now: now, output: output, counters: &counters)
         }
     }
 

@@ -72,9 +72,11 @@ public final class WorkerCore {
         case .control:
             transport.flushOutbox(output: output)
             if let selected = transport.remoteAddress, selected != transport.registeredAddress {
+                let moved = transport.registeredAddress != nil
                 if let old = transport.registeredAddress, byAddress[old] === transport { byAddress[old] = nil }
                 byAddress[selected] = transport
                 transport.registeredAddress = selected
+                if moved { transport.pathChanged(now: now, output: output, counters: &counters) }
             }
             checkState(transport, now: now, output: output)
         case .dropped(let reason):
@@ -143,7 +145,7 @@ public final class WorkerCore {
     private func closeTransport(_ transport: WebRtcTransport, reason: String, now: Nanoseconds, output: any DatagramOutput) {
         guard transports[transport.id] != nil else { return }
         transports[transport.id] = nil
-        byUfrag[transport.secure.ice.localUfrag] = nil
+        for ufrag in transport.registeredUfrags where byUfrag[ufrag] === transport { byUfrag[ufrag] = nil }
         if let address = transport.registeredAddress, byAddress[address] === transport { byAddress[address] = nil }
         transport.secure.close()
         transport.flushOutbox(output: output)

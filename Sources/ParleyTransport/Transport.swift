@@ -70,6 +70,7 @@ public final class SecureTransport {
         case .dtls:
             guard let selected = ice.selectedAddress else { return .dropped(.dtlsBeforeICE) }
             guard selected == address else { return .dropped(.wrongAddress) }
+            ice.heardOnSelected(now: now)
             flush(dtls.receive(packet), to: selected)
             updateAfterDTLS()
             return .control
@@ -78,9 +79,13 @@ public final class SecureTransport {
             guard address == ice.selectedAddress else { return .dropped(.wrongAddress) }
             do {
                 if PacketClass(packet) == .rtp {
-                    return .rtp(length: try srtpIn.unprotectRTP(buffer.baseAddress!, length: length))
+                    let plain = try srtpIn.unprotectRTP(buffer.baseAddress!, length: length)
+                    ice.heardOnSelected(now: now)
+                    return .rtp(length: plain)
                 } else {
-                    return .rtcp(length: try srtpIn.unprotectRTCP(buffer.baseAddress!, length: length))
+                    let plain = try srtpIn.unprotectRTCP(buffer.baseAddress!, length: length)
+                    ice.heardOnSelected(now: now)
+                    return .rtcp(length: plain)
                 }
             } catch {
                 return .dropped(.srtp(error))

@@ -35,7 +35,7 @@ def stop_process(process, timeout=10):
 
 
 class Server:
-    def __init__(self, name, workers=2, extra_args=()):
+    def __init__(self, name, workers=2, extra_args=(), announce_ip="127.0.0.1", http_host="127.0.0.1"):
         self.http_port = free_port()
         self.udp_port = free_port(socket.SOCK_DGRAM)
         while self.udp_port > 65000:
@@ -46,7 +46,7 @@ class Server:
         # The SFU binds every address, as `make run` does; inside the test namespace that is only lo.
         self.process = subprocess.Popen(
             [PARLEY, "serve", "--http-port", str(self.http_port), "--udp-port", str(self.udp_port),
-             "--announce-ip", "127.0.0.1", "--workers", str(workers),
+             "--announce-ip", announce_ip, "--http-host", http_host, "--workers", str(workers),
              "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug", *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.http_port}"

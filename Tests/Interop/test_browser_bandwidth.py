@@ -1,7 +1,8 @@
 """The degradation ladder with headless Chromium (issue 6): one publisher, two viewers with large
 windows; what the SFU sends to one viewer is capped on the loopback interface (HTB class with a
 u32 filter on that viewer's UDP port, TESTING.md). At 300 kb/s that viewer drops to a lower layer;
-at 60 kb/s its video pauses while audio goes on; the cap lifted, it climbs back to the full layer.
+at 200 kb/s to a lower frame rate (temporal layers left out); at 60 kb/s its video pauses while
+audio goes on; the cap lifted, it climbs back to the full layer.
 The other viewer keeps the full layer all along."""
 import subprocess
 import time
@@ -82,6 +83,21 @@ def test_a_capped_viewer_steps_down_then_pauses_video_keeps_audio_and_climbs_bac
         before = capped.stats()[publisher_id]["framesDecoded"]
         assert wait_for(lambda: capped.stats()[publisher_id]["framesDecoded"] > before + 20, 15), "no video decoded under the 300 kb/s cap"
 
+        # 200 kb/s: even the lowest layer at full frame rate is too much; fewer temporal layers
+        # (a lower frame rate) while the picture goes on.
+        cap(port, "200kbit")
+        full_rate = max(free.stats()[publisher_id]["framesPerSecond"], 1)
+        rates = []
+
+        def lower_frame_rate():
+            stats = capped.stats()[publisher_id]
+            rates.append(stats["framesPerSecond"])
+            return 0 < stats["framesPerSecond"] <= 0.7 * full_rate and publisher_id not in capped.js("return window.parley.pausedVideos")
+        assert wait_for(lower_frame_rate, 30, interval=0.5), f"the frame rate stayed at {rates[-8:]} (full: {full_rate})"
+        lowered_rate = rates[-1]
+        before = capped.stats()[publisher_id]["framesDecoded"]
+        assert wait_for(lambda: capped.stats()[publisher_id]["framesDecoded"] > before + 5, 10), "no video decoded under the 200 kb/s cap"
+
         # 60 kb/s: video paused (the tile says so), audio goes on.
         cap(port, "60kbit")
         assert wait_for(lambda: free_widths.append(width(free, publisher_id)) or publisher_id in capped.js("return window.parley.pausedVideos"), 40), \
@@ -97,7 +113,8 @@ def test_a_capped_viewer_steps_down_then_pauses_video_keeps_audio_and_climbs_bac
         climbed = time.time() - lifted
         assert publisher_id not in capped.js("return window.parley.pausedVideos")
         assert all(w >= full for w in free_widths if w), f"the other viewer lost its layer: {sorted(set(free_widths))}"
-        print(f"measured: capped viewer {full} -> {lowered} px {stepped_down:.1f} s after a 300 kb/s cap; paused at 60 kb/s with audio "
+        print(f"measured: capped viewer {full} -> {lowered} px {stepped_down:.1f} s after a 300 kb/s cap; {lowered_rate} of {full_rate} "
+              f"frames per second at 200 kb/s; paused at 60 kb/s with audio "
               f"going on; back to {full} px {climbed:.1f} s after the cap was lifted; the other viewer held {min(w for w in free_widths if w)} px "
               f"or more throughout")
     finally:

@@ -16,7 +16,9 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 class Browser:
-    def __init__(self, name, camera="fake", autoplay=True):
+    def __init__(self, name, camera="fake", autoplay=True, extra_flags=(), remote=None):
+        """`extra_flags`: more Chromium switches; `remote`: the URL of a chromedriver already
+        running (in another network namespace)."""
         self.name = name
         self.profile = tempfile.mkdtemp(prefix=f"parley-{name}-")
         options = webdriver.ChromeOptions()
@@ -35,10 +37,13 @@ class Browser:
             flags += ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
         else:
             flags += ["--use-fake-ui-for-media-stream"]
-        for flag in flags:
+        for flag in [*flags, *extra_flags]:
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        if remote:
+            self.driver = webdriver.Remote(command_executor=remote, options=options)
+        else:
+            self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         self.driver.set_script_timeout(20)
 
     def open(self, url):

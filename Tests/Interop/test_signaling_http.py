@@ -37,6 +37,9 @@ def test_bad_signaling_messages_get_an_error_and_the_connection_survives(parley)
 
                 assert (await exchange("{not json"))["code"] == "bad-message"
                 assert (await exchange('{"type":"teleport"}'))["code"] == "bad-message"
+                # A ping is answered before joining, with its id; a huge id is refused.
+                assert await exchange('{"type":"ping","id":"p1"}') == {"type": "pong", "id": "p1"}
+                assert (await exchange(json.dumps({"type": "ping", "id": "x" * 65})))["code"] == "bad-message"
                 assert (await exchange('{"type":"offer","sdp":"v=0"}'))["code"] == "not-joined"
                 assert (await exchange('{"type":"join","meeting":"../x","name":"Eve"}'))["code"] == "bad-request"
                 assert (await exchange('{"type":"join","meeting":"sig","name":"   "}'))["code"] == "bad-message"

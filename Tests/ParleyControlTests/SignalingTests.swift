@@ -10,6 +10,8 @@ import ParleySFU
         #expect(try ClientMessage(json: #"{"type":"offer","sdp":"v=0","sources":{"0":"camera"}}"#) == .offer(sdp: "v=0", sources: ["0": "camera"]))
         #expect(try ClientMessage(json: #"{"type":"mute","kind":"video","muted":true}"#) == .mute(kind: .video, muted: true))
         #expect(try ClientMessage(json: #"{"type":"leave"}"#) == .leave)
+        #expect(try ClientMessage(json: #"{"type":"ping","id":"a1"}"#) == .ping(id: "a1"))
+        #expect(ServerMessage.pong(id: "a1").json == #"{"id":"a1","type":"pong"}"#)
     }
 
     @Test func malformedMessagesGetAReasonNotACrash() {

@@ -80,6 +80,20 @@ final class TestPeer {
         return packet
     }
 
+    /// One packet of a VP8 frame with temporal layers (RFC 7741: 15-bit picture ID, TL0PICIDX,
+    /// TID); `first`: the frame's first packet, `last`: its last (marker, timestamp moves on).
+    func temporalPacket(pictureID: UInt16, tl0PictureIndex: UInt8, temporalLayer: UInt8, keyframe: Bool, first: Bool, last: Bool) -> [UInt8] {
+        var packet: [UInt8] = [0x80, (last ? 0x80 : 0) | 96]
+        packet += [UInt8(sequence >> 8), UInt8(sequence & 0xFF)]
+        packet += withUnsafeBytes(of: timestamp.bigEndian, Array.init)
+        packet += withUnsafeBytes(of: videoSSRC.bigEndian, Array.init)
+        packet += [first ? 0x90 : 0x80, 0xE0, 0x80 | UInt8(pictureID >> 8), UInt8(pictureID & 0xFF), tl0PictureIndex, temporalLayer << 6]
+        packet += (first ? [keyframe ? 0x9C : 0x9D, 0x01, 0x2A] : []) + [UInt8](repeating: UInt8(pictureID & 0xFF), count: 100)
+        sequence &+= 1
+        if last { timestamp &+= 3000 }
+        return packet
+    }
+
     /// An Opus packet carrying its audio level (RFC 6464, extension id 1: 0 loudest, 127 silence).
     var audioSequence: UInt16 = 10
     var audioTimestamp: UInt32 = 0

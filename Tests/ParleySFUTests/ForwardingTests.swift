@@ -252,6 +252,60 @@ import ParleyWire
         #expect(network.events.contains(.videoPaused(meetingID: "m", participantID: "play", mids: [])))
     }
 
+    @Test func aLowerFrameRateDropsTemporalLayersAndLeavesNoGapInNumbers() throws {
+        let network = FakeNetwork()
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
+        let consumer = try #require(network.core.transports.values.first { $0.participantID == "play" }?.consumers.first { $0.kind == .video })
+        var pictureID: UInt16 = 0x7FF0, tl0: UInt8 = 250
+        var sentByPicture: [UInt16: [[UInt8]]] = [:]
+        /// Frames in the L1T3 pattern (TID 0, 2, 1, 2), two packets each.
+        func sendFrames(_ count: Int, keyframeFirst: Bool = false) {
+            for index in 0..<count {
+                let temporal: UInt8 = [0, 2, 1, 2][Int(pictureID % 4)]
+                if temporal == 0 { tl0 &+= 1 }
+                for part in 0..<2 {
+                    let packet = publisher.temporalPacket(pictureID: pictureID, tl0PictureIndex: tl0, temporalLayer: temporal,
+                                                          keyframe: keyframeFirst && index == 0, first: part == 0, last: part == 1)
+                    sentByPicture[pictureID, default: []].append(packet)
+                    network.send(publisher.protect(packet), from: publisher.address)
+                }
+                pictureID = (pictureID + 1) & 0x7FFF
+            }
+            network.pump()
+        }
+        func descriptor(_ packet: (header: RTPHeader, bytes: [UInt8])) throws -> VP8PayloadDescriptor {
+            try packet.bytes.withUnsafeBytes { try VP8PayloadDescriptor(parsing: UnsafeRawBufferPointer(rebasing: $0[packet.header.payloadOffset...])) }
+        }
+        sendFrames(4, keyframeFirst: true)  // picture IDs 0x7FF0…: TID 0 first
+        #expect(player.receivedRTP.count == 8)
+        // A quarter of the frame rate: only the base layer, from its next frame on.
+        consumer.allocatedTemporalLayer = 0
+        sendFrames(16)
+        let quarter = Array(player.receivedRTP.dropFirst(8))
+        #expect(try quarter.allSatisfy { try descriptor($0).temporalLayer == 0 })
+        #expect(quarter.count == 8)
+        let sequences = player.receivedRTP.map(\.header.sequenceNumber)
+        #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $1 == $0 &+ 1 }, "\(sequences)")
+        let pictures = try player.receivedRTP.map { try descriptor($0).pictureID! }
+        #expect(zip(pictures, pictures.dropFirst()).allSatisfy { $1 == $0 || $1 == ($0 + 1) & 0x7FFF }, "\(pictures)")
+        // A retransmission request for a renumbered packet brings the packet it stood for.
+        let asked = try #require(quarter.last)
+        var nack: [UInt8] = []
+        GenericNACK(senderSSRC: 1, mediaSSRC: asked.header.ssrc, lost: [asked.header.sequenceNumber]).write(into: &nack)
+        network.send(player.protect(nack), from: player.address)
+        network.pump()
+        let repair = try #require(player.receivedRTP.last)
+        #expect(repair.header.payloadType == 97)
+        #expect(Array(repair.bytes[(repair.header.payloadOffset + 2)...]) == Array(asked.bytes[asked.header.payloadOffset...]))
+        // The full frame rate again, from the next base-layer frame, still without gaps.
+        player.receivedRTP.removeAll()
+        consumer.allocatedTemporalLayer = 2
+        sendFrames(8)
+        #expect(player.receivedRTP.count == 16)
+        let after = [sequences.last!] + player.receivedRTP.map(\.header.sequenceNumber)
+        #expect(zip(after, after.dropFirst()).allSatisfy { $1 == $0 &+ 1 }, "\(after)")
+    }
+
     @Test func whenTheEstimateHoldsVideoBackTheSFUProbesWithPaddingOnRTX() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
@@ -466,6 +520,7 @@ import ParleyWire
         try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
         let first = try network.join(player, meeting: "m", participant: "play", role: .whep, sending: false)
         let oldAnswer = player.answer!
+        let oldPlayerUfrag = player.ufrag
         // The player's network changed: it offers again with new credentials (pc.restartIce()).
         player.ufrag = RandomToken.make(length: 8)
         player.password = RandomToken.make(length: 24)
@@ -474,18 +529,61 @@ import ParleyWire
         #expect(restart.transportID == first.transportID)
         player.answer = try SessionDescription(parsing: restart.answer)
         #expect(player.answer!.media[0].attribute("ice-ufrag") != oldAnswer.media[0].attribute("ice-ufrag"))
-        // Checks with the old credentials are refused; the new ones nominate the new address.
+        // Make-before-break: until a check with the new credentials nominates, the old path
+        // keeps its consent and media; then the old credentials are refused.
         let moved = PeerAddress(ipv4: (127, 0, 0, 9), port: 7000)
-        let stale = STUNMessage(messageClass: .request, transactionID: Array(repeating: 1, count: 12),
-                                attributes: [.init(.username, Array("\(oldAnswer.media[0].attribute("ice-ufrag")!):\(player.ufrag)".utf8)), .init(.useCandidate, [])])
-            .encoded(integrityKey: Array(oldAnswer.media[0].attribute("ice-pwd")!.utf8))
-        let refusedBefore = network.core.counters.droppedUnknownSender + network.core.counters.droppedUnauthenticated
-        network.send(stale, from: moved)
-        #expect(network.core.counters.droppedUnknownSender + network.core.counters.droppedUnauthenticated == refusedBefore + 1)
+        func oldCredentialsCheck() -> [UInt8] {
+            STUNMessage(messageClass: .request, transactionID: (0..<12).map { _ in UInt8.random(in: 0...255) },
+                        attributes: [.init(.username, Array("\(oldAnswer.media[0].attribute("ice-ufrag")!):\(oldPlayerUfrag)".utf8))])
+                .encoded(integrityKey: Array(oldAnswer.media[0].attribute("ice-pwd")!.utf8))
+        }
+        network.output.sent.removeAll()
+        network.send(oldCredentialsCheck(), from: player.address)
+        #expect(network.output.sent.contains { $0.to == player.address }, "the old path's check is answered")
+        network.output.sent.removeAll()
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        #expect(network.output.sent.contains { $0.to == player.address }, "media stays on the old path")
         network.send(player.bindingRequest(), from: moved)
         network.output.sent.removeAll()
         network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
         #expect(network.output.sent.contains { $0.to == moved })
+        let refusedBefore = network.core.counters.droppedUnknownSender + network.core.counters.droppedUnauthenticated
+        network.send(oldCredentialsCheck(), from: player.address)
+        #expect(network.core.counters.droppedUnknownSender + network.core.counters.droppedUnauthenticated == refusedBefore + 1)
+    }
+
+    @Test func aNATRebindingIsFollowedAfterAValidCheckOnceTheOldAddressWentQuiet() throws {
+        let network = FakeNetwork()
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
+        let rebound = PeerAddress(ipv4: (127, 0, 0, 1), port: 6123)
+        /// A check with the same credentials, without USE-CANDIDATE (a keepalive after the NAT moved).
+        func keepalive() -> [UInt8] {
+            let media = player.answer!.media[0]
+            return STUNMessage(messageClass: .request, transactionID: (0..<12).map { _ in UInt8.random(in: 0...255) }, attributes: [
+                .init(.username, Array("\(media.attribute("ice-ufrag")!):\(player.ufrag)".utf8)), .init(.priority, [0x6E, 0, 1, 0xFF]),
+                .init(.iceControlling, [1, 2, 3, 4, 5, 6, 7, 8]),
+            ]).encoded(integrityKey: Array(media.attribute("ice-pwd")!.utf8))
+        }
+        func mediaGoesTo() -> Set<PeerAddress> {
+            network.output.sent.removeAll()
+            network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+            return Set(network.output.sent.map(\.to))
+        }
+        // While the player's address is alive, a stray check from elsewhere moves nothing.
+        var receiverReport: [UInt8] = []
+        ReceiverReport(ssrc: 1, reports: []).write(into: &receiverReport)
+        network.send(player.protect(receiverReport), from: player.address)
+        network.send(keepalive(), from: rebound)
+        #expect(mediaGoesTo() == [player.address])
+        // The old address has been quiet for a second: the next valid check is followed.
+        network.advance(milliseconds: 1100)
+        network.send(keepalive(), from: rebound)
+        #expect(mediaGoesTo() == [rebound])
+        // A forged check from a third address (wrong password) does not move it.
+        let attacker = PeerAddress(ipv4: (127, 0, 0, 66), port: 6666)
+        network.advance(milliseconds: 1100)
+        network.send(player.bindingRequest(password: "not-the-password-at-all"), from: attacker)
+        #expect(mediaGoesTo() == [rebound])
     }
 }
 
