@@ -6,7 +6,7 @@ VENV := .venv
 PARLEY := .build/release/parley
 BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config build-essential
 # Janus is the SFU the benchmark compares Parley with (its adapter in `parley load` is tested too).
-TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables janus redis-server openssl nginx
+TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables janus redis-server openssl nginx coturn
 RUN_ARGS ?=
 MICRO_RESULTS := $(CURDIR)/.build/micro-benchmarks.md
 # libsrtp2 built with OpenSSL (scripts/build-libsrtp2.sh); SwiftPM finds it through pkg-config.

@@ -231,6 +231,13 @@ function renderPanel() {
 }
 
 function onJoined(detail, name) {
+  // TURN servers with credentials for us, when the server has them (used by later restarts too).
+  state.iceServers = detail.iceServers ?? [];
+  try {
+    state.peer?.pc.setConfiguration({ ...state.peer.pc.getConfiguration(), iceServers: state.iceServers });
+  } catch {
+    // kept the servers it had
+  }
   if (state.reconnecting) return onRejoined(detail);
   state.joined = true;
   $('waiting').hidden = true;
@@ -284,7 +291,7 @@ function onRejoined(detail) {
 
 /// One peer connection to the SFU carrying our tracks and everyone else's.
 function startPeer() {
-  const peer = new Peer(state.signaling);
+  const peer = new Peer(state.signaling, state.iceServers);
   state.peer = peer;
   state.reportedViewport = null;
   peer.addEventListener('assignments', render);

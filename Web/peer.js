@@ -2,10 +2,10 @@
 // everyone else's come in on recvonly ones. Only the client offers; the server answers and says
 // which participant each receiving mid shows (`assignments`).
 export class Peer extends EventTarget {
-  constructor(signaling) {
+  constructor(signaling, iceServers = []) {
     super();
     this.signaling = signaling;
-    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', iceServers });
     this.sending = new Map();      // source ("microphone", "camera", "screen") → transceiver
     this.receivers = { audio: [], video: [] };
     this.assignments = new Map();  // mid → { participantId, kind, source, version }

@@ -193,3 +193,46 @@ int parley_udp_receive(int fd, uint8_t *buffer, int capacity, uint8_t *family, u
     }
     return (int)r;
 }
+
+#include <netinet/tcp.h>
+int parley_tcp_listen(const char *host, uint16_t port, int *error_out) {
+    struct addrinfo hints, *result = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    char service[8];
+    snprintf(service, sizeof(service), "%u", port);
+    const char *node = (host && host[0]) ? host : "::";
+    int rc = getaddrinfo(node, service, &hints, &result);
+    if (rc != 0) { *error_out = EINVAL; return -1; }
+    int fd = socket(result->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) { *error_out = errno; freeaddrinfo(result); return -1; }
+    int on = 1, off = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (result->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+    if (bind(fd, result->ai_addr, result->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+        *error_out = errno; close(fd); freeaddrinfo(result); return -1;
+    }
+    freeaddrinfo(result);
+    return fd;
+}
+
+int parley_tcp_accept(int fd, uint8_t *family, uint8_t *ip, uint16_t *port) {
+    struct sockaddr_storage s; socklen_t len = sizeof(s);
+    int client = accept4(fd, (struct sockaddr *)&s, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) return -errno;
+    int on = 1;
+    setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    memset(ip, 0, 16);
+    if (s.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&s;
+        *family = 4; memcpy(ip, &in->sin_addr, 4); *port = ntohs(in->sin_port);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&s;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) { *family = 4; memcpy(ip, &in6->sin6_addr.s6_addr[12], 4); }
+        else { *family = 6; memcpy(ip, &in6->sin6_addr, 16); }
+        *port = ntohs(in6->sin6_port);
+    }
+    return client;
+}

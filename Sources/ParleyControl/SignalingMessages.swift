@@ -224,7 +224,7 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
 public enum ServerMessage: Sendable {
     /// `resumed`: a reconnect took the participant back (same id; the media connection stays).
     case joined(participantID: String, meeting: String, participants: [ParticipantInfo], role: ParticipantRole, token: String?,
-                state: MeetingStateView, resumed: Bool = false)
+                state: MeetingStateView, resumed: Bool = false, iceServers: [TURNCredentials]? = nil)
     /// In the waiting room: `joined` follows if a host admits, an error `denied` if not.
     case waiting(participantID: String)
     /// To hosts and co-hosts: who waits.
@@ -283,14 +283,15 @@ public enum ServerMessage: Sendable {
         var rids: [String]?
         var mids: [String]?
         var id: String?
+        var iceServers: [TURNCredentials]?
     }
 
     public var json: String {
         var wire: Wire
         switch self {
-        case .joined(let id, let meeting, let participants, let role, let token, let state, let resumed):
+        case .joined(let id, let meeting, let participants, let role, let token, let state, let resumed, let iceServers):
             wire = Wire(type: "joined", version: signalingProtocolVersion, participantId: id, meeting: meeting, participants: participants,
-                        role: role, token: token, state: state, resumed: resumed ? true : nil)
+                        role: role, token: token, state: state, resumed: resumed ? true : nil, iceServers: iceServers)
         case .waiting(let id): wire = Wire(type: "waiting", participantId: id)
         case .waitingRoom(let list): wire = Wire(type: "waiting-room", waiting: list)
         case .meetingState(let locked, let hostsOnly, let waitingRoom):

@@ -28,12 +28,16 @@ public final class SignalingService: Sendable {
     private let logger: Logger
     /// Told of every closed transport (the HTTP layer forgets its WHIP/WHEP session).
     private let transportClosed: @Sendable (String) async -> Void
+    /// TURN servers for clients, with credentials made per participant in `joined`.
+    public let turn: TURNConfiguration?
 
-    public init(gatekeeper: Gatekeeper, sfu: any MediaServer, logger: Logger, transportClosed: @escaping @Sendable (String) async -> Void = { _ in }) {
+    public init(gatekeeper: Gatekeeper, sfu: any MediaServer, logger: Logger, turn: TURNConfiguration? = nil,
+                transportClosed: @escaping @Sendable (String) async -> Void = { _ in }) {
         self.hub = gatekeeper.hub
         self.gatekeeper = gatekeeper
         self.sfu = sfu
         self.logger = logger
+        self.turn = turn
         self.transportClosed = transportClosed
     }
 
@@ -145,7 +149,7 @@ public final class SignalingService: Sendable {
         let role = await hub.participant(meeting: meeting, id: participantID)?.info.role ?? .participant
         let state = await hub.state(meeting)
         sink?(OutgoingMessage(.joined(participantID: participantID, meeting: meeting, participants: others, role: role, token: token, state: state,
-                                      resumed: resumed)))
+                                      resumed: resumed, iceServers: turn.map { [$0.credentials(for: participantID)] })))
         if role != .participant { sink?(OutgoingMessage(.waitingRoom(await hub.waitingList(meeting)))) }
         if let speaker = await hub.activeSpeaker(meeting: meeting) { sink?(OutgoingMessage(.activeSpeaker(participantID: speaker))) }
     }

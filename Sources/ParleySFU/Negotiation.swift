@@ -415,6 +415,8 @@ extension WorkerCore {
                 }
             }
             a.append(SDPAttribute("candidate", "1 1 udp 2130706431 \(candidateAddress) \(port) typ host"))
+            // RFC 6544 passive TCP on the same port, for networks that block UDP: lower priority.
+            if iceTCP { a.append(SDPAttribute("candidate", "2 1 tcp 1518280447 \(candidateAddress) \(port) typ host tcptype passive")) }
             a.append(SDPAttribute("end-of-candidates"))
             media.attributes = a
             session.media.append(media)

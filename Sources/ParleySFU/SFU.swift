@@ -12,9 +12,13 @@ public struct SFUConfiguration: Sendable {
     /// The address put in ICE candidates.
     public var announceAddress: String
     public var workers: Int
+    /// Passive ICE-TCP candidates (RFC 6544) on the same port numbers, for clients whose network
+    /// blocks UDP.
+    public var iceTCP: Bool
 
-    public init(udpHost: String = "", udpPort: UInt16 = 40000, announceAddress: String = "127.0.0.1", workers: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        self.udpHost = udpHost; self.udpPort = udpPort; self.announceAddress = announceAddress; self.workers = max(1, workers)
+    public init(udpHost: String = "", udpPort: UInt16 = 40000, announceAddress: String = "127.0.0.1", workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                iceTCP: Bool = true) {
+        self.udpHost = udpHost; self.udpPort = udpPort; self.announceAddress = announceAddress; self.workers = max(1, workers); self.iceTCP = iceTCP
     }
 }
 
@@ -53,14 +57,14 @@ public final class SFU: Sendable {
         for index in 0..<configuration.workers {
             let port = configuration.udpPort == 0 ? 0 : configuration.udpPort + UInt16(index)
             workers.append(try Worker(index: index, host: configuration.udpHost, port: port, announceAddress: configuration.announceAddress,
-                                      dtlsContext: context, logger: logger, events: { continuation.yield($0) }))
+                                      iceTCP: configuration.iceTCP, dtlsContext: context, logger: logger, events: { continuation.yield($0) }))
         }
         self.workers = workers
     }
 
     public func start() {
         for worker in workers { worker.start() }
-        logger.info("SFU listening", metadata: ["udp-ports": "\(workers.map(\.port))"])
+        logger.info("SFU listening", metadata: ["udp-ports": "\(workers.map(\.port))", "ice-tcp": "\(workers.first?.iceTCP ?? false)"])
     }
 
     public func stop() {

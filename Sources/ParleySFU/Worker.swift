@@ -2,6 +2,7 @@ import CParleySocket
 import Foundation
 import Logging
 import ParleyTransport
+import ParleyWire
 import Synchronization
 
 /// Why a worker could not start.
@@ -9,8 +10,8 @@ public struct WorkerStartError: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// One worker event loop: a thread that owns one UDP socket (one port) and the `WorkerCore` of
-/// every meeting placed on it. Datagrams are read with `recvmmsg` into preallocated slots and
+/// One worker event loop: a thread that owns one UDP socket (one port; ICE-TCP connections on
+/// the same port number) and the `WorkerCore` of every meeting placed on it. Datagrams are read with `recvmmsg` into preallocated slots and
 /// written with `sendmmsg` once per batch; nothing on that path locks or allocates. Control calls
 /// arrive as closures through a locked queue, woken by an eventfd, between batches.
 public final class Worker: @unchecked Sendable {
@@ -33,8 +34,21 @@ public final class Worker: @unchecked Sendable {
     private var thread: Thread?
     private let logger: Logger
     static let slotSize: Int32 = 1500 + 32
+    /// ICE-TCP (RFC 6544): a listening socket on the same port number, and its connections.
+    private let tcpListenFD: Int32
+    public var iceTCP: Bool { tcpListenFD >= 0 }
+    private var tcpPeers: [UInt32: TCPPeer] = [:]
+    private var nextTCPConnection: UInt32 = 1
+    private var descriptors: [pollfd] = []
+    private var polledPeers: [TCPPeer] = []
+    private var descriptorsChanged = true
+    /// Where one TCP frame is copied to be handled like a datagram (decrypted in place).
+    private let tcpScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(slotSize), alignment: 16)
+    static let maximumTCPPeers = 1024
+    static let tcpIdleTimeout: Nanoseconds = 30_000_000_000
+    static let maximumTCPBacklog = 1 << 20
 
-    public init(index: Int, host: String, port: UInt16, announceAddress: String, dtlsContext: DTLSContext,
+    public init(index: Int, host: String, port: UInt16, announceAddress: String, iceTCP: Bool = true, dtlsContext: DTLSContext,
                 logger: Logger, events: @escaping @Sendable (SFUEvent) -> Void) throws {
         var error: Int32 = 0
         let fd = parley_udp_bind(host, port, &error)
@@ -45,8 +59,18 @@ public final class Worker: @unchecked Sendable {
         self.index = index
         self.port = UInt16(parley_udp_local_port(fd))
         self.ipv6Socket = parley_udp_is_ipv6(fd)
+        var tcpListenFD: Int32 = -1
+        if iceTCP {
+            tcpListenFD = parley_tcp_listen(host, self.port, &error)
+            if tcpListenFD < 0 {
+                // Media over UDP still works: this worker only offers no TCP candidate.
+                logger.warning("no ICE-TCP on this worker: cannot listen on TCP \(host.isEmpty ? "*" : host):\(self.port): \(String(cString: strerror(error)))",
+                               metadata: ["worker": "\(index)"])
+            }
+        }
+        self.tcpListenFD = tcpListenFD
         self.wakeFD = parley_wake_fd()
-        self.core = WorkerCore(announceAddress: announceAddress, port: self.port, dtlsContext: dtlsContext, events: events)
+        self.core = WorkerCore(announceAddress: announceAddress, port: self.port, iceTCP: tcpListenFD >= 0, dtlsContext: dtlsContext, events: events)
         self.receiveBatch = parley_batch_create(64, Self.slotSize)
         self.sendCapacity = 256
         self.sendBatch = parley_batch_create(sendCapacity, Self.slotSize)
@@ -58,6 +82,9 @@ public final class Worker: @unchecked Sendable {
     deinit {
         close(fd)
         close(wakeFD)
+        if tcpListenFD >= 0 { close(tcpListenFD) }
+        for peer in tcpPeers.values { close(peer.fd) }
+        tcpScratch.deallocate()
         parley_batch_free(receiveBatch)
         parley_batch_free(sendBatch)
         addressScratch.deallocate()
@@ -103,13 +130,14 @@ public final class Worker: @unchecked Sendable {
         // Named so that profilers, `top -H` and allocation probes can find the media threads.
         parley_name_current_thread("parley-worker-\(index)")
         let output = BatchOutput(worker: self)
-        var descriptors = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         var nextTick: Nanoseconds = 0
         let tickPeriod: Nanoseconds = .milliseconds(20)
         while running.load(ordering: .relaxed) {
             let now = MonotonicClock.now()
             let wait = nextTick > now ? Int32((nextTick - now) / 1_000_000) + 1 : 0
-            _ = poll(&descriptors, 2, wait)
+            if descriptorsChanged { rebuildDescriptors() }
+            _ = poll(&descriptors, nfds_t(descriptors.count), wait)
+            if descriptors.count > 2 { serviceTCP(output: output) }
             if descriptors[1].revents != 0 {
                 var value: UInt64 = 0
                 _ = read(wakeFD, &value, 8)
@@ -126,6 +154,7 @@ public final class Worker: @unchecked Sendable {
                 core.tick(now: after, output: output)
                 flush()
                 nextTick = after + tickPeriod
+                if !tcpPeers.isEmpty { closeIdleTCPPeers(now: after) }
             }
         }
         logger.debug("worker stopped")
@@ -161,6 +190,10 @@ public final class Worker: @unchecked Sendable {
     }
 
     fileprivate func commit(length: Int, to address: PeerAddress) {
+        if address.isTCP {
+            sendTCP(UnsafeRawBufferPointer(start: parley_batch_buffer(sendBatch, pendingSends), count: length), to: address)
+            return
+        }
         var ip = address.ipBytes16
         parley_batch_set(sendBatch, pendingSends, Int32(length), address.family.rawValue, &ip, address.port, ipv6Socket)
         pendingSends += 1
@@ -170,6 +203,147 @@ public final class Worker: @unchecked Sendable {
         guard pendingSends > 0 else { return }
         _ = parley_batch_send(fd, sendBatch, pendingSends)
         pendingSends = 0
+    }
+
+    // MARK: ICE-TCP
+
+    /// One TCP connection of ICE-TCP: what it sent, reassembled into packets, and what could not
+    /// be written yet.
+    final class TCPPeer {
+        let fd: Int32
+        let address: PeerAddress
+        var reader = RFC4571Reassembler()
+        var pending: [UInt8] = []
+        var lastActivity: Nanoseconds
+        var framesReceived = 0
+        init(fd: Int32, address: PeerAddress, now: Nanoseconds) {
+            self.fd = fd
+            self.address = address
+            self.lastActivity = now
+        }
+    }
+
+    private func rebuildDescriptors() {
+        descriptors = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        polledPeers = []
+        if tcpListenFD >= 0 {
+            descriptors.append(pollfd(fd: tcpListenFD, events: Int16(POLLIN), revents: 0))
+            for peer in tcpPeers.values {
+                descriptors.append(pollfd(fd: peer.fd, events: Int16(POLLIN) | (peer.pending.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
+                polledPeers.append(peer)
+            }
+        }
+        descriptorsChanged = false
+    }
+
+    private func serviceTCP(output: BatchOutput) {
+        if descriptors[2].revents != 0 { acceptTCP() }
+        for (offset, peer) in polledPeers.enumerated() {
+            let events = descriptors[3 + offset].revents
+            guard events != 0, tcpPeers[peer.address.tcpConnection] === peer else { continue }
+            if events & Int16(POLLOUT) != 0 { writePending(peer) }
+            if events & Int16(POLLIN | POLLHUP | POLLERR) != 0 { readTCP(peer, output: output) }
+        }
+        flush()
+    }
+
+    private func acceptTCP() {
+        var family: UInt8 = 0
+        var port: UInt16 = 0
+        for _ in 0..<32 {
+            let client = parley_tcp_accept(tcpListenFD, &family, addressScratch, &port)
+            guard client >= 0 else { return }
+            guard tcpPeers.count < Self.maximumTCPPeers else {
+                close(client)
+                core.counters.droppedUnknownSender += 1
+                continue
+            }
+            var address = family == 4
+                ? PeerAddress(ipv4: (addressScratch[0], addressScratch[1], addressScratch[2], addressScratch[3]), port: port)
+                : PeerAddress(ipv6: UnsafeBufferPointer(start: addressScratch, count: 16), port: port)
+            address.tcpConnection = nextTCPConnection
+            nextTCPConnection = nextTCPConnection == UInt32.max ? 1 : nextTCPConnection + 1
+            tcpPeers[address.tcpConnection] = TCPPeer(fd: client, address: address, now: MonotonicClock.now())
+            descriptorsChanged = true
+        }
+    }
+
+    /// Reads what the connection has, and hands every whole packet to the core as a datagram
+    /// from the connection's address. The first must be a STUN check (RFC 6544 §3): anything
+    /// else closes the connection.
+    private func readTCP(_ peer: TCPPeer, output: BatchOutput) {
+        let now = MonotonicClock.now()
+        for _ in 0..<8 {
+            let count = peer.reader.fill { space in read(peer.fd, space.baseAddress, space.count) }
+            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
+                closeTCP(peer)
+                return
+            }
+            if count < 0 { break }
+            peer.lastActivity = now
+            while let frame = peer.reader.next(into: tcpScratch) {
+                guard case .packet(let length) = frame, length > 0 else {
+                    core.counters.droppedMalformed += 1
+                    continue
+                }
+                if peer.framesReceived == 0, PacketClass(UnsafeRawBufferPointer(rebasing: tcpScratch[0..<length])) != .stun {
+                    core.counters.droppedUnauthenticated += 1
+                    closeTCP(peer)
+                    return
+                }
+                peer.framesReceived += 1
+                core.receive(tcpScratch, length: length, from: peer.address, now: now, output: output)
+                guard tcpPeers[peer.address.tcpConnection] === peer else { return }
+            }
+        }
+    }
+
+    /// Sends one packet on its connection, framed; what the socket does not take now waits
+    /// (up to a megabyte: a connection that far behind drops packets, as a full UDP buffer does).
+    private func sendTCP(_ packet: UnsafeRawBufferPointer, to address: PeerAddress) {
+        guard let peer = tcpPeers[address.tcpConnection] else { return }
+        let (high, low) = RFC4571Reassembler.header(length: packet.count)
+        if !peer.pending.isEmpty {
+            guard peer.pending.count + packet.count + 2 <= Self.maximumTCPBacklog else { return }
+            peer.pending.append(high)
+            peer.pending.append(low)
+            peer.pending.append(contentsOf: packet)
+            return
+        }
+        var header = (high, low)
+        let written = withUnsafeMutableBytes(of: &header) { raw -> Int in
+            var vectors = (iovec(iov_base: raw.baseAddress, iov_len: 2), iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count))
+            return withUnsafeMutablePointer(to: &vectors) { $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(peer.fd, $0, 2) } }
+        }
+        if written == packet.count + 2 { return }
+        if written < 0, errno != EAGAIN, errno != EINTR {
+            closeTCP(peer)
+            return
+        }
+        let sent = max(0, written)
+        let framed = [high, low] + Array(packet)
+        peer.pending.append(contentsOf: framed[sent...])
+        descriptorsChanged = true
+    }
+
+    private func writePending(_ peer: TCPPeer) {
+        let written = peer.pending.withUnsafeBytes { write(peer.fd, $0.baseAddress, $0.count) }
+        if written < 0 {
+            if errno != EAGAIN, errno != EINTR { closeTCP(peer) }
+            return
+        }
+        peer.pending.removeFirst(written)
+        if peer.pending.isEmpty { descriptorsChanged = true }
+    }
+
+    private func closeTCP(_ peer: TCPPeer) {
+        close(peer.fd)
+        tcpPeers[peer.address.tcpConnection] = nil
+        descriptorsChanged = true
+    }
+
+    private func closeIdleTCPPeers(now: Nanoseconds) {
+        for peer in tcpPeers.values where now &- peer.lastActivity > Self.tcpIdleTimeout { closeTCP(peer) }
     }
 
     /// The worker's `DatagramOutput`: slots of the send batch.

@@ -23,6 +23,8 @@ public enum SFUEvent: Sendable, Equatable, Codable {
 public final class WorkerCore {
     public let announceAddress: String
     public let port: UInt16
+    /// Whether the worker also takes ICE-TCP connections on `port` (a passive TCP candidate).
+    public let iceTCP: Bool
     let dtlsContext: DTLSContext
     var routers: [String: Router] = [:]
     var transports: [String: WebRtcTransport] = [:]
@@ -34,9 +36,10 @@ public final class WorkerCore {
     var nextLayerCheckAt: Nanoseconds = 0
     let emit: (SFUEvent) -> Void
 
-    public init(announceAddress: String, port: UInt16, dtlsContext: DTLSContext, events: @escaping (SFUEvent) -> Void) {
+    public init(announceAddress: String, port: UInt16, iceTCP: Bool = false, dtlsContext: DTLSContext, events: @escaping (SFUEvent) -> Void) {
         self.announceAddress = announceAddress
         self.port = port
+        self.iceTCP = iceTCP
         self.dtlsContext = dtlsContext
         self.emit = events
     }

@@ -30,6 +30,10 @@ public struct ServerConfiguration: Sendable {
     public var reconnectGrace: Duration = .seconds(10)
     /// OpenID Connect issuers whose ID tokens sign people in.
     public var identityProviders: [IdentityProviderConfiguration] = []
+    /// TURN servers clients may relay through (`turn:host:port?transport=udp|tcp`, `turns:`), with
+    /// the secret they share with Parley (coturn's `static-auth-secret`) and how long the
+    /// credentials handed out in `joined` last.
+    public var turn: TURNConfiguration?
 
     public init() {}
 

@@ -7,6 +7,9 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
     public var high: UInt64
     public var low: UInt64
     public var port: UInt16
+    /// 0 over UDP; over ICE-TCP (RFC 6544), the SFU's number for the TCP connection the peer is
+    /// on, so two connections from one address stay apart and media goes back on the right one.
+    public var tcpConnection: UInt32 = 0
 
     public init(ipv4 bytes: (UInt8, UInt8, UInt8, UInt8), port: UInt16) {
         family = .ipv4
@@ -31,12 +34,15 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    public var isTCP: Bool { tcpConnection != 0 }
+
     public var description: String {
+        let suffix = isTCP ? "/tcp" : ""
         switch family {
-        case .ipv4: return ipBytes.map(String.init).joined(separator: ".") + ":\(port)"
+        case .ipv4: return ipBytes.map(String.init).joined(separator: ".") + ":\(port)\(suffix)"
         case .ipv6:
             let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(ipBytes[$0]) << 8 | UInt16(ipBytes[$0 + 1]), radix: 16) }
-            return "[\(groups.joined(separator: ":"))]:\(port)"
+            return "[\(groups.joined(separator: ":"))]:\(port)\(suffix)"
         }
     }
 }

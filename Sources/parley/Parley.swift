@@ -79,13 +79,17 @@ struct MediaPlaneOptions: ParsableArguments {
     @Option(help: "The address put in ICE candidates: the one browsers can reach this machine on.")
     var announceIp = "127.0.0.1"
 
+    @Flag(help: "No passive ICE-TCP candidates (by default each worker also listens on TCP, same port, for clients whose network blocks UDP).")
+    var noIceTcp = false
+
     func validate() throws {
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1-256") }
         guard !announceIp.isEmpty else { throw ValidationError("--announce-ip must not be empty") }
     }
 
     var configuration: SFUConfiguration {
-        SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp, workers: workers ?? SFUConfiguration().workers)
+        SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp, workers: workers ?? SFUConfiguration().workers,
+                         iceTCP: !noIceTcp)
     }
 }
 
@@ -135,6 +139,26 @@ struct AccessOptions: ParsableArguments {
         + "client whose failed attempts are counted.", valueName: "ip"))
     var trustedProxy: [String] = []
 
+    @Option(help: ArgumentHelp("A TURN server clients may relay through when UDP to the SFU is blocked, repeatable: "
+        + "turn:HOST:PORT?transport=udp, turn:HOST:PORT?transport=tcp or turns:HOST:PORT?transport=tcp (see deploy/turnserver.conf).",
+        valueName: "url"))
+    var turnUrl: [String] = []
+
+    @Option(help: "File with the secret shared with the TURN server (coturn's static-auth-secret); needed with --turn-url.")
+    var turnSecretFile: String?
+
+    @Option(help: "Seconds the TURN credentials handed out at join stay valid.")
+    var turnCredentialLifetime = 86_400
+
+    func validate() throws {
+        for url in turnUrl where !(url.hasPrefix("turn:") || url.hasPrefix("turns:")) {
+            throw ValidationError("--turn-url must start with turn: or turns: (got \(url))")
+        }
+        if !turnUrl.isEmpty && turnSecretFile == nil { throw ValidationError("--turn-url needs --turn-secret-file") }
+        if turnUrl.isEmpty && turnSecretFile != nil { throw ValidationError("--turn-secret-file needs at least one --turn-url") }
+        guard (60...604_800).contains(turnCredentialLifetime) else { throw ValidationError("--turn-credential-lifetime must be 60-604800 seconds") }
+    }
+
     func apply(to configuration: inout ServerConfiguration) throws {
         configuration.adhocMeetings = !noAdhocMeetings
         configuration.trustedProxies = Set(trustedProxy)
@@ -146,6 +170,10 @@ struct AccessOptions: ParsableArguments {
                 configuration.adminToken = token
             }
             configuration.identityProviders = try oidcIssuer.map { argument throws(AccessError) in try IdentityProviderConfiguration(argument: argument) }
+            if let turnSecretFile {
+                configuration.turn = TURNConfiguration(urls: turnUrl, secret: try readToken(turnSecretFile, what: "TURN secret"),
+                                                       lifetime: .seconds(turnCredentialLifetime))
+            }
         } catch {
             throw ValidationError(error.description)
         }

@@ -23,6 +23,24 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
+def free_media_ports(count=2):
+    """A first port such that `count` ports from it are free for UDP and for TCP (each SFU worker
+    takes a UDP port and the same TCP port for ICE-TCP)."""
+    for _ in range(200):
+        first = free_port(socket.SOCK_DGRAM)
+        if first + count > 65000:
+            continue
+        try:
+            for port in range(first, first + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    with socket.socket(socket.AF_INET, kind) as s:
+                        s.bind(("0.0.0.0", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError("no free run of media ports")
+
+
 def stop_process(process, timeout=10):
     """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
     if process.poll() is None:
@@ -37,9 +55,7 @@ def stop_process(process, timeout=10):
 class Server:
     def __init__(self, name, workers=2, extra_args=(), announce_ip="127.0.0.1", http_host="127.0.0.1"):
         self.http_port = free_port()
-        self.udp_port = free_port(socket.SOCK_DGRAM)
-        while self.udp_port > 65000:
-            self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.udp_port = free_media_ports(workers)
         os.makedirs(ARTIFACTS, exist_ok=True)
         self.log_path = os.path.join(ARTIFACTS, f"{name}.log")
         self.log = open(self.log_path, "w")

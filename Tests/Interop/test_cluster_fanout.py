@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import PARLEY, ROOT, free_port
+from conftest import PARLEY, ROOT, free_media_ports, free_port
 from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
 from test_cluster_sfus import Process, answer_port, health, wait_for_workers, wait_port
 from test_cluster_signaling import cluster_folder, nginx_config, redis_command
@@ -35,7 +35,7 @@ def two_of_each():
         redis = f"redis://127.0.0.1:{redis_port}"
         sfus = {}
         for name in ("sfu-a", "sfu-b"):
-            sfus[name] = free_port(socket.SOCK_DGRAM)
+            sfus[name] = free_media_ports(4)
             processes.append(Process(f"fanout-{name}", [PARLEY, "sfu", "--redis", redis, "--node-id", name, "--udp-port", str(sfus[name]),
                                                         "--announce-ip", "127.0.0.1", "--workers", "1",
                                                         "--control-token-file", f"{folder}/control-token"]))

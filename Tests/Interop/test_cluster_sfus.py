@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ARTIFACTS, PARLEY, ROOT, free_port, stop_process
+from conftest import ARTIFACTS, PARLEY, ROOT, free_media_ports, free_port, stop_process
 from test_whip_whep_aiortc import play, publish
 
 
@@ -87,7 +87,7 @@ def cluster():
     url = f"redis://127.0.0.1:{redis_port}"
     sfus = {}
     for name in ("sfu-a", "sfu-b"):
-        udp = free_port(socket.SOCK_DGRAM)
+        udp = free_media_ports(4)
         control = free_port()
         sfus[name] = {"udp": udp, "control": control, "process": Process(name, [
             PARLEY, "sfu", "--redis", url, "--node-id", name, "--udp-port", str(udp), "--announce-ip", "127.0.0.1", "--workers", "1",
@@ -207,7 +207,7 @@ def test_browsers_rebuild_their_media_on_the_new_sfu_after_a_kill(cluster):
 def test_redis_unavailable_at_start_is_a_clear_error_not_a_hang():
     nowhere = f"redis://127.0.0.1:{free_port()}"
     for command in (["signal", "--redis", nowhere, "--http-port", str(free_port())],
-                    ["sfu", "--redis", nowhere, "--udp-port", str(free_port(socket.SOCK_DGRAM))]):
+                    ["sfu", "--redis", nowhere, "--udp-port", str(free_media_ports(4))]):
         started = time.time()
         result = subprocess.run([PARLEY, *command], capture_output=True, text=True, timeout=30)
         assert result.returncode != 0
@@ -277,7 +277,7 @@ def test_the_cluster_rides_through_a_redis_restart():
     try:
         assert wait_port(redis_port)
         url = f"redis://127.0.0.1:{redis_port}"
-        processes.append(Process("sfu-restart", [PARLEY, "sfu", "--redis", url, "--udp-port", str(free_port(socket.SOCK_DGRAM)),
+        processes.append(Process("sfu-restart", [PARLEY, "sfu", "--redis", url, "--udp-port", str(free_media_ports(4)),
                                                  "--workers", "1", "--control-token-file", f"{folder}/token"]))
         http_port = free_port()
         processes.append(Process("signal-restart", [PARLEY, "signal", "--redis", url, "--http-port", str(http_port),

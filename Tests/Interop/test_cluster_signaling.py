@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import PARLEY, ROOT, free_port
+from conftest import PARLEY, ROOT, free_media_ports, free_port
 from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
 from test_cluster_sfus import Process, wait_for_workers, wait_port
 
@@ -61,7 +61,7 @@ def test_clients_survive_the_death_of_their_signaling_node():
     try:
         assert wait_port(redis_port)
         redis = f"redis://127.0.0.1:{redis_port}"
-        processes.append(Process("sfu", [PARLEY, "sfu", "--redis", redis, "--udp-port", str(free_port(socket.SOCK_DGRAM)),
+        processes.append(Process("sfu", [PARLEY, "sfu", "--redis", redis, "--udp-port", str(free_media_ports(4)),
                                           "--workers", "1", "--control-token-file", f"{folder}/control-token"]))
         nodes = [free_port(), free_port()]
         signals = {}

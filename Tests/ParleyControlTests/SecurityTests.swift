@@ -252,3 +252,29 @@ import ParleySFU
         #expect(host.types.contains("reported"))
     }
 }
+
+@Suite struct TURNCredentialTests {
+    @Test func credentialsFollowTheTURNRESTScheme() {
+        // Checked against Python: base64(hmac.new(secret, username, sha1)).
+        let credentials = TURNCredentials(urls: ["turn:turn.example.org:3478?transport=udp"], secret: "north-wind-secret", name: "p1",
+                                          lifetime: .seconds(3600), now: Date(timeIntervalSince1970: 1_700_000_000))
+        #expect(credentials.username == "1700003600:p1")
+        #expect(credentials.credential == "CqVaLsMh9o2Bw8HOPne0ARKJC1U=")
+        // Another secret, another participant, another time: another password.
+        let other = TURNConfiguration(urls: credentials.urls, secret: "another-secret-entirely", lifetime: .seconds(3600))
+            .credentials(for: "p1", now: Date(timeIntervalSince1970: 1_700_000_000))
+        #expect(other.username == credentials.username && other.credential != credentials.credential)
+    }
+
+    @Test func joinedHandsEachParticipantItsOwnTURNCredentials() throws {
+        let turn = TURNConfiguration(urls: ["turn:127.0.0.1:3478?transport=tcp"], secret: "north-wind-secret")
+        let message = ServerMessage.joined(participantID: "p9", meeting: "m", participants: [], role: .participant, token: nil,
+                                           state: MeetingStateView(locked: false, hostsOnlyScreenShare: false, waitingRoom: false),
+                                           iceServers: [turn.credentials(for: "p9")])
+        let object = try JSONSerialization.jsonObject(with: Data(message.json.utf8)) as? [String: Any]
+        let server = try #require((object?["iceServers"] as? [[String: Any]])?.first)
+        #expect(server["urls"] as? [String] == ["turn:127.0.0.1:3478?transport=tcp"])
+        #expect((server["username"] as? String)?.hasSuffix(":p9") == true)
+        #expect((server["credential"] as? String)?.isEmpty == false)
+    }
+}

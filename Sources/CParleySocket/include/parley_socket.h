@@ -1,4 +1,4 @@
-// Batched UDP I/O (recvmmsg/sendmmsg) for the SFU's media sockets. Swift cannot see struct
+// Batched UDP I/O (recvmmsg/sendmmsg) for the SFU's media sockets, and the TCP ones of ICE-TCP. Swift cannot see struct
 // mmsghdr without _GNU_SOURCE, so the batch lives here behind an opaque handle.
 #ifndef PARLEY_SOCKET_H
 #define PARLEY_SOCKET_H
@@ -40,4 +40,10 @@ int parley_udp_local_port(int fd);
 int parley_udp_send(int fd, const uint8_t *buffer, int length, uint8_t family, const uint8_t *ip, uint16_t port);
 /// One datagram without blocking; returns its length, 0 if none waits, or -errno; fills the source.
 int parley_udp_receive(int fd, uint8_t *buffer, int capacity, uint8_t *family, uint8_t *ip, uint16_t *port);
+
+/// A non-blocking TCP listening socket on host:port (ICE-TCP passive candidates, RFC 6544).
+int parley_tcp_listen(const char *host, uint16_t port, int *error_out);
+/// Accepts one connection without blocking: its fd (non-blocking, TCP_NODELAY), or -errno
+/// (-EAGAIN: none waiting); fills the peer's address.
+int parley_tcp_accept(int fd, uint8_t *family, uint8_t *ip, uint16_t *port);
 #endif

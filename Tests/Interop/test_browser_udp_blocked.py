@@ -1,0 +1,126 @@
+"""When the network blocks UDP (issue 6): the namespace's firewall drops every UDP packet to the
+SFU's ports, and two Chromium instances still meet — over ICE-TCP (RFC 6544: the SFU's passive
+TCP candidate on the same port, packets framed per RFC 4571), and through a real coturn over TCP
+with the short-lived credentials signaling hands out (TURN REST API scheme) when ICE-TCP is off."""
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import ARTIFACTS, Server, free_port, stop_process
+from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
+
+
+def block_udp(ports, add=True):
+    subprocess.run(["iptables", "-A" if add else "-D", "INPUT", "-p", "udp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"], check=True)
+
+
+def selected_local_candidate(browser, field):
+    """A field of the selected candidate pair's local candidate: `protocol` ("udp", "tcp"),
+    `candidateType` ("host", "relay"), `relayProtocol`."""
+    return browser.driver.execute_async_script("""
+        const [field, done] = arguments;
+        window.parley.debug().then((d) => {
+          const pair = d.inbound.find((s) => s.type === 'transport')?.selectedCandidatePairId;
+          const local = d.inbound.find((s) => s.type === 'candidate-pair' && s.id === pair)?.localCandidateId;
+          done(d.inbound.find((s) => s.type === 'local-candidate' && s.id === local)?.[field] ?? null);
+        }, () => done(null));""", field)
+
+
+def video_keeps_flowing(browsers, ids, seconds=3):
+    """Frames each browser decoded from the other over `seconds`."""
+    before = [b.stats()[ids[1 - n]]["framesDecoded"] for n, b in enumerate(browsers)]
+    wait_for(lambda: False, seconds, interval=1)
+    after = [b.stats()[ids[1 - n]]["framesDecoded"] for n, b in enumerate(browsers)]
+    return [a - b for a, b in zip(after, before)]
+
+
+@pytest.mark.timeout(180)
+def test_with_udp_blocked_the_call_connects_over_ice_tcp(parley):
+    ports = (parley.udp_port, parley.udp_port + 1)
+    block_udp(ports)
+    browsers = []
+    try:
+        browsers = [Browser("tcp-a"), Browser("tcp-b")]
+        for browser in browsers:
+            browser.open(f"{parley.url}/m/tcp-only?name={browser.name}")
+        ids = [wait_for(b.participant_id, 20) for b in browsers]
+        assert all(ids)
+        assert wait_for(lambda: all(receiving_from_everyone(b, [i for i in ids if i != ids[n]]) for n, b in enumerate(browsers)), 40), \
+            "no media over ICE-TCP"
+        assert [selected_local_candidate(b, "protocol") for b in browsers] == ["tcp", "tcp"]
+        frames = video_keeps_flowing(browsers, ids)
+        assert all(f > 20 for f in frames), f"video stalled over TCP: {frames} frames in 3 s"
+        print(f"\nmeasured: over ICE-TCP with UDP blocked, frames decoded in 3 s: {frames}")
+    finally:
+        block_udp(ports, add=False)
+        for browser in browsers:
+            browser.quit()
+
+
+class Coturn:
+    """A real coturn on 127.0.0.1 with the TURN REST API secret; relays from a known port range."""
+
+    def __init__(self, secret):
+        self.port = free_port()
+        self.relay_ports = (49400, 49500)
+        self.log_path = os.path.join(ARTIFACTS, "coturn.log")
+        self.process = subprocess.Popen(
+            ["turnserver", "-n", "--listening-ip=127.0.0.1", f"--listening-port={self.port}", "--relay-ip=127.0.0.1",
+             f"--min-port={self.relay_ports[0]}", f"--max-port={self.relay_ports[1]}", "--use-auth-secret",
+             f"--static-auth-secret={secret}", "--realm=parley.test", "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
+             "--allow-loopback-peers", "--no-multicast-peers", f"--log-file={self.log_path}", "--simple-log", "--no-stdout-log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"coturn did not start; see {self.log_path}")
+
+    def stop(self):
+        stop_process(self.process)
+
+
+@pytest.mark.timeout(180)
+def test_with_udp_blocked_and_no_ice_tcp_the_call_relays_through_coturn(tmp_path):
+    secret = "turn-shared-secret-" + os.urandom(8).hex()
+    (tmp_path / "turn-secret").write_text(secret)
+    turn = Coturn(secret)
+    server = None
+    browsers = []
+    rules = []
+    try:
+        # Only TURN over TCP reaches out: UDP to coturn's port and to the SFU is dropped, except
+        # what coturn relays from its relay ports.
+        server = Server("turn-relay", extra_args=("--no-ice-tcp", "--turn-url", f"turn:127.0.0.1:{turn.port}?transport=tcp",
+                                                  "--turn-secret-file", str(tmp_path / "turn-secret")))
+        sfu_ports = f"{server.udp_port}:{server.udp_port + 1}"
+        rules = [["INPUT", "-p", "udp", "--dport", str(turn.port), "-j", "DROP"],
+                 ["INPUT", "-p", "udp", "--dport", sfu_ports, "!", "--sport", f"{turn.relay_ports[0]}:{turn.relay_ports[1]}", "-j", "DROP"]]
+        for rule in rules:
+            subprocess.run(["iptables", "-A", *rule], check=True)
+        browsers = [Browser("turn-a"), Browser("turn-b")]
+        for browser in browsers:
+            browser.open(f"{server.url}/m/relayed?name={browser.name}")
+        ids = [wait_for(b.participant_id, 20) for b in browsers]
+        assert all(ids)
+        assert wait_for(lambda: all(receiving_from_everyone(b, [i for i in ids if i != ids[n]]) for n, b in enumerate(browsers)), 60), \
+            "no media through TURN"
+        assert [selected_local_candidate(b, "candidateType") for b in browsers] == ["relay", "relay"]
+        assert [selected_local_candidate(b, "relayProtocol") for b in browsers] == ["tcp", "tcp"]
+        frames = video_keeps_flowing(browsers, ids)
+        assert all(f > 20 for f in frames), f"video stalled through TURN: {frames} frames in 3 s"
+        print(f"\nmeasured: relayed through coturn (TURN over TCP, UDP blocked, no ICE-TCP), frames decoded in 3 s: {frames}")
+    finally:
+        for rule in rules:
+            subprocess.run(["iptables", "-D", *rule], capture_output=True)
+        for browser in browsers:
+            browser.quit()
+        if server:
+            server.stop()
+        turn.stop()
