@@ -56,6 +56,16 @@ public final class LoadPeer {
     /// Datagrams to send to `remoteAddress`.
     public var outbox: [[UInt8]] = []
     public private(set) var malformed = 0
+    /// Repair (RFC 4585 NACK, answered by plain retransmission, as negotiated): what this peer
+    /// sent recently, to send again when the server asks; what it misses of each video stream it
+    /// receives, to ask for.
+    private var sentVideo = [[UInt8]](repeating: [], count: 1024)
+    private var missing: [UInt32: NACKGenerator] = [:]
+    private var nextNACKAt: Nanoseconds = 0
+    public private(set) var nacksSent = 0
+    public private(set) var retransmissionsSent = 0
+    /// Packets that came after a later one (a repair, or reordering): lost on the way, recovered.
+    public private(set) var packetsRepaired = 0
     static let context: DTLSContext = try! DTLSContext(certificate: DTLSCertificate(commonName: "parley-load"))
     static let midExtensionID: UInt8 = 4
 
@@ -208,7 +218,43 @@ public final class LoadPeer {
         drainTransport()
         guard transport.isConnected else { return }
         if connectedAt == nil { connectedAt = now }
-        for packet in (audio?.packets(now: now) ?? []) + (video?.packets(now: now) ?? []) { sendRTP(packet) }
+        for packet in audio?.packets(now: now) ?? [] { sendRTP(packet) }
+        for packet in video?.packets(now: now) ?? [] {
+            sentVideo[Int(UInt16(packet[2]) << 8 | UInt16(packet[3])) % sentVideo.count] = packet
+            sendRTP(packet)
+        }
+        if now >= nextNACKAt {
+            nextNACKAt = now + .milliseconds(20)
+            askForMissing(now: now)
+        }
+    }
+
+    /// One NACK per video stream with packets due to be asked for (again).
+    private func askForMissing(now: Nanoseconds) {
+        for ssrc in missing.keys {
+            let lost = missing[ssrc]!.due(now: now)
+            guard !lost.isEmpty else { continue }
+            var bytes: [UInt8] = []
+            GenericNACK(senderSSRC: 1, mediaSSRC: ssrc, lost: lost).write(into: &bytes)
+            sendRTCP(bytes)
+            nacksSent += 1
+        }
+    }
+
+    /// Sends again what the server asked for and this peer still has.
+    private func retransmit(_ sequences: [UInt16]) {
+        for sequence in sequences {
+            let packet = sentVideo[Int(sequence) % sentVideo.count]
+            guard packet.count >= 12, UInt16(packet[2]) << 8 | UInt16(packet[3]) == sequence else { continue }
+            sendRTP(packet)
+            retransmissionsSent += 1
+        }
+    }
+
+    private func sendRTCP(_ packet: [UInt8]) {
+        var buffer = packet + [UInt8](repeating: 0, count: SRTPSession.maximumTrailer)
+        guard let length = buffer.withUnsafeMutableBytes({ transport.protectRTCP($0.baseAddress!, length: packet.count, capacity: $0.count) }) else { return }
+        outbox.append(Array(buffer[0..<length]))
     }
 
     private func sendRTP(_ packet: [UInt8]) {
@@ -246,6 +292,13 @@ public final class LoadPeer {
                     malformed += 1
                     return
                 }
+                if header.payloadType == 96 {
+                    var generator = missing[header.ssrc] ?? NACKGenerator()
+                    let late = generator.missingCount > 0 && !generator.isNewest(header.sequenceNumber)
+                    guard generator.received(header.sequenceNumber, now: now) else { return }  // a duplicate
+                    if late { packetsRepaired += 1 }
+                    missing[header.ssrc] = generator
+                }
                 received[header.ssrc, default: ReceivedStream()].record(probe, arrivedAt: now)
             }
         case .rtcp(let length):
@@ -253,6 +306,7 @@ public final class LoadPeer {
             for packet in packets {
                 switch packet {
                 case .pictureLossIndication, .fullIntraRequest: video?.requestKeyframe()
+                case .nack(let nack) where nack.mediaSSRC == video?.ssrc: retransmit(nack.lostSequenceNumbers)
                 default: break
                 }
             }

@@ -55,6 +55,11 @@ public struct LoadReport: Codable, Sendable {
         public var jitterMilliseconds: Double
         public var latencyP50Milliseconds: Double?
         public var latencyP99Milliseconds: Double?
+        /// Video packets lost on the way and recovered (asked for with NACK, sent again).
+        public var packetsRepaired: Int = 0
+        public var nacksSent: Int = 0
+        /// Packets this participant sent again because the server asked.
+        public var retransmissionsSent: Int = 0
     }
     public var url: String
     public var meetings: Int
@@ -67,7 +72,11 @@ public struct LoadReport: Codable, Sendable {
     public var packetsLost: Int
     /// sendto() failures on the load generator's own sockets.
     public var sendErrors: Int
+    /// What stayed lost, as a share of what was sent to participants.
     public var lossPercent: Double
+    /// Packets lost on the way but recovered, and that as a share of everything lost on the way.
+    public var packetsRepaired: Int = 0
+    public var repairedPercent: Double = 0
     public var latencyP50Milliseconds: Double?
     public var latencyP99Milliseconds: Double?
     public var joinP50Seconds: Double?
@@ -287,7 +296,9 @@ public final class LoadRunner: Sendable {
                     packetsLost: streams.reduce(0) { $0 + $1.lost }, streamsReceived: streams.count, malformed: peers.reduce(0) { $0 + $1.malformed },
                     jitterMilliseconds: streams.isEmpty ? 0 : streams.reduce(0) { $0 + $1.jitter } / Double(streams.count) / 1e6,
                     latencyP50Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(50)) / 1000 : nil,
-                    latencyP99Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil)
+                    latencyP99Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil,
+                    packetsRepaired: peers.reduce(0) { $0 + $1.packetsRepaired }, nacksSent: peers.reduce(0) { $0 + $1.nacksSent },
+                    retransmissionsSent: peers.reduce(0) { $0 + $1.retransmissionsSent })
             }
         }) ?? []
         var all = participants
@@ -306,12 +317,14 @@ public final class LoadRunner: Sendable {
         }
         let received = all.reduce(0) { $0 + $1.packetsReceived }
         let lost = all.reduce(0) { $0 + $1.packetsLost }
+        let repaired = all.reduce(0) { $0 + $1.packetsRepaired }
         func median(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.sorted()[values.count / 2] }
         return LoadReport(
             url: configuration.url, meetings: configuration.meetings, participantsPerMeeting: configuration.participants,
             durationSeconds: configuration.duration, joined: all.filter(\.joined).count, failed: all.filter { !$0.joined }.count,
             packetsSent: all.reduce(0) { $0 + $1.packetsSent }, packetsReceived: received, packetsLost: lost, sendErrors: sendErrors,
             lossPercent: received + lost == 0 ? 0 : 100 * Double(lost) / Double(received + lost),
+            packetsRepaired: repaired, repairedPercent: repaired + lost == 0 ? 0 : 100 * Double(repaired) / Double(repaired + lost),
             latencyP50Milliseconds: overall?.0, latencyP99Milliseconds: overall?.1,
             joinP50Seconds: median(all.compactMap(\.joinSeconds)), firstPacketP50Seconds: median(all.compactMap(\.firstPacketSeconds)),
             participants: all)
@@ -336,7 +349,7 @@ extension LoadReport {
             if let error = p.error { lines.append("    error: \(error)") }
         }
         lines.append("total: \(joined)/\(joined + failed) joined, sent \(packetsSent), received \(packetsReceived), lost \(packetsLost) "
-            + "(\(number(lossPercent))%), latency p50 \(number(latencyP50Milliseconds)) ms p99 \(number(latencyP99Milliseconds)) ms, "
+            + "(\(number(lossPercent))%), repaired \(packetsRepaired) (\(number(repairedPercent))% of what the network lost), latency p50 \(number(latencyP50Milliseconds)) ms p99 \(number(latencyP99Milliseconds)) ms, "
             + "join p50 \(number(joinP50Seconds)) s, first packet p50 \(number(firstPacketP50Seconds)) s")
         return lines.joined(separator: "\n")
     }

@@ -12,9 +12,11 @@ final class Harness {
     var now: Nanoseconds = .seconds(100)
     let core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()), events: { _ in })
     var peers: [(peer: LoadPeer, address: PeerAddress)] = []
-    /// Every n-th media datagram from the SFU is dropped (0: none).
+    /// Every n-th media datagram from the SFU is dropped (0: none), and every n-th to it.
     var dropEvery = 0
+    var dropUpstreamEvery = 0
     private var delivered = 0
+    private var deliveredUpstream = 0
 
     func join(_ label: String, options: LoadPeerOptions, port: UInt16) throws -> LoadPeer {
         let peer = try LoadPeer(label: label, options: options, now: now)
@@ -32,6 +34,10 @@ final class Harness {
             for (peer, address) in peers {
                 peer.tick(now: now)
                 for datagram in peer.outbox {
+                    if datagram.withUnsafeBytes({ PacketClass($0) }) == .rtp {
+                        deliveredUpstream += 1
+                        if dropUpstreamEvery > 0, deliveredUpstream % dropUpstreamEvery == 0 { continue }
+                    }
                     var buffer = datagram + [UInt8](repeating: 0, count: 64)
                     buffer.withUnsafeMutableBytes { core.receive($0, length: datagram.count, from: address, now: now, output: output) }
                 }
@@ -91,6 +97,31 @@ final class Harness {
         let stream = try #require(ear.received.values.first)
         let lossRate = Double(stream.lost) / Double(stream.lost + stream.packets)
         #expect(lossRate > 0.05 && lossRate < 0.15)
+    }
+
+    @Test func videoLostEitherWayIsAskedForAndRepaired() throws {
+        let harness = Harness()
+        var publisher = LoadPeerOptions()
+        publisher.publishAudio = false
+        publisher.frameRate = 20
+        var viewer = LoadPeerOptions()
+        viewer.publishAudio = false
+        viewer.publishVideo = false
+        viewer.videoReceivers = 1
+        let camera = try harness.join("camera", options: publisher, port: 6001)
+        let eye = try harness.join("eye", options: viewer, port: 6002)
+        harness.run(milliseconds: 300)
+        harness.dropEvery = 13
+        harness.dropUpstreamEvery = 17
+        harness.run(milliseconds: 3000)
+        harness.dropEvery = 0
+        harness.dropUpstreamEvery = 0
+        harness.run(milliseconds: 500)
+        let stream = try #require(eye.received.values.first)
+        // The viewer asked for what it missed and got it; the publisher sent again what the SFU asked for.
+        #expect(eye.nacksSent > 0 && eye.packetsRepaired > 10)
+        #expect(camera.retransmissionsSent > 0)
+        #expect(stream.lost == 0, "\(stream.lost) of \(stream.packets + stream.lost) stayed lost")
     }
 
     @Test func answersNamingAnotherHostAreRefused() throws {

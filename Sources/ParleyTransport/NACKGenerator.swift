@@ -1,8 +1,8 @@
 import ParleyWire
-import ParleyTransport
 
-/// Tracks the sequence numbers missing from a publisher's stream and says which to ask for again
-/// (RFC 4585 generic NACK), after pion's receive log: fixed memory, no allocation per packet.
+/// Tracks the sequence numbers missing from a received stream (at the SFU a publisher's, in the
+/// load generator the SFU's) and says which to ask for again (RFC 4585 generic NACK), after
+/// pion's receive log: fixed memory, no allocation per packet.
 public struct NACKGenerator: Sendable {
     static let capacity = 512
     /// Give up on a packet after this long: it would arrive too late to play.
@@ -60,6 +60,11 @@ public struct NACKGenerator: Sendable {
             return true
         }
         return clear(sequence)
+    }
+
+    /// Whether `sequence` would be the newest seen (not a late packet filling a gap).
+    public func isNewest(_ sequence: UInt16) -> Bool {
+        highest.map { SequenceNumber.isNewer(sequence, than: $0) } ?? true
     }
 
     /// The sequence numbers to ask for now; ages out hopeless ones.
