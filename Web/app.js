@@ -33,6 +33,7 @@ window.parley = {
   departures: [],
   pausedVideos: [],
   activeSpeaker: null,
+  featured: null,
   mediaEvents: [],
   get participants() { return [...state.participants.values()]; },
   get connectionState() { return state.peer?.pc.connectionState ?? 'new'; },
@@ -461,7 +462,35 @@ function markSpeaker() {
   for (const [key, tile] of state.tiles) {
     tile.element.classList.toggle('speaking', remote.length > 1 && key === state.activeSpeaker);
   }
+  featureSpeaker(remote.length);
   reportViewport();
+}
+
+/// With three or more others on the stage, the speaker's tile is enlarged. Slowly, so that
+/// cross-talk does not resize tiles (each resize changes the simulcast layer asked for): a new
+/// speaker is featured after talking for two seconds, and a featured tile keeps its place for
+/// five seconds at least.
+const FEATURE_AFTER_MS = 2000;
+const FEATURE_AT_LEAST_MS = 5000;
+function featureSpeaker(remoteCount) {
+  clearTimeout(state.featureTimer);
+  const now = Date.now();
+  let featured = remoteCount >= 3 ? state.featured : null;
+  const candidate = state.activeSpeaker;
+  if (remoteCount >= 3 && candidate && candidate !== featured && state.tiles.has(candidate)) {
+    if (state.speakerSince?.id !== candidate) state.speakerSince = { id: candidate, at: now };
+    const ready = Math.max(state.speakerSince.at + FEATURE_AFTER_MS, (state.featuredAt ?? 0) + FEATURE_AT_LEAST_MS);
+    if (now >= ready) {
+      featured = candidate;
+      state.featuredAt = now;
+    } else {
+      state.featureTimer = setTimeout(markSpeaker, ready - now);
+    }
+  }
+  if (featured && !state.tiles.has(featured)) featured = null;
+  state.featured = featured;
+  window.parley.featured = featured;
+  for (const [key, tile] of state.tiles) tile.element.classList.toggle('featured', key === featured);
 }
 
 /// Tells the SFU how large each received video is shown (device pixels), so simulcast sends the
