@@ -113,17 +113,22 @@ int parley_batch_send(int fd, parley_batch *b, int n) {
     return sent;
 }
 
-int parley_udp_bind(const char *host, uint16_t port, int *error_out) {
+/// The address to bind: host:port (host "" or NULL: every address, IPv4 and IPv6, as "::").
+static struct addrinfo *passive_address(const char *host, uint16_t port, int socktype) {
     struct addrinfo hints, *result = NULL;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_socktype = socktype;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
     char service[8];
     snprintf(service, sizeof(service), "%u", port);
     const char *node = (host && host[0]) ? host : "::";
-    int rc = getaddrinfo(node, service, &hints, &result);
-    if (rc != 0) { *error_out = EINVAL; return -1; }
+    return getaddrinfo(node, service, &hints, &result) == 0 ? result : NULL;
+}
+
+int parley_udp_bind(const char *host, uint16_t port, int *error_out) {
+    struct addrinfo *result = passive_address(host, port, SOCK_DGRAM);
+    if (!result) { *error_out = EINVAL; return -1; }
     int fd = socket(result->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) { *error_out = errno; freeaddrinfo(result); return -1; }
     if (result->ai_family == AF_INET6) {
@@ -196,16 +201,8 @@ int parley_udp_receive(int fd, uint8_t *buffer, int capacity, uint8_t *family, u
 
 #include <netinet/tcp.h>
 int parley_tcp_listen(const char *host, uint16_t port, int *error_out) {
-    struct addrinfo hints, *result = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-    char service[8];
-    snprintf(service, sizeof(service), "%u", port);
-    const char *node = (host && host[0]) ? host : "::";
-    int rc = getaddrinfo(node, service, &hints, &result);
-    if (rc != 0) { *error_out = EINVAL; return -1; }
+    struct addrinfo *result = passive_address(host, port, SOCK_STREAM);
+    if (!result) { *error_out = EINVAL; return -1; }
     int fd = socket(result->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) { *error_out = errno; freeaddrinfo(result); return -1; }
     int on = 1, off = 0;

@@ -9,18 +9,7 @@ import time
 
 import pytest
 
-from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
-
-
-def local_port(browser):
-    """The UDP port this browser receives media on (its selected candidate pair's local side)."""
-    return browser.driver.execute_async_script("""
-        const done = arguments[arguments.length - 1];
-        window.parley.debug().then((d) => {
-          const pair = d.inbound.find((s) => s.type === 'transport')?.selectedCandidatePairId;
-          const local = d.inbound.find((s) => s.type === 'candidate-pair' && s.id === pair)?.localCandidateId;
-          done(d.inbound.find((s) => s.type === 'local-candidate' && s.id === local)?.port ?? null);
-        }, () => done(null));""")
+from test_browsers_chromium import Browser, receiving_from_everyone, selected_local_candidate, wait_for
 
 
 def tc(*args):
@@ -69,7 +58,7 @@ def test_a_capped_viewer_steps_down_then_pauses_video_keeps_audio_and_climbs_bac
         assert wait_for(lambda: seen.append(width(capped, publisher_id)) or (len(seen) >= 3 and len(set(seen[-3:])) == 1 and seen[-1] >= 640),
                         30, interval=1)
         full = seen[-1]
-        port = local_port(capped)
+        port = selected_local_candidate(capped, "port")  # where the capped viewer receives media
         assert port, "could not find the capped viewer's port"
         free_widths = []
 

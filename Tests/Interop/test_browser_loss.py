@@ -6,14 +6,18 @@ sender's sendto does not fail and tell it), and publishers must repair what the 
 (NACK → RTX) while the SFU repairs what subscribers ask for. With a 100 ms round trip on top, a
 user-space relay stands in for netem's delay.
 """
+import heapq
+import random
+import select
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
 from conftest import Server
-from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
+from test_browsers_chromium import Browser, meet, wait_for
 
 
 def drop_udp(ports, probability, add=True):
@@ -27,11 +31,7 @@ def test_video_survives_five_percent_loss_through_nack_and_rtx(parley):
     ports = (parley.udp_port, parley.udp_port + 1)
     browsers = [Browser("lossy-a"), Browser("lossy-b")]
     try:
-        for browser in browsers:
-            browser.open(f"{parley.url}/m/lossy?name={browser.name}")
-        ids = [wait_for(b.participant_id, 20) for b in browsers]
-        assert all(ids)
-        assert wait_for(lambda: all(receiving_from_everyone(b, [i for i in ids if i != ids[n]]) for n, b in enumerate(browsers)), 30)
+        ids = meet(browsers, f"{parley.url}/m/lossy")
         drop_udp(ports, 0.05)
         try:
             before = [b.stats() for b in browsers]
@@ -64,11 +64,6 @@ class ImpairedPath:
     address keeps the replies apart."""
 
     def __init__(self, sfu_port, delay, loss):
-        import random
-        import threading
-        import heapq
-        import select
-        self.random, self.heapq, self.select = random, heapq, select
         self.delay, self.loss = delay, loss
         self.sfu = ("127.0.0.1", sfu_port)
         self.listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -83,16 +78,16 @@ class ImpairedPath:
         self.thread.start()
 
     def schedule(self, sock, data, address):
-        if self.random.random() < self.loss:
+        if random.random() < self.loss:
             self.dropped += 1
             return
         self.sequence += 1
-        self.heapq.heappush(self.queue, (time.monotonic() + self.delay, self.sequence, sock, data, address))
+        heapq.heappush(self.queue, (time.monotonic() + self.delay, self.sequence, sock, data, address))
 
     def run(self):
         while self.running:
             timeout = max(0, self.queue[0][0] - time.monotonic()) if self.queue else 0.05
-            readable, _, _ = self.select.select([self.listen, *self.client_of], [], [], min(timeout, 0.05))
+            readable, _, _ = select.select([self.listen, *self.client_of], [], [], min(timeout, 0.05))
             for sock in readable:
                 data, address = sock.recvfrom(65536)
                 if sock is self.listen:
@@ -106,7 +101,7 @@ class ImpairedPath:
                     self.schedule(self.listen, data, self.client_of[sock])
             now = time.monotonic()
             while self.queue and self.queue[0][0] <= now:
-                _, _, sock, data, address = self.heapq.heappop(self.queue)
+                _, _, sock, data, address = heapq.heappop(self.queue)
                 sock.sendto(data, address)
                 self.relayed += 1
 
@@ -125,11 +120,7 @@ def test_five_percent_loss_and_100_ms_round_trip_keep_video_decoding_and_audio_m
     browsers = []
     try:
         browsers = [Browser("rtt-a"), Browser("rtt-b")]
-        for browser in browsers:
-            browser.open(f"{server.url}/m/far-away?name={browser.name}")
-        ids = [wait_for(b.participant_id, 20) for b in browsers]
-        assert all(ids)
-        assert wait_for(lambda: all(receiving_from_everyone(b, [i for i in ids if i != ids[n]]) for n, b in enumerate(browsers)), 40)
+        ids = meet(browsers, f"{server.url}/m/far-away")
         before = [b.stats()[ids[1 - n]] for n, b in enumerate(browsers)]
         counters_before = server.health()["sfu"]["counters"]
         wait_for(lambda: False, 12, interval=1)

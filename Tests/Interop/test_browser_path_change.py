@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import Server, stop_process
-from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
+from test_browsers_chromium import Browser, receiving_from_everyone, selected_local_candidate, wait_for
 
 SERVER_ADDRESS = "10.77.0.1"
 
@@ -63,17 +63,6 @@ class ClientNetwork:
         subprocess.run(["ip", "addr", "del", f"{SERVER_ADDRESS}/32", "dev", "lo"], capture_output=True)
 
 
-def local_address(browser):
-    """The address of this browser's side of the selected candidate pair."""
-    return browser.driver.execute_async_script("""
-        const done = arguments[arguments.length - 1];
-        window.parley.debug().then((d) => {
-          const pair = d.inbound.find((s) => s.type === 'transport')?.selectedCandidatePairId;
-          const local = d.inbound.find((s) => s.type === 'candidate-pair' && s.id === pair)?.localCandidateId;
-          done(d.inbound.find((s) => s.type === 'local-candidate' && s.id === local)?.address ?? null);
-        }, () => done(null));""")
-
-
 def longest_gap(samples, since):
     """Longest time (s) between two increases of a frame counter, among the gaps ending after `since`."""
     increases = [t for (t, frames), (_, previous) in zip(samples[1:], samples) if frames > previous]
@@ -103,7 +92,7 @@ def test_the_call_survives_the_clients_address_changing_through_an_ice_restart()
         assert all(ids)
         staying_id, moving_id = ids
         assert wait_for(lambda: receiving_from_everyone(staying, [moving_id]) and receiving_from_everyone(moving, [staying_id]), 40)
-        assert local_address(moving) == "10.77.1.2"
+        assert selected_local_candidate(moving, "address") == "10.77.1.2"
 
         samples = {"to the moving client": [], "from the moving client": []}
 
@@ -123,7 +112,7 @@ def test_the_call_survives_the_clients_address_changing_through_an_ice_restart()
         while time.monotonic() < moved_at + 20:
             sample()
             recovered = all(longest_gap(s, moved_at) is not None and s[-1][1] > s[-30][1] for s in samples.values() if len(s) > 30)
-            if recovered and time.monotonic() > moved_at + 3 and local_address(moving) == "10.77.2.2":
+            if recovered and time.monotonic() > moved_at + 3 and selected_local_candidate(moving, "address") == "10.77.2.2":
                 break
             time.sleep(0.1)
         for _ in range(20):
@@ -131,7 +120,7 @@ def test_the_call_survives_the_clients_address_changing_through_an_ice_restart()
             time.sleep(0.1)
 
         gaps = {direction: longest_gap(s, moved_at) for direction, s in samples.items()}
-        assert local_address(moving) == "10.77.2.2", f"media did not move to network b (gaps {gaps})"
+        assert selected_local_candidate(moving, "address") == "10.77.2.2", f"media did not move to network b (gaps {gaps})"
         for direction, s in samples.items():
             assert s[-1][1] > s[-20][1], f"no video {direction} after the move"
         assert moving.participant_id() == moving_id, "the moving client became someone else"

@@ -10,23 +10,11 @@ import time
 import pytest
 
 from conftest import ARTIFACTS, Server, free_port, stop_process
-from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
+from test_browsers_chromium import Browser, meet, selected_local_candidate, wait_for
 
 
 def block_udp(ports, add=True):
     subprocess.run(["iptables", "-A" if add else "-D", "INPUT", "-p", "udp", "--dport", f"{ports[0]}:{ports[1]}", "-j", "DROP"], check=True)
-
-
-def selected_local_candidate(browser, field):
-    """A field of the selected candidate pair's local candidate: `protocol` ("udp", "tcp"),
-    `candidateType` ("host", "relay"), `relayProtocol`."""
-    return browser.driver.execute_async_script("""
-        const [field, done] = arguments;
-        window.parley.debug().then((d) => {
-          const pair = d.inbound.find((s) => s.type === 'transport')?.selectedCandidatePairId;
-          const local = d.inbound.find((s) => s.type === 'candidate-pair' && s.id === pair)?.localCandidateId;
-          done(d.inbound.find((s) => s.type === 'local-candidate' && s.id === local)?.[field] ?? null);
-        }, () => done(null));""", field)
 
 
 def video_keeps_flowing(browsers, ids, seconds=3):
@@ -44,12 +32,7 @@ def test_with_udp_blocked_the_call_connects_over_ice_tcp(parley):
     browsers = []
     try:
         browsers = [Browser("tcp-a"), Browser("tcp-b")]
-        for browser in browsers:
-            browser.open(f"{parley.url}/m/tcp-only?name={browser.name}")
-        ids = [wait_for(b.participant_id, 20) for b in browsers]
-        assert all(ids)
-        assert wait_for(lambda: all(receiving_from_everyone(b, [i for i in ids if i != ids[n]]) for n, b in enumerate(browsers)), 40), \
-            "no media over ICE-TCP"
+        ids = meet(browsers, f"{parley.url}/m/tcp-only")
         assert [selected_local_candidate(b, "protocol") for b in browsers] == ["tcp", "tcp"]
         frames = video_keeps_flowing(browsers, ids)
         assert all(f > 20 for f in frames), f"video stalled over TCP: {frames} frames in 3 s"
@@ -105,12 +88,7 @@ def test_with_udp_blocked_and_no_ice_tcp_the_call_relays_through_coturn(tmp_path
         for rule in rules:
             subprocess.run(["iptables", "-A", *rule], check=True)
         browsers = [Browser("turn-a"), Browser("turn-b")]
-        for browser in browsers:
-            browser.open(f"{server.url}/m/relayed?name={browser.name}")
-        ids = [wait_for(b.participant_id, 20) for b in browsers]
-        assert all(ids)
-        assert wait_for(lambda: all(receiving_from_everyone(b, [i for i in ids if i != ids[n]]) for n, b in enumerate(browsers)), 60), \
-            "no media through TURN"
+        ids = meet(browsers, f"{server.url}/m/relayed", timeout=60)
         assert [selected_local_candidate(b, "candidateType") for b in browsers] == ["relay", "relay"]
         assert [selected_local_candidate(b, "relayProtocol") for b in browsers] == ["tcp", "tcp"]
         frames = video_keeps_flowing(browsers, ids)

@@ -103,6 +103,30 @@ def receiving_from_everyone(browser, others):
     return stats if ok else None
 
 
+def meet(browsers, url, timeout=40):
+    """Opens the meeting at `url` in every browser (named after it), waits until each has joined and
+    decodes everyone else's video and hears their audio; returns their participant ids."""
+    for browser in browsers:
+        browser.open(f"{url}?name={browser.name}")
+    ids = [wait_for(b.participant_id, 20) for b in browsers]
+    assert all(ids), "not everyone joined"
+    assert wait_for(lambda: all(receiving_from_everyone(b, [i for i in ids if i != ids[n]]) for n, b in enumerate(browsers)), timeout), \
+        "not everyone receives everyone"
+    return ids
+
+
+def selected_local_candidate(browser, field):
+    """A field of the local candidate of the browser's selected candidate pair: `address`, `port`,
+    `protocol` ("udp", "tcp"), `candidateType` ("host", "relay"), `relayProtocol`."""
+    return browser.driver.execute_async_script("""
+        const [field, done] = arguments;
+        window.parley.debug().then((d) => {
+          const pair = d.inbound.find((s) => s.type === 'transport')?.selectedCandidatePairId;
+          const local = d.inbound.find((s) => s.type === 'candidate-pair' && s.id === pair)?.localCandidateId;
+          done(d.inbound.find((s) => s.type === 'local-candidate' && s.id === local)?.[field] ?? null);
+        }, () => done(null));""", field)
+
+
 @pytest.mark.timeout(240)
 def test_three_browsers_see_and_hear_each_other_and_a_leaver_disappears(parley):
     browsers = []

@@ -146,6 +146,13 @@ final class TestPeer {
         return packet + original[2..<4] + original[12...]
     }
 
+    /// A NACK, ready to send, asking the SFU again for a packet this peer received.
+    func nack(for packet: (header: RTPHeader, bytes: [UInt8])) -> [UInt8] {
+        var bytes: [UInt8] = []
+        GenericNACK(senderSSRC: 1, mediaSSRC: packet.header.ssrc, lost: [packet.header.sequenceNumber]).write(into: &bytes)
+        return protect(bytes)
+    }
+
     func protect(_ packet: [UInt8]) -> [UInt8] {
         var buffer = packet + [UInt8](repeating: 0, count: SRTPSession.maximumTrailer)
         let length = buffer.withUnsafeMutableBytes { raw in

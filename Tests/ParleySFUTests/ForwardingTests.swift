@@ -290,9 +290,7 @@ import ParleyWire
         #expect(zip(pictures, pictures.dropFirst()).allSatisfy { $1 == $0 || $1 == ($0 + 1) & 0x7FFF }, "\(pictures)")
         // A retransmission request for a renumbered packet brings the packet it stood for.
         let asked = try #require(quarter.last)
-        var nack: [UInt8] = []
-        GenericNACK(senderSSRC: 1, mediaSSRC: asked.header.ssrc, lost: [asked.header.sequenceNumber]).write(into: &nack)
-        network.send(player.protect(nack), from: player.address)
+        network.send(player.nack(for: asked), from: player.address)
         network.pump()
         let repair = try #require(player.receivedRTP.last)
         #expect(repair.header.payloadType == 97)
@@ -409,9 +407,7 @@ import ParleyWire
         for _ in 0..<4 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
         network.pump()
         let lost = player.receivedRTP[2]
-        var nack: [UInt8] = []
-        GenericNACK(senderSSRC: 1, mediaSSRC: lost.header.ssrc, lost: [lost.header.sequenceNumber]).write(into: &nack)
-        network.send(player.protect(nack), from: player.address)
+        network.send(player.nack(for: lost), from: player.address)
         network.pump()
         let repair = try #require(player.receivedRTP.last)
         #expect(repair.header.payloadType == 97)
