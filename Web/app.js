@@ -275,7 +275,13 @@ function onRejoined(detail) {
   state.participants.clear();
   for (const participant of detail.participants) state.participants.set(participant.id, participant);
   showBanner('');
-  if (resumed) {
+  if (resumed && state.rebuildOnResume) {
+    // Back after the network changed under the media path too: a fresh peer connection.
+    state.rebuildOnResume = false;
+    window.parley.signalingResumes = (window.parley.signalingResumes ?? 0) + 1;
+    mediaEvent('signaling-resumed');
+    rebuildPeer('The network changed; reconnecting…');
+  } else if (resumed) {
     window.parley.signalingResumes = (window.parley.signalingResumes ?? 0) + 1;
     mediaEvent('signaling-resumed');
     state.peer.signaling = state.signaling;
@@ -332,10 +338,25 @@ function startPeer() {
 /// signaling socket may have died with the old network; a ping finds out at once and a dead
 /// socket is replaced (the participant resumed) before the restart's offer goes out on it.
 /// Until media flows again, the restart is tried again every 3 s.
-async function restartMedia() {
+/// `broken`: the old path is dead (nothing came for a while). Nothing is left to keep while a new
+/// path is found, and Chromium would hold on to the dead pair until its own checks time out
+/// (seconds): a new peer connection starts clean instead, on the same signaling session.
+async function restartMedia({ broken = false } = {}) {
   const peer = state.peer;
   if (!peer || !state.joined || state.leaving) return;
   clearTimeout(state.restartTimer);
+  if (broken) {
+    const signaling = state.signaling;
+    if (await signaling.ping(400)) {
+      mediaEvent('signaling-alive');
+      if (peer === state.peer) rebuildPeer('The network changed; reconnecting…');
+    } else if (signaling === state.signaling && !state.reconnecting) {
+      mediaEvent('signaling-dead');
+      state.rebuildOnResume = true;
+      signaling.abandon();
+    }
+    return;
+  }
   state.restartTimer = setTimeout(() => {
     if (peer === state.peer && peer.pc.connectionState !== 'connected') restartMedia();
   }, 3000);
@@ -377,7 +398,7 @@ function watchPath(peer) {
       if (quiet === 3 && flowing >= 4) {
         window.parley.pathStalls = (window.parley.pathStalls ?? 0) + 1;
         mediaEvent('path-stalled');
-        restartMedia();
+        restartMedia({ broken: true });
       }
     } else if (lastBytes !== null) {
       flowing = quiet > 0 ? 1 : flowing + 1;
@@ -393,13 +414,20 @@ navigator.connection?.addEventListener?.('change', () => restartMedia());
 
 /// The media server is gone (an SFU stopped): a new peer connection, offered afresh, lands on the
 /// meeting's new SFU; everything we sent is published again.
-function rebuildPeer() {
+function rebuildPeer(message = 'The media server changed; reconnecting…') {
   if (!state.joined || state.leaving) return;
-  showBanner('The media server changed; reconnecting…', { error: true });
+  showBanner(message, { error: true });
   window.parley.mediaRebuilds = (window.parley.mediaRebuilds ?? 0) + 1;
+  mediaEvent('new-connection');
   state.peer?.close();
   startPeer();
   render();
+  // Not connected after a while (no path yet): try once more.
+  const peer = state.peer;
+  clearTimeout(state.restartTimer);
+  state.restartTimer = setTimeout(() => {
+    if (peer === state.peer && peer.pc.connectionState !== 'connected') restartMedia({ broken: true });
+  }, 5000);
 }
 
 /// Enough receiving transceivers for every track the others publish.
