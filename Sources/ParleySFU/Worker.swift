@@ -45,6 +45,8 @@ public final class Worker: @unchecked Sendable {
     /// Where one TCP frame is copied to be handled like a datagram (decrypted in place).
     private let tcpScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(slotSize), alignment: 16)
     static let maximumTCPPeers = 1024
+    /// One address cannot take every ICE-TCP connection of a worker.
+    static let maximumTCPPeersPerAddress = 32
     static let tcpIdleTimeout: Nanoseconds = 30_000_000_000
     static let maximumTCPBacklog = 1 << 20
 
@@ -253,14 +255,15 @@ public final class Worker: @unchecked Sendable {
         for _ in 0..<32 {
             let client = parley_tcp_accept(tcpListenFD, &family, addressScratch, &port)
             guard client >= 0 else { return }
-            guard tcpPeers.count < Self.maximumTCPPeers else {
+            var address = family == 4
+                ? PeerAddress(ipv4: (addressScratch[0], addressScratch[1], addressScratch[2], addressScratch[3]), port: port)
+                : PeerAddress(ipv6: UnsafeBufferPointer(start: addressScratch, count: 16), port: port)
+            let fromSameAddress = tcpPeers.values.count { $0.address.high == address.high && $0.address.low == address.low }
+            guard tcpPeers.count < Self.maximumTCPPeers, fromSameAddress < Self.maximumTCPPeersPerAddress else {
                 close(client)
                 core.counters.droppedUnknownSender += 1
                 continue
             }
-            var address = family == 4
-                ? PeerAddress(ipv4: (addressScratch[0], addressScratch[1], addressScratch[2], addressScratch[3]), port: port)
-                : PeerAddress(ipv6: UnsafeBufferPointer(start: addressScratch, count: 16), port: port)
             address.tcpConnection = nextTCPConnection
             nextTCPConnection = nextTCPConnection == UInt32.max ? 1 : nextTCPConnection + 1
             tcpPeers[address.tcpConnection] = TCPPeer(fd: client, address: address, now: MonotonicClock.now())

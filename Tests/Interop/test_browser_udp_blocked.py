@@ -102,3 +102,34 @@ def test_with_udp_blocked_and_no_ice_tcp_the_call_relays_through_coturn(tmp_path
         if server:
             server.stop()
         turn.stop()
+
+
+def closed_by_server(connection, within=2.0):
+    """True if the server closes `connection` within `within` seconds (recv returns nothing)."""
+    connection.settimeout(within)
+    try:
+        return connection.recv(1) == b""
+    except (socket.timeout, TimeoutError):
+        return False
+    except OSError:
+        return True
+
+
+def test_the_ice_tcp_port_refuses_floods_and_garbage(parley):
+    # Not STUN first: the connection is closed (RFC 6544 media starts with connectivity checks).
+    garbage = socket.create_connection(("127.0.0.1", parley.udp_port), timeout=5)
+    garbage.sendall(bytes([0, 4, 0x80, 0x60, 0, 1]))
+    assert closed_by_server(garbage), "a connection that began with RTP stayed open"
+    garbage.close()
+    # One address holds at most 32 connections per worker; more are closed at once.
+    held = [socket.create_connection(("127.0.0.1", parley.udp_port), timeout=5) for _ in range(32)]
+    extra = [socket.create_connection(("127.0.0.1", parley.udp_port), timeout=5) for _ in range(4)]
+    try:
+        assert all(closed_by_server(c) for c in extra), "connections past the per-address limit stayed open"
+        assert not any(closed_by_server(c, within=0.2) for c in held[:4]), "connections within the limit were closed"
+        # A framed packet that claims more than it sends waits for the rest, harming nothing.
+        held[0].sendall(bytes([0xFF, 0xFF, 0x00]))
+        assert parley.health()["status"] == "ok"
+    finally:
+        for connection in held + extra:
+            connection.close()
