@@ -167,7 +167,7 @@ public final class Consumer {
             return false
         }
         let slot = output.reserveSlot()
-        guard let length = write(packet, header: header, sequence: sequence, timestamp: timestamp, audioLevel: audioLevel, retransmission: false,
+        guard let length = write(packet, header: header, sequence: sequence, timestamp: timestamp, audioLevel: audioLevel, vp8: descriptor, retransmission: false,
                                  now: now, into: slot),
               let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { return false }
         output.commitSlot(length: protected, to: address)
@@ -224,7 +224,7 @@ public final class Consumer {
     /// Writes header (our SSRC, sequence, timestamp, payload type), our extensions, then the payload
     /// (VP8: renumbered). `retransmission`: as RTX; `resend`: a packet sent before, by either means.
     private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, sequence: UInt16, timestamp: UInt32,
-                       audioLevel: UInt8?, retransmission: Bool, resend: Bool = false, now: Nanoseconds,
+                       audioLevel: UInt8?, vp8 descriptor: VP8PayloadDescriptor? = nil, retransmission: Bool, resend: Bool = false, now: Nanoseconds,
                        into slot: UnsafeMutableRawBufferPointer) -> Int? {
         let extensionBytes = (midExtensionID != nil ? 1 + midBytes.count : 0) + (audioLevelExtensionID != nil && audioLevel != nil ? 2 : 0)
             + (transportWideCCExtensionID != nil ? 3 : 0)
@@ -288,7 +288,7 @@ public final class Consumer {
         let payload = UnsafeRawBufferPointer(rebasing: packet[payloadStart..<(payloadStart + payloadLength)])
         let written = UnsafeMutableRawBufferPointer(rebasing: slot[offset..<(offset + payload.count)])
         written.copyMemory(from: payload)
-        vp8?.rewrite(written, retransmission: resend)
+        vp8?.rewrite(written, descriptor: descriptor, retransmission: resend)
         if renumberRED { REDPayload.setPayloadTypes(payloadType, in: written) }
         return offset + payload.count
     }

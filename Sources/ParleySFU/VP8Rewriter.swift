@@ -15,10 +15,11 @@ struct VP8Rewriter {
     /// The next packet comes from a new source: number its frames on from the last ones sent.
     mutating func switchSource() { needsSync = true }
 
-    /// Rewrites the descriptor of one outgoing payload in place. `retransmission`: an earlier
-    /// packet sent again, numbered as it was then.
-    mutating func rewrite(_ payload: UnsafeMutableRawBufferPointer, retransmission: Bool = false) {
-        guard let descriptor = try? VP8PayloadDescriptor(parsing: UnsafeRawBufferPointer(payload)) else { return }
+    /// Rewrites the descriptor of one outgoing payload in place. `descriptor`: the payload's, when
+    /// the producer parsed it already (the payload is copied unchanged, offsets hold). `retransmission`:
+    /// an earlier packet sent again, numbered as it was then.
+    mutating func rewrite(_ payload: UnsafeMutableRawBufferPointer, descriptor parsed: VP8PayloadDescriptor? = nil, retransmission: Bool = false) {
+        guard let descriptor = parsed ?? (try? VP8PayloadDescriptor(parsing: UnsafeRawBufferPointer(payload))) else { return }
         let sync = needsSync && !retransmission
         if let incoming = descriptor.pictureID {
             let mask: UInt16 = descriptor.hasLongPictureID ? 0x7FFF : 0x7F
