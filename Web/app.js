@@ -346,15 +346,9 @@ async function restartMedia({ broken = false } = {}) {
   if (!peer || !state.joined || state.leaving) return;
   clearTimeout(state.restartTimer);
   if (broken) {
-    const signaling = state.signaling;
-    if (await signaling.ping(400)) {
-      mediaEvent('signaling-alive');
-      if (peer === state.peer) rebuildPeer('The network changed; reconnecting…');
-    } else if (signaling === state.signaling && !state.reconnecting) {
-      mediaEvent('signaling-dead');
-      state.rebuildOnResume = true;
-      signaling.abandon();
-    }
+    const signaling = await checkSignaling();
+    if (signaling === 'alive' && peer === state.peer) rebuildPeer('The network changed; reconnecting…');
+    if (signaling === 'abandoned') state.rebuildOnResume = true;
     return;
   }
   state.restartTimer = setTimeout(() => {
@@ -363,16 +357,24 @@ async function restartMedia({ broken = false } = {}) {
   window.parley.iceRestarts = (window.parley.iceRestarts ?? 0) + 1;
   mediaEvent('ice-restart');
   peer.pc.restartIce();
-  // The offer goes out at once; if the socket turns out dead it is made again after the resume.
+  // The offer goes out at once; if the socket turns out dead the resume renegotiates, with the
+  // new credentials restartIce() asked for.
   peer.negotiate();
+  await checkSignaling();
+}
+
+/// Pings the server: 'alive'; or the socket is dead and given up on, so the reconnect (and the
+/// participant's resume) starts at once: 'abandoned'; or a reconnect already runs: 'reconnecting'.
+async function checkSignaling() {
   const signaling = state.signaling;
   if (await signaling.ping(400)) {
     mediaEvent('signaling-alive');
-  } else if (signaling === state.signaling && !state.reconnecting) {
-    // The resume renegotiates, with the new credentials restartIce() asked for.
-    mediaEvent('signaling-dead');
-    signaling.abandon();
+    return 'alive';
   }
+  if (signaling !== state.signaling || state.reconnecting) return 'reconnecting';
+  mediaEvent('signaling-dead');
+  signaling.abandon();
+  return 'abandoned';
 }
 
 /// What happened to the media path, when (ms since 1970): for tests and the debug overlay.

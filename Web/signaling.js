@@ -15,10 +15,11 @@ export class Signaling extends EventTarget {
       let opened = false;
       socket.onopen = () => { opened = true; resolve(); };
       socket.onerror = () => { if (!opened) reject(new Error(`cannot reach the Parley server at ${this.url}`)); };
-      socket.onclose = (event) => {
-        if (this.pendingAnswer) { this.pendingAnswer.reject(new Error('connection closed')); this.pendingAnswer = null; }
+      this.closed = (event, reason = 'connection closed') => {
+        if (this.pendingAnswer) { this.pendingAnswer.reject(new Error(reason)); this.pendingAnswer = null; }
         if (opened) this.dispatchEvent(new CustomEvent('close', { detail: event }));
       };
+      socket.onclose = (event) => this.closed(event);
       socket.onmessage = (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch { return; }
@@ -72,8 +73,7 @@ export class Signaling extends EventTarget {
     if (!socket) return;
     socket.onclose = null;
     socket.close();
-    if (this.pendingAnswer) { this.pendingAnswer.reject(new Error('connection lost')); this.pendingAnswer = null; }
-    this.dispatchEvent(new CustomEvent('close', { detail: { code: 1006, reason: 'no answer to ping' } }));
+    this.closed({ code: 1006, reason: 'no answer to ping' }, 'connection lost');
   }
 
   close() { this.socket?.close(); }
