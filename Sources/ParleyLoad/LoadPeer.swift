@@ -251,15 +251,17 @@ public final class LoadPeer {
         }
     }
 
-    private func sendRTCP(_ packet: [UInt8]) {
-        var buffer = packet + [UInt8](repeating: 0, count: SRTPSession.maximumTrailer)
-        guard let length = buffer.withUnsafeMutableBytes({ transport.protectRTCP($0.baseAddress!, length: packet.count, capacity: $0.count) }) else { return }
-        outbox.append(Array(buffer[0..<length]))
-    }
+    private func sendRTCP(_ packet: [UInt8]) { send(packet, rtcp: true) }
 
-    private func sendRTP(_ packet: [UInt8]) {
+    private func sendRTP(_ packet: [UInt8]) { send(packet, rtcp: false) }
+
+    /// Encrypts a packet (SRTP or SRTCP) into the outbox.
+    private func send(_ packet: [UInt8], rtcp: Bool) {
         var buffer = packet + [UInt8](repeating: 0, count: SRTPSession.maximumTrailer)
-        guard let length = buffer.withUnsafeMutableBytes({ transport.protectRTP($0.baseAddress!, length: packet.count, capacity: $0.count) }) else { return }
+        guard let length = buffer.withUnsafeMutableBytes({ raw in
+            rtcp ? transport.protectRTCP(raw.baseAddress!, length: packet.count, capacity: raw.count)
+                 : transport.protectRTP(raw.baseAddress!, length: packet.count, capacity: raw.count)
+        }) else { return }
         outbox.append(Array(buffer[0..<length]))
     }
 
