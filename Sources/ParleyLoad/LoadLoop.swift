@@ -7,13 +7,14 @@ import Synchronization
 /// milliseconds, sends their datagrams, reads what arrives. Signaling tasks reach the peers only
 /// through `execute`/`submit`, which run on this thread.
 public final class LoadLoop: @unchecked Sendable {
-    // `peers` and `sockets` are touched only on the loop's thread; `commands` is behind its Mutex.
+    // `peers` and `sockets` are touched only on the loop's thread; `commands` and `thread` are
+    // each behind a lock.
     private var peers: [LoadPeer] = []
     private var sockets: [Int32] = []
-    private let commands = Mutex<[@Sendable (LoadLoop) -> Void]>([])
+    private let commands = CommandQueue<@Sendable (LoadLoop) -> Void>()
     private let running = Atomic<Bool>(true)
     private let wakeFD = parley_wake_fd()
-    private var thread: Thread?
+    private let thread = Mutex<LoopThread?>(nil)
     public private(set) var sendErrors = 0
 
     public init() {}
@@ -24,24 +25,32 @@ public final class LoadLoop: @unchecked Sendable {
     }
 
     public func start() {
-        let thread = Thread { [self] in self.run() }
-        self.thread = thread
-        thread.start()
+        thread.withLock { thread in
+            guard thread == nil else { return }
+            thread = LoopThread { [self] in self.run() }
+        }
     }
 
+    /// Stops the loop and waits for its thread to end; the peers (and their OpenSSL and libsrtp2
+    /// objects) are freed on that thread before it does.
     public func stop() {
         running.store(false, ordering: .relaxed)
         wake()
+        thread.withLock { $0 }?.join()
     }
 
-    public func execute(_ body: @escaping @Sendable (LoadLoop) -> Void) {
-        commands.withLock { $0.append(body) }
+    /// Runs `body` on the loop's thread; false (and `body` never runs) once the loop has stopped.
+    @discardableResult
+    public func execute(_ body: @escaping @Sendable (LoadLoop) -> Void) -> Bool {
+        guard commands.enqueue(body) else { return false }
         wake()
+        return true
     }
 
     public func submit<T: Sendable>(_ body: @escaping @Sendable (LoadLoop) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            execute { loop in continuation.resume(with: Result { try body(loop) }) }
+            let queued = execute { loop in continuation.resume(with: Result { try body(loop) }) }
+            if !queued { continuation.resume(throwing: LoopStoppedError()) }
         }
     }
 
@@ -82,11 +91,7 @@ public final class LoadLoop: @unchecked Sendable {
             if descriptors[0].revents != 0 {
                 var value: UInt64 = 0
                 _ = read(wakeFD, &value, 8)
-                let work = commands.withLock { queue -> [@Sendable (LoadLoop) -> Void] in
-                    defer { queue.removeAll() }
-                    return queue
-                }
-                for command in work { command(self) }
+                for command in commands.takeAll() { command(self) }
             }
             let now = MonotonicClock.now()
             for (index, descriptor) in descriptors.dropFirst().enumerated() where descriptor.revents != 0 {
@@ -119,5 +124,7 @@ public final class LoadLoop: @unchecked Sendable {
                 peer.outbox.removeAll(keepingCapacity: true)
             }
         }
+        for command in commands.close() { command(self) }
+        peers.removeAll()  // their DTLS and SRTP objects go here, on this thread
     }
 }

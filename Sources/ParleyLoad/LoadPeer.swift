@@ -55,6 +55,8 @@ public final class LoadPeer {
     private var sessionVersion = 1
     /// Datagrams to send to `remoteAddress`.
     public var outbox: [[UInt8]] = []
+    /// Closed by `hangUp`: nothing more is sent.
+    public private(set) var hungUp = false
     public private(set) var malformed = 0
     /// Repair (RFC 4585 NACK, answered by plain retransmission, as negotiated): what this peer
     /// sent recently, to send again when the server asks; what it misses of each video stream it
@@ -200,9 +202,17 @@ public final class LoadPeer {
         return PeerAddress(ipv4: (octets[0], octets[1], octets[2], octets[3]), port: port)
     }
 
+    /// Hangs up as a browser closing its peer connection does: a DTLS close_notify, then silence.
+    public func hangUp() {
+        guard !hungUp else { return }
+        hungUp = true
+        transport.close()
+        drainTransport()
+    }
+
     /// Timers: connectivity checks (then consent every 2.5 s), DTLS retransmissions, media.
     public func tick(now: Nanoseconds) {
-        guard remoteAddress != nil, let remoteUfrag, let remotePassword else { return }
+        guard !hungUp, remoteAddress != nil, let remoteUfrag, let remotePassword else { return }
         if now >= nextCheckAt {
             nextCheckAt = now + (iceConfirmed ? .milliseconds(2500) : .milliseconds(200))
             let tieBreaker = (0..<8).map { _ in UInt8.random(in: 0...255) }

@@ -18,6 +18,7 @@ public enum BlockedMedia: String, Sendable, Hashable, Codable, CaseIterable {
 extension WorkerCore {
     /// Sets what a participant may not send, now and for producers it adds later.
     public func setBlockedMedia(meetingID: String, participantID: String, blocked: Set<BlockedMedia>) {
+        assertOnOwnerThread()
         if blocked.isEmpty {
             blockedMedia[meetingID]?[participantID] = nil
             if blockedMedia[meetingID]?.isEmpty == true { blockedMedia[meetingID] = nil }

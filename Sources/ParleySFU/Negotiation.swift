@@ -159,6 +159,7 @@ extension WorkerCore {
     /// Answers an offer: creates the transport on the first one, then a Producer per sending
     /// m-line and a Consumer per receiving m-line, attached to the producers it should play.
     public func negotiate(_ request: NegotiationRequest, now: Nanoseconds) throws(NegotiationError) -> NegotiationResult {
+        assertOnOwnerThread()
         let offer = request.offer
         guard !offer.media.isEmpty else { throw .badOffer("no media sections") }
         let first = offer.media[0]

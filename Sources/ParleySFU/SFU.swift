@@ -46,6 +46,7 @@ public final class SFU: Sendable {
     public let events: AsyncStream<SFUEvent>
     private let continuation: AsyncStream<SFUEvent>.Continuation
     private let logger: Logger
+    private let dtlsContext: DTLSContext
 
     public init(configuration: SFUConfiguration, logger: Logger) throws {
         let (events, continuation) = AsyncStream<SFUEvent>.makeStream()
@@ -60,13 +61,19 @@ public final class SFU: Sendable {
                                       iceTCP: configuration.iceTCP, dtlsContext: context, logger: logger, events: { continuation.yield($0) }))
         }
         self.workers = workers
+        self.dtlsContext = context
     }
+
+    /// DTLS endpoints (one `SSL` each) of this SFU's transports still alive: 0 once `stop` returns.
+    public var liveDTLSEndpoints: Int { dtlsContext.liveEndpoints }
 
     public func start() {
         for worker in workers { worker.start() }
         logger.info("SFU listening", metadata: ["udp-ports": "\(workers.map(\.port))", "ice-tcp": "\(workers.first?.iceTCP ?? false)"])
     }
 
+    /// Stops every worker and waits for their threads: when this returns, every transport has
+    /// been closed and freed on its own worker's thread.
     public func stop() {
         for worker in workers { worker.stop() }
         continuation.finish()

@@ -13,6 +13,7 @@ extension WorkerCore {
 
     /// A subscriber's tile sizes, by receiving mid: its consumers aim for the layer that fits.
     public func setViewport(meetingID: String, participantID: String, sizes: [String: VideoSize], now: Nanoseconds) {
+        assertOnOwnerThread()
         for transport in transports.values where transport.meetingID == meetingID && transport.participantID == participantID {
             for consumer in transport.consumers where consumer.kind == .video {
                 guard let size = sizes[consumer.mid] else { continue }

@@ -16,7 +16,7 @@ public struct WorkerStartError: Error, CustomStringConvertible {
 /// arrive as closures through a locked queue, woken by an eventfd, between batches.
 public final class Worker: @unchecked Sendable {
     // Mutable state below is touched only on the worker's own thread (`core`, the batches);
-    // `commands` is the one shared structure, behind its Mutex.
+    // `commands` and `thread` are the shared structures, each behind its lock.
     public let index: Int
     public let port: UInt16
     private let fd: Int32
@@ -29,9 +29,9 @@ public final class Worker: @unchecked Sendable {
     private var pendingSends: Int32 = 0
     /// Where the C batch writes a datagram's source address; allocated once.
     private let addressScratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 16)
-    private let commands = Mutex<[@Sendable (WorkerCore, any DatagramOutput) -> Void]>([])
+    private let commands = CommandQueue<@Sendable (WorkerCore, any DatagramOutput) -> Void>()
     private let running = Atomic<Bool>(true)
-    private var thread: Thread?
+    private let thread = Mutex<LoopThread?>(nil)
     private let logger: Logger
     static let slotSize: Int32 = 1500 + 32
     /// ICE-TCP (RFC 6544): a listening socket on the same port number, and its connections.
@@ -85,7 +85,7 @@ public final class Worker: @unchecked Sendable {
         close(fd)
         close(wakeFD)
         if tcpListenFD >= 0 { close(tcpListenFD) }
-        for peer in tcpPeers.values { close(peer.fd) }
+        for peer in tcpPeers.values { close(peer.fd) }  // a worker that never ran
         tcpScratch.deallocate()
         parley_batch_free(receiveBatch)
         parley_batch_free(sendBatch)
@@ -93,33 +93,41 @@ public final class Worker: @unchecked Sendable {
     }
 
     public func start() {
-        let thread = Thread { [self] in self.run() }
-        thread.stackSize = 4 << 20
-        self.thread = thread
-        thread.start()
+        thread.withLock { thread in
+            guard thread == nil else { return }
+            thread = LoopThread(stackSize: 4 << 20) { [self] in self.run() }
+        }
     }
 
+    /// Stops the loop and waits for its thread to end. Before it ends, the thread runs what was
+    /// queued, closes every transport (peers get a DTLS close_notify) and frees every OpenSSL and
+    /// libsrtp2 object itself: none may be left to a thread racing process exit.
     public func stop() {
         running.store(false, ordering: .relaxed)
         wake()
+        thread.withLock { $0 }?.join()
     }
 
-    /// Runs `body` on the worker's thread.
-    public func execute(_ body: @escaping @Sendable (WorkerCore, any DatagramOutput) -> Void) {
-        commands.withLock { $0.append(body) }
+    /// Runs `body` on the worker's thread; false (and `body` never runs) once the worker has stopped.
+    @discardableResult
+    public func execute(_ body: @escaping @Sendable (WorkerCore, any DatagramOutput) -> Void) -> Bool {
+        guard commands.enqueue(body) else { return false }
         wake()
+        return true
     }
 
-    /// Runs `body` on the worker's thread and returns its result.
+    /// Runs `body` on the worker's thread and returns its result; throws `LoopStoppedError` once
+    /// the worker has stopped.
     public func submit<T: Sendable, E: Error>(_ body: @escaping @Sendable (WorkerCore, any DatagramOutput) throws(E) -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            execute { core, output in
+            let queued = execute { core, output in
                 do throws(E) {
                     continuation.resume(returning: try body(core, output))
                 } catch {
                     continuation.resume(throwing: error)
                 }
             }
+            if !queued { continuation.resume(throwing: LoopStoppedError()) }
         }
     }
 
@@ -131,6 +139,7 @@ public final class Worker: @unchecked Sendable {
     private func run() {
         // Named so that profilers, `top -H` and allocation probes can find the media threads.
         parley_name_current_thread("parley-worker-\(index)")
+        core.adoptCurrentThread()
         let output = BatchOutput(worker: self)
         var nextTick: Nanoseconds = 0
         let tickPeriod: Nanoseconds = .milliseconds(20)
@@ -143,11 +152,7 @@ public final class Worker: @unchecked Sendable {
             if descriptors[1].revents != 0 {
                 var value: UInt64 = 0
                 _ = read(wakeFD, &value, 8)
-                let work = commands.withLock { queue -> [@Sendable (WorkerCore, any DatagramOutput) -> Void] in
-                    defer { queue.removeAll() }
-                    return queue
-                }
-                for command in work { command(core, output) }
+                for command in commands.takeAll() { command(core, output) }
                 flush()
             }
             if descriptors[0].revents != 0 { receiveAll(output: output) }
@@ -159,6 +164,12 @@ public final class Worker: @unchecked Sendable {
                 if !tcpPeers.isEmpty { closeIdleTCPPeers(now: after) }
             }
         }
+        // What was queued before the stop still runs (a caller waits for it); then everything
+        // this thread owns is closed and freed here, on this thread.
+        for command in commands.close() { command(core, output) }
+        core.closeAll(reason: "server shutting down", now: MonotonicClock.now(), output: output)
+        flush()
+        for peer in tcpPeers.values { closeTCP(peer) }
         logger.debug("worker stopped")
     }
 

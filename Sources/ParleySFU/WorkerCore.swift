@@ -1,5 +1,8 @@
 import ParleyWire
 import ParleyTransport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the SFU tells the control plane.
 public enum SFUEvent: Sendable, Equatable, Codable {
@@ -35,6 +38,9 @@ public final class WorkerCore {
     public var counters = PacketCounters()
     var nextLayerCheckAt: Nanoseconds = 0
     let emit: (SFUEvent) -> Void
+    /// The loop thread driving this core, once one does: the transports' OpenSSL and libsrtp2
+    /// objects are made, used and freed on it alone (checked in debug builds).
+    private var ownerThread: pthread_t?
 
     public init(announceAddress: String, port: UInt16, iceTCP: Bool = false, dtlsContext: DTLSContext, events: @escaping (SFUEvent) -> Void) {
         self.announceAddress = announceAddress
@@ -49,8 +55,18 @@ public final class WorkerCore {
     public var meetingIDs: [String] { Array(routers.keys) }
     public var producerCount: Int { routers.values.reduce(0) { $0 + $1.producers.count } }
 
+    /// Binds this core to the calling thread: from now on only it may drive the core.
+    public func adoptCurrentThread() { ownerThread = pthread_self() }
+
+    /// Traps in debug builds when the core is used off its loop thread.
+    @inline(__always)
+    func assertOnOwnerThread() {
+        assert(ownerThread.map { pthread_equal($0, pthread_self()) != 0 } ?? true, "WorkerCore used off its worker thread")
+    }
+
     /// Handles one datagram; `buffer` may be decrypted in place.
     public func receive(_ buffer: UnsafeMutableRawBufferPointer, length: Int, from address: PeerAddress, now: Nanoseconds, output: any DatagramOutput) {
+        assertOnOwnerThread()
         counters.datagramsReceived += 1
         let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
         let transport: WebRtcTransport
@@ -112,6 +128,7 @@ public final class WorkerCore {
 
     /// Runs every transport's timers; call every few tens of milliseconds.
     public func tick(now: Nanoseconds, output: any DatagramOutput) {
+        assertOnOwnerThread()
         // Closing changes `transports`, so the failed ones are closed after the walk; the list is
         // made only when there is one (this runs 50 times a second).
         var ended: [WebRtcTransport]?
@@ -132,17 +149,27 @@ public final class WorkerCore {
 
     /// Closes a transport: its producers stop, their consumers elsewhere look for another source.
     public func closeTransport(id: String, reason: String, now: Nanoseconds, output: any DatagramOutput) {
+        assertOnOwnerThread()
         guard let transport = transports[id] else { return }
         closeTransport(transport, reason: reason, now: now, output: output)
     }
 
     /// Closes every transport of a participant in a meeting.
     public func closeParticipant(meetingID: String, participantID: String, now: Nanoseconds, output: any DatagramOutput) {
+        assertOnOwnerThread()
         blockedMedia[meetingID]?[participantID] = nil
         if blockedMedia[meetingID]?.isEmpty == true { blockedMedia[meetingID] = nil }
         for transport in transports.values where transport.meetingID == meetingID && transport.participantID == participantID {
             closeTransport(transport, reason: "participant left", now: now, output: output)
         }
+    }
+
+    /// Closes every transport (the SFU is stopping): each peer is sent a DTLS close_notify, and
+    /// the transports' C objects are freed now, by this call.
+    public func closeAll(reason: String, now: Nanoseconds, output: any DatagramOutput) {
+        assertOnOwnerThread()
+        for transport in Array(transports.values) { closeTransport(transport, reason: reason, now: now, output: output) }
+        blockedMedia.removeAll()
     }
 
     private func closeTransport(_ transport: WebRtcTransport, reason: String, now: Nanoseconds, output: any DatagramOutput) {

@@ -3,6 +3,7 @@ import COpenSSL
 import Glibc
 #endif
 import ParleyWire
+import Synchronization
 
 /// Why DTLS setup or a handshake failed.
 public enum DTLSError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -42,6 +43,7 @@ public final class DTLSCertificate: @unchecked Sendable {
     public let fingerprint: String
 
     public init(commonName: String = "parley") throws(DTLSError) {
+        OpenSSLRuntime.initialize()
         guard let key = parley_generate_p256_key() else { throw .fromQueue("EC key generation") }
         guard let x509 = X509_new() else { EVP_PKEY_free(key); throw .fromQueue("X509_new") }
         X509_set_version(x509, 2)
@@ -84,8 +86,13 @@ public final class DTLSContext: @unchecked Sendable {
     // SSL_CTX is safe to share across threads once configured.
     let context: OpaquePointer
     public let certificate: DTLSCertificate
+    fileprivate let endpoints = Atomic<Int>(0)
+
+    /// How many endpoints made from this context are alive (each holds an `SSL`).
+    public var liveEndpoints: Int { endpoints.load(ordering: .relaxed) }
 
     public init(certificate: DTLSCertificate) throws(DTLSError) {
+        OpenSSLRuntime.initialize()
         guard let context = SSL_CTX_new(DTLS_method()) else { throw .fromQueue("SSL_CTX_new") }
         self.context = context
         self.certificate = certificate
@@ -129,26 +136,33 @@ public final class DTLSEndpoint {
     private let ssl: OpaquePointer
     private let readBIO: OpaquePointer
     private let writeBIO: OpaquePointer
+    private let context: DTLSContext
     static let mtu = 1200
 
     public init(context: DTLSContext, role: Role, expectedRemoteFingerprint: String?) throws(DTLSError) {
         guard let ssl = SSL_new(context.context) else { throw .fromQueue("SSL_new") }
-        guard let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
-            SSL_free(ssl); throw .fromQueue("BIO_new")
-        }
+        guard let readBIO = BIO_new(BIO_s_mem()) else { SSL_free(ssl); throw .fromQueue("BIO_new") }
+        guard let writeBIO = BIO_new(BIO_s_mem()) else { BIO_free(readBIO); SSL_free(ssl); throw .fromQueue("BIO_new") }
         parley_BIO_set_mem_eof_return(readBIO, -1)
         parley_BIO_set_mem_eof_return(writeBIO, -1)
         SSL_set_bio(ssl, readBIO, writeBIO)
         parley_DTLS_set_link_mtu(ssl, Self.mtu)
         self.ssl = ssl
+        self.context = context
         self.readBIO = readBIO
         self.writeBIO = writeBIO
         self.role = role
         self.expectedRemoteFingerprint = expectedRemoteFingerprint
         if role == .client { SSL_set_connect_state(ssl) } else { SSL_set_accept_state(ssl) }
+        LiveCObjects.dtlsEndpoints.add(1, ordering: .relaxed)
+        context.endpoints.add(1, ordering: .relaxed)
     }
 
-    deinit { SSL_free(ssl) }  // frees both BIOs too
+    deinit {
+        SSL_free(ssl)  // frees both BIOs too
+        LiveCObjects.dtlsEndpoints.subtract(1, ordering: .relaxed)
+        context.endpoints.subtract(1, ordering: .relaxed)
+    }
 
     /// Starts the handshake (the client sends its ClientHello); returns datagrams to send.
     public func start() -> [[UInt8]] {

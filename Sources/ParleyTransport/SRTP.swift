@@ -1,4 +1,6 @@
 import CSRTP
+import ParleyWire
+import Synchronization
 
 /// The SRTP protection profiles Parley negotiates in DTLS use_srtp (RFC 5764, RFC 7714).
 public enum SRTPProfile: Sendable, Equatable {
@@ -27,7 +29,9 @@ public enum SRTPError: Error, Equatable, Sendable {
 }
 
 private let srtpLibraryReady: Bool = {
-    srtp_init() == srtp_err_status_ok
+    // libsrtp2 is built on OpenSSL (scripts/build-libsrtp2.sh): OpenSSL is set up first, our way.
+    OpenSSLRuntime.initialize()
+    return srtp_init() == srtp_err_status_ok
 }()
 
 /// One libsrtp2 session for one direction of one transport. Owns its `srtp_t`.
@@ -61,10 +65,13 @@ public final class SRTPSession {
             return srtp_create(&session, &policy)
         }
         guard status == srtp_err_status_ok else { throw .setup(Int32(status.rawValue)) }
+        LiveCObjects.srtpSessions.add(1, ordering: .relaxed)
     }
 
     deinit {
-        if let session { srtp_dealloc(session) }
+        guard let session else { return }
+        srtp_dealloc(session)
+        LiveCObjects.srtpSessions.subtract(1, ordering: .relaxed)
     }
 
     /// Encrypts an RTP packet in place; `buffer` must have `maximumTrailer` bytes past `length`.
@@ -102,4 +109,14 @@ public final class SRTPSession {
         guard status == srtp_err_status_ok else { throw .refused(Int32(status.rawValue)) }
         return Int(newLength)
     }
+}
+
+/// How many DTLS endpoints (`SSL` with its BIOs) and libsrtp2 sessions are alive in this process:
+/// tests check that closing and shutdown free every one, and the soak prints them over time.
+public enum LiveCObjects {
+    static let dtlsEndpoints = Atomic<Int>(0)
+    static let srtpSessions = Atomic<Int>(0)
+
+    public static var dtls: Int { dtlsEndpoints.load(ordering: .relaxed) }
+    public static var srtp: Int { srtpSessions.load(ordering: .relaxed) }
 }

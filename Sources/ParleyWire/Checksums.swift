@@ -22,6 +22,7 @@ public enum CRC32 {
 /// HMAC-SHA1 through the system OpenSSL (STUN MESSAGE-INTEGRITY, RFC 8489 §14.5).
 public enum HMACSHA1 {
     public static func authenticate(_ message: UnsafeRawBufferPointer, key: [UInt8]) -> [UInt8] {
+        OpenSSLRuntime.initialize()
         var out = [UInt8](repeating: 0, count: 20)
         var outLength: UInt32 = 20
         key.withUnsafeBytes { keyBytes in
