@@ -107,8 +107,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "parley-ceiling", dependencies: ["CParleySocket", "ParleyTransport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire", "ParleyTestSupport"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport", "ParleyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleySFU", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
         .target(
             name: "ParleyCluster",
@@ -121,7 +121,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport", "ParleyControl", "ParleySFU",
                                                            .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire", "ParleyTestSupport"], swiftSettings: swiftSettings),
     ]
 )

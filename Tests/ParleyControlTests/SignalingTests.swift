@@ -1,4 +1,5 @@
 import Foundation
+import ParleyTestSupport
 import Synchronization
 import Testing
 @testable import ParleyControl
@@ -20,7 +21,7 @@ import ParleySFU
         #expect(throws: SignalingError.badMessage("join needs \"meeting\"")) { try ClientMessage(json: #"{"type":"join"}"#) }
         #expect(throws: SignalingError.self) { try ClientMessage(json: #"{"type":"mute","kind":"smell","muted":true}"#) }
         #expect(throws: SignalingError.self) { try ClientMessage(json: String(repeating: " ", count: ClientMessage.maximumSize + 1)) }
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator()
         for _ in 0..<2000 {
             let junk = String(decoding: (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...127, using: &rng) }, as: UTF8.self)
             _ = try? ClientMessage(json: junk)

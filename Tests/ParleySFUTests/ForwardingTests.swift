@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ParleyTestSupport
 import ParleyTransport
 import ParleyWire
 @testable import ParleySFU
@@ -428,14 +429,15 @@ import ParleyWire
         #expect(network.output.sent.isEmpty)
         #expect(network.core.counters.droppedUnauthenticated == 1)
         // Random bytes from strangers and from a connected peer (failing SRTP authentication).
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator()
         for index in 0..<3000 {
             let junk = (0..<Int.random(in: 0...1400, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             guard !junk.isEmpty else { continue }
             network.send(junk, from: index % 2 == 0 ? attacker : publisher.address)
         }
-        #expect(network.core.counters.droppedUnknownSender > 0)
-        #expect(network.core.counters.droppedUnauthenticated + network.core.counters.droppedMalformed + network.core.counters.droppedUnroutable > 100)
+        #expect(network.core.counters.droppedUnknownSender > 0, "\(rng.replay)")
+        #expect(network.core.counters.droppedUnauthenticated + network.core.counters.droppedMalformed + network.core.counters.droppedUnroutable > 100,
+                "\(rng.replay)")
         // The call goes on.
         network.pump()
         player.receivedRTP.removeAll()

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyTestSupport
 
 func bytes(_ hex: String) -> [UInt8] {
     let digits = hex.filter(\.isHexDigit)
@@ -17,21 +18,10 @@ func fixture(_ name: String) throws -> String {
     return try String(contentsOf: url, encoding: .utf8)
 }
 
-/// Deterministic pseudo-random bytes for fuzzing (same corpus every run).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// Random buffers plus mutations (bit flips, truncations, length lies) of valid samples.
-func fuzzCorpus(from samples: [[UInt8]], count: Int, seed: UInt64 = 42) -> [[UInt8]] {
-    var rng = SplitMix(state: seed)
+/// Random buffers plus mutations (bit flips, truncations, length lies) of valid samples, from a
+/// seed the calling test prints (`SeededGenerator`): set `PARLEY_TEST_SEED` to replay a failure.
+func fuzzCorpus(from samples: [[UInt8]], count: Int, test: String = #function) -> [[UInt8]] {
+    var rng = SeededGenerator(test: test)
     var corpus: [[UInt8]] = []
     for i in 0..<count {
         if i % 3 == 0 || samples.isEmpty {
