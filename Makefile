@@ -13,7 +13,13 @@ MICRO_RESULTS := $(CURDIR)/.build/micro-benchmarks.md
 SRTP_PREFIX := $(CURDIR)/.build-deps/libsrtp2
 export PKG_CONFIG_PATH := $(SRTP_PREFIX)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
 
-.PHONY: run test bench build deps test-deps test-packages unit-test interop-test clean
+# The sanitizer builds: each in a folder of its own, with libsrtp2 built under the same sanitizer.
+SANITIZER_SUPPRESSIONS := $(CURDIR)/scripts/sanitizers
+# halt_on_error: the first finding fails the run. LeakSanitizer runs with AddressSanitizer.
+SANITIZER_ENV_address := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 LSAN_OPTIONS=suppressions=$(SANITIZER_SUPPRESSIONS)/lsan.supp:print_suppressions=0
+SANITIZER_ENV_thread := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SANITIZER_SUPPRESSIONS)/tsan.supp
+
+.PHONY: run test bench build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test clean
 
 run: deps build
 	$(PARLEY) serve $(RUN_ARGS)
@@ -24,11 +30,24 @@ build:
 test: deps test-deps
 	swift build --build-tests
 	swift test --skip-build
+	$(MAKE) sanitizer-test
 	swift build -c release --product parley
 	$(MAKE) interop-test
 
 unit-test:
 	swift test
+
+# The unit tests again under AddressSanitizer (with LeakSanitizer) and under ThreadSanitizer.
+sanitizer-test: asan-test tsan-test
+asan-test: deps test-packages
+	@$(MAKE) --no-print-directory sanitized-unit-test SANITIZER=address BUILD_DIR=.build-asan
+tsan-test: deps test-packages
+	@$(MAKE) --no-print-directory sanitized-unit-test SANITIZER=thread BUILD_DIR=.build-tsan
+
+sanitized-unit-test:
+	@bash scripts/build-libsrtp2.sh $(CURDIR)/.build-deps/libsrtp2-$(SANITIZER) $(SANITIZER)
+	PKG_CONFIG_PATH=$(CURDIR)/.build-deps/libsrtp2-$(SANITIZER)/lib/pkgconfig swift build --build-tests --sanitize=$(SANITIZER) --scratch-path $(BUILD_DIR)
+	$(SANITIZER_ENV_$(SANITIZER)) swift test --skip-build --sanitize=$(SANITIZER) --scratch-path $(BUILD_DIR)
 
 # Benchmarks print numbers and write bench/RESULTS.md; they never fail on timing.
 bench: deps test-deps

@@ -161,6 +161,9 @@ public actor MeetingHub {
         }
     }
 
+    /// The writer task ends with the hub (it would wait on its stream for ever otherwise).
+    deinit { writes?.finish() }
+
     /// A created meeting this process has not seen yet (it restarted, or another node made it).
     private func ensureLoaded(_ id: String) async {
         guard meetings[id] == nil, let store, let record = await store.load(id), meetings[id] == nil else { return }

@@ -130,6 +130,7 @@ final class RESPHandler: ChannelInboundHandler {
     private var pending: CircularBuffer<Pending> = []
     private var buffered: ByteBuffer?
     private var context: ChannelHandlerContext?
+    private var eventLoop: (any EventLoop)?
     private let onPush: (@Sendable (RESPValue) -> Void)?
     private let onClose: (@Sendable () -> Void)?
     private var closed = false
@@ -139,12 +140,19 @@ final class RESPHandler: ChannelInboundHandler {
         self.onClose = onClose
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        eventLoop = context.eventLoop
+    }
+
+    /// The context refers to this handler: holding it past the pipeline's end would keep the
+    /// whole closed channel alive (LeakSanitizer found one per closed connection).
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     /// Called on the event loop when a command is written.
     func enqueue(timeout: TimeAmount, description: String) -> EventLoopFuture<RESPValue> {
-        guard let context else { preconditionFailure("RESPHandler used before it joined a pipeline") }
-        guard !closed else { return context.eventLoop.makeFailedFuture(RedisError.closed) }
+        guard let eventLoop else { preconditionFailure("RESPHandler used before it joined a pipeline") }
+        guard !closed, let context else { return eventLoop.makeFailedFuture(RedisError.closed) }
         let promise = context.eventLoop.makePromise(of: RESPValue.self)
         let scheduled = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
             guard let self, self.pending.contains(where: { $0.promise.futureResult === promise.futureResult }) else { return }

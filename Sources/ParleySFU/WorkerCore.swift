@@ -50,6 +50,15 @@ public final class WorkerCore {
         self.emit = events
     }
 
+    /// A core dropped with transports still open (tests; a worker that never ran) breaks the
+    /// producer ⇄ consumer references, which would otherwise keep them, and their retransmission
+    /// buffers, alive for ever. A running worker closes every transport before this.
+    deinit {
+        for transport in transports.values {
+            for producer in transport.producers { producer.close() }
+        }
+    }
+
     public var transportCount: Int { transports.count }
     public var meetingCount: Int { routers.count }
     public var meetingIDs: [String] { Array(routers.keys) }
