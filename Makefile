@@ -58,8 +58,9 @@ bench: deps test-deps
 	$(SUDO) unshare -n bash -c 'ip link set lo up && MICRO_RESULTS=$(MICRO_RESULTS) $(VENV)/bin/python bench/run.py'
 
 # Media in the interop tests stays on loopback: they run in a network namespace that has only `lo`.
+# The churn test runs the AddressSanitizer build of `parley` (from `make asan-test`).
 interop-test:
-	$(SUDO) unshare -n bash -c 'ip link set lo up && PARLEY_BIN=$(PARLEY) $(VENV)/bin/pytest -v -s --timeout=300 Tests/Interop'
+	$(SUDO) unshare -n bash -c 'ip link set lo up && PARLEY_BIN=$(PARLEY) PARLEY_ASAN_BIN=$(CURDIR)/.build-asan/debug/parley $(VENV)/bin/pytest -v -s --timeout=300 Tests/Interop'
 
 deps:
 	@$(call apt_install,$(BUILD_PACKAGES))
@@ -86,4 +87,4 @@ fi
 endef
 
 clean:
-	rm -rf .build $(VENV) test-artifacts
+	rm -rf .build .build-asan .build-tsan fuzz/.build $(VENV) test-artifacts
