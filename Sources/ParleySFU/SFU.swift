@@ -33,6 +33,9 @@ public struct SFUStatus: Sendable, Codable {
     public var counters: [String: Int]
     /// The meetings this SFU carries (an SFU node re-claims them if Redis lost its assignments).
     public var meetingIDs: [String]?
+    /// OpenSSL DTLS endpoints and libsrtp2 sessions alive in the process (`dtls`, `srtp`): they
+    /// follow the transports, and a soak watches them stay flat.
+    public var liveCObjects: [String: Int]?
 
     public init(workers: Int, ports: [UInt16], meetings: Int, transports: Int, producers: Int = 0, counters: [String: Int]) {
         self.workers = workers; self.ports = ports; self.meetings = meetings; self.transports = transports
@@ -134,6 +137,7 @@ public final class SFU: Sendable {
         var status = SFUStatus(workers: workers.count, ports: workers.map(\.port), meetings: meetingIDs.count, transports: transports,
                                producers: producers, counters: dictionary)
         status.meetingIDs = meetingIDs.sorted()
+        status.liveCObjects = ["dtls": LiveCObjects.dtls, "srtp": LiveCObjects.srtp]
         return status
     }
 }
