@@ -19,7 +19,7 @@ SANITIZER_SUPPRESSIONS := $(CURDIR)/scripts/sanitizers
 SANITIZER_ENV_address := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 LSAN_OPTIONS=suppressions=$(SANITIZER_SUPPRESSIONS)/lsan.supp:print_suppressions=0
 SANITIZER_ENV_thread := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SANITIZER_SUPPRESSIONS)/tsan.supp
 
-.PHONY: run test bench build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test clean
+.PHONY: run test bench build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test fuzz soak clean
 
 run: deps build
 	$(PARLEY) serve $(RUN_ARGS)
@@ -61,6 +61,17 @@ bench: deps test-deps
 # The churn test runs the AddressSanitizer build of `parley` (from `make asan-test`).
 interop-test:
 	$(SUDO) unshare -n bash -c 'ip link set lo up && PARLEY_BIN=$(PARLEY) PARLEY_ASAN_BIN=$(CURDIR)/.build-asan/debug/parley $(VENV)/bin/pytest -v -s --timeout=300 Tests/Interop'
+
+# Fuzzing (libFuzzer, -sanitize=fuzzer,address): each target for FUZZ_SECONDS (FUZZ_TARGETS: some only).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+# The churn of the churn test for SOAK_MINUTES on a release build; prints memory, descriptors
+# and threads over time (test-artifacts/soak.csv).
+SOAK_MINUTES ?= 30
+soak: deps test-deps build
+	$(SUDO) unshare -n bash -c 'ip link set lo up && SOAK_MINUTES=$(SOAK_MINUTES) PARLEY_BIN=$(PARLEY) $(VENV)/bin/python scripts/soak.py'
 
 deps:
 	@$(call apt_install,$(BUILD_PACKAGES))

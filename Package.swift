@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "ParleyTransport", targets: ["ParleyTransport"]),
         .library(name: "ParleySFU", targets: ["ParleySFU"]),
         .library(name: "ParleyLoad", targets: ["ParleyLoad"]),
+        // For the libFuzzer executables in fuzz/, a package of its own (built with -sanitize=fuzzer).
+        .library(name: "ParleyFuzzTargets", targets: ["ParleyFuzzTargets"]),
+        .library(name: "ParleyMediaFuzzTargets", targets: ["ParleyMediaFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -123,5 +126,17 @@ let package = Package(
                                                            .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess", "ParleyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        // One entry point per network parser: fuzz/ fuzzes them, ParleyFuzzTargetsTests replays fuzz/corpus and fuzz/regressions.
+        // (The media plane's apart: without SwiftNIO and Hummingbird linked in, libFuzzer runs them ten times faster.)
+        .target(name: "ParleyMediaFuzzTargets", dependencies: ["ParleyWire", "ParleyTransport", "ParleySFU"], swiftSettings: swiftSettings),
+        .target(
+            name: "ParleyFuzzTargets",
+            dependencies: [
+                "ParleyMediaFuzzTargets", "ParleyWire", "ParleySFU", "ParleyControl", "ParleyRedis", "ParleyServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "ParleyFuzzTargetsTests", dependencies: ["ParleyFuzzTargets"], swiftSettings: swiftSettings),
     ]
 )

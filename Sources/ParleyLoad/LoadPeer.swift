@@ -26,6 +26,9 @@ public struct LoadPeerOptions: Sendable {
     public var frameRate = 25
     public var audioReceivers = 0
     public var videoReceivers = 0
+    /// Goes quiet the moment its DTLS ClientHello is out (`--leave mid-handshake`): ICE done,
+    /// the handshake never finished.
+    public var stopMidHandshake = false
     public init() {}
 }
 
@@ -55,8 +58,13 @@ public final class LoadPeer {
     private var sessionVersion = 1
     /// Datagrams to send to `remoteAddress`.
     public var outbox: [[UInt8]] = []
-    /// Closed by `hangUp`: nothing more is sent.
+    /// Set by `hangUp`, `silence` or a stop mid-handshake: nothing more is sent (beyond what is
+    /// already in the outbox) and nothing received is looked at.
     public private(set) var hungUp = false
+    /// Went quiet right after its ClientHello (`LoadPeerOptions.stopMidHandshake`).
+    public private(set) var stoppedMidHandshake = false
+    /// Video frames received (packets with the marker bit), counted once each.
+    public private(set) var framesReceived = 0
     public private(set) var malformed = 0
     /// Repair (RFC 4585 NACK, answered by plain retransmission, as negotiated): what this peer
     /// sent recently, to send again when the server asks; what it misses of each video stream it
@@ -210,6 +218,12 @@ public final class LoadPeer {
         drainTransport()
     }
 
+    /// Stops sending anything, without a close_notify: a peer whose network or process went away.
+    /// The server notices only when ICE consent expires.
+    public func silence() {
+        hungUp = true
+    }
+
     /// Timers: connectivity checks (then consent every 2.5 s), DTLS retransmissions, media.
     public func tick(now: Nanoseconds) {
         guard !hungUp, remoteAddress != nil, let remoteUfrag, let remotePassword else { return }
@@ -282,13 +296,18 @@ public final class LoadPeer {
 
     /// Handles one datagram from the server.
     public func receive(_ datagram: UnsafeRawBufferPointer, from address: PeerAddress, now: Nanoseconds) {
-        guard address == remoteAddress else { return }  // only the server we were told about
+        guard !hungUp, address == remoteAddress else { return }  // only the server we were told about, while in the call
         if PacketClass(datagram) == .stun, let message = try? STUNMessage(parsing: datagram), message.messageClass == .success {
             guard let remotePassword, STUNMessage.verifyIntegrity(datagram, key: Array(remotePassword.utf8)) else { malformed += 1; return }
             if !iceConfirmed {
                 iceConfirmed = true
                 transport.startClient(to: address)
                 drainTransport()
+                if options.stopMidHandshake {
+                    // The ClientHello is in the outbox and still goes out; then nothing more.
+                    hungUp = true
+                    stoppedMidHandshake = true
+                }
             }
             return
         }
@@ -309,6 +328,7 @@ public final class LoadPeer {
                     let late = generator.missingCount > 0 && !generator.isNewest(header.sequenceNumber)
                     guard generator.received(header.sequenceNumber, now: now) else { return }  // a duplicate
                     if late { packetsRepaired += 1 }
+                    if header.marker { framesReceived += 1 }
                     missing[header.ssrc] = generator
                 }
                 received[header.ssrc, default: ReceivedStream()].record(probe, arrivedAt: now)

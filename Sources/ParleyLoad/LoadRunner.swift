@@ -31,6 +31,10 @@ public struct LoadConfiguration: Sendable {
     public var target: LoadTarget = .parley
     /// Join through WHIP (video publishers) and WHEP (everyone else) instead of the signaling WebSocket.
     public var whipWhep = false
+    /// How participants leave: participant k of each meeting uses `leaveModes[k % count]`.
+    public var leaveModes: [LeaveMode] = [.allAtOnce]
+    /// Meetings are named `PREFIX-0`, `PREFIX-1`…, participants `PREFIX-M-K`.
+    public var meetingPrefix = "load"
     public init(url: String) { self.url = url }
 }
 
@@ -60,6 +64,16 @@ public struct LoadReport: Codable, Sendable {
         public var nacksSent: Int = 0
         /// Packets this participant sent again because the server asked.
         public var retransmissionsSent: Int = 0
+        /// Video frames received (every stream), the `framesDecoded` of a browser.
+        public var framesReceived: Int = 0
+        /// How it was to leave (`--leave`), and when it did, in seconds from the start of the run.
+        public var leave: String = LeaveMode.allAtOnce.rawValue
+        public var leftAfterSeconds: Double?
+        /// For `dtls-close` and `silent`: whether the server ended the media on its own (signaling
+        /// said `media-failed`; a WHIP/WHEP session's DELETE found it gone).
+        public var mediaEndedByServer: Bool?
+        /// A host removed it (signaling said `moderated`, `removed`).
+        public var removed: Bool = false
     }
     public var url: String
     public var meetings: Int
@@ -81,7 +95,38 @@ public struct LoadReport: Codable, Sendable {
     public var latencyP99Milliseconds: Double?
     public var joinP50Seconds: Double?
     public var firstPacketP50Seconds: Double?
+    /// Participants by the way they left, and of the `dtls-close`/`silent` ones, how many the
+    /// server dropped on its own.
+    public var leaves: [String: Int] = [:]
+    public var mediaEndedByServer: Int = 0
+    public var removed: Int = 0
     public var participants: [Participant]
+}
+
+/// What a run has done so far, once a second (`--progress-json` prints it as one JSON line).
+public struct LoadProgress: Codable, Sendable {
+    public struct Participant: Codable, Sendable {
+        public var connected: Bool
+        public var packetsReceived: Int
+        public var packetsLost: Int
+        public var framesReceived: Int
+    }
+    public var elapsedSeconds: Double
+    public var connected: Int
+    public var total: Int
+    public var left: Int
+    public var packetsSent: Int
+    public var packetsReceived: Int
+    public var packetsLost: Int
+    public var framesReceived: Int
+    public var participants: [String: Participant]
+
+    /// The human form.
+    public var line: String {
+        let loss = packetsReceived + packetsLost == 0 ? 0 : 100 * Double(packetsLost) / Double(packetsReceived + packetsLost)
+        return String(format: "t=%3.0fs connected %d/%d sent %d received %d loss %.2f%%", elapsedSeconds, connected, total,
+                      packetsSent, packetsReceived, loss) + (left > 0 ? " left \(left)" : "")
+    }
 }
 
 /// Runs simulated participants against a Parley server through its signaling WebSocket.
@@ -92,6 +137,7 @@ public final class LoadRunner: Sendable {
     let host: String
     let port: Int
     let failures = Mutex<[String: String]>([:])
+    let leaves = Mutex<[String: LeaveOutcome]>([:])
 
     public init(configuration: LoadConfiguration, logger: Logger) throws(LoadError) {
         let schemes = configuration.target == .janus ? ["ws"] : ["http", "https"]
@@ -115,7 +161,7 @@ public final class LoadRunner: Sendable {
     /// The one address candidates may name.
     var mediaHost: String { configuration.mediaHost ?? host }
 
-    public func run(progress: @escaping @Sendable (String) -> Void) async -> LoadReport {
+    public func run(progress: @escaping @Sendable (LoadProgress) -> Void) async -> LoadReport {
         loop.start()
         defer { loop.stop() }
         let started = Date()
@@ -124,8 +170,7 @@ public final class LoadRunner: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
                 if Task.isCancelled { break }
-                let line = await self.progressLine(elapsed: Date().timeIntervalSince(started))
-                progress(line)
+                progress(await self.progress(elapsed: Date().timeIntervalSince(started)))
             }
         }
         await withTaskGroup(of: Void.self) { group in
@@ -135,11 +180,14 @@ public final class LoadRunner: Sendable {
                     continue
                 }
                 for participant in 0..<configuration.participants {
+                    let leaving = Leaving(mode: leaveMode(index: participant),
+                                          at: leaveTime(meeting: meeting, index: participant, started: started, deadline: deadline))
+                    leaves.withLock { $0[name(meeting: meeting, index: participant)] = LeaveOutcome(mode: leaving.mode) }
                     group.addTask {
                         if self.configuration.whipWhep {
-                            await self.participateOverHTTP(meeting: meeting, index: participant, deadline: deadline)
+                            await self.participateOverHTTP(meeting: meeting, index: participant, leaving: leaving, started: started, deadline: deadline)
                         } else {
-                            await self.participate(meeting: meeting, index: participant, deadline: deadline)
+                            await self.participate(meeting: meeting, index: participant, leaving: leaving, started: started, deadline: deadline)
                         }
                     }
                 }
@@ -149,7 +197,8 @@ public final class LoadRunner: Sendable {
         return await report()
     }
 
-    func name(meeting: Int, index: Int) -> String { "load-\(meeting)-\(index)" }
+    func name(meeting: Int, index: Int) -> String { "\(configuration.meetingPrefix)-\(meeting)-\(index)" }
+    func meetingID(_ meeting: Int) -> String { "\(configuration.meetingPrefix)-\(meeting)" }
 
     func options(index: Int) -> LoadPeerOptions {
         let n = configuration.participants
@@ -163,12 +212,13 @@ public final class LoadRunner: Sendable {
         options.audioReceivers = audioPublishers - (options.publishAudio ? 1 : 0)
         let othersWithVideo = videoPublishers - (options.publishVideo ? 1 : 0)
         options.videoReceivers = min(othersWithVideo, configuration.subscribeTopK ?? othersWithVideo)
+        options.stopMidHandshake = leaveMode(index: index) == .midHandshake
         return options
     }
 
     /// One participant: join over signaling, offer, apply the answer, offer again when asked,
-    /// leave at the deadline.
-    private func participate(meeting: Int, index: Int, deadline: Date) async {
+    /// leave the way `leaving` says (`leave(_:)`).
+    private func participate(meeting: Int, index: Int, leaving: Leaving, started: Date, deadline: Date) async {
         let name = self.name(meeting: meeting, index: index)
         let options = self.options(index: index)
         let scheme = configuration.url.hasPrefix("https") ? "wss" : "ws"
@@ -176,32 +226,36 @@ public final class LoadRunner: Sendable {
         let loop = self.loop
         let bindHost = configuration.bindHost
         let mediaHost = self.mediaHost
+        let meetingID = self.meetingID(meeting)
+        let session = ParticipantSession()
         do {
             try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
-                let closer = Task {
-                    try? await Task.sleep(for: .seconds(max(0, deadline.timeIntervalSinceNow)))
-                    try? await outbound.write(.text(#"{"type":"leave"}"#))
-                    try? await outbound.close(.normalClosure, reason: "load run finished")
-                }
-                defer { closer.cancel() }
-                try await outbound.write(.text(Self.json(["type": "join", "meeting": "load-\(meeting)", "name": name])))
-                var peerIndex: Int?
+                let leaver = Task { await self.leave(name, session: session, leaving: leaving, started: started, deadline: deadline, outbound: outbound) }
+                defer { leaver.cancel() }
+                try await outbound.write(.text(Self.json(["type": "join", "meeting": meetingID, "name": name])))
                 for try await message in inbound.messages(maxSize: 1 << 20) {
                     guard case .text(let text) = message,
                           let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
                           let type = object["type"] as? String else { continue }
                     switch type {
                     case "joined":
-                        peerIndex = try await loop.submit { loop in
+                        let peerIndex = try await loop.submit { loop in
                             try loop.add(LoadPeer(label: name, options: options, now: MonotonicClock.now()), bindHost: bindHost)
                         }
-                        guard let peerIndex else { continue }
+                        session.peer.withLock { $0 = peerIndex }
                         let offer = try await loop.submit { loop in loop.peer(peerIndex).offer() }
                         try await outbound.write(.text(Self.json(["type": "offer", "sdp": offer, "sources": [:] as [String: String]])))
                     case "answer":
-                        guard let peerIndex, let sdp = object["sdp"] as? String else { continue }
+                        guard let peerIndex = session.peer.withLock({ $0 }), let sdp = object["sdp"] as? String else { continue }
                         try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: sdp, allowedHost: mediaHost) }
+                    case "moderated" where object["action"] as? String == "removed":
+                        self.leaves.withLock { $0[name]?.removed = true }
                     case "error":
+                        // Once it hung up or went silent, losing the media is what it waits for.
+                        if object["code"] as? String == "media-failed", session.leaving.load(ordering: .relaxed) {
+                            session.mediaGone.store(true, ordering: .relaxed)
+                            continue
+                        }
                         let reason = "\(object["code"] ?? "error"): \(object["message"] ?? "")"
                         self.failures.withLock { $0[name] = reason }
                     default:
@@ -212,13 +266,81 @@ public final class LoadRunner: Sendable {
         } catch {
             failures.withLock { $0[name] = "\(error)" }
         }
-        // Keep the slot's time: a participant that failed early still counts until the deadline.
+        // The server ended the conversation (a removal, the meeting ended) or it left: either
+        // way its peer goes quiet now, as a browser's would.
+        await silence(session)
+        leaves.withLock { outcome in
+            if outcome[name]?.leftAt == nil { outcome[name]?.leftAt = Date().timeIntervalSince(started) }
+        }
+        // Keep the slot's time: a participant that failed or left early still counts until the deadline.
         if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
     }
 
+    /// Waits for a signaling participant's moment to leave, then leaves that way.
+    private func leave(_ name: String, session: ParticipantSession, leaving: Leaving, started: Date, deadline: Date,
+                       outbound: WebSocketOutboundWriter) async {
+        await waitForLeaving(session, leaving: leaving, deadline: deadline)
+        guard !Task.isCancelled else { return }
+        session.leaving.store(true, ordering: .relaxed)
+        leaves.withLock { $0[name]?.leftAt = Date().timeIntervalSince(started) }
+        switch leaving.mode {
+        case .allAtOnce, .oneByOne, .midHandshake:
+            try? await outbound.write(.text(#"{"type":"leave"}"#))
+            await silence(session)
+            try? await outbound.close(.normalClosure, reason: "left")
+        case .dtlsClose, .silent:
+            await hangUp(session, closeNotify: leaving.mode == .dtlsClose)
+            let ended = await Self.poll(until: Date().addingTimeInterval(leaving.mode.serverDropWait)) { session.mediaGone.load(ordering: .relaxed) }
+            guard !Task.isCancelled else { return }
+            leaves.withLock { $0[name]?.mediaEndedByServer = ended }
+            try? await outbound.write(.text(#"{"type":"leave"}"#))
+            try? await outbound.close(.normalClosure, reason: "left")
+        case .dropSocket:
+            // No `leave`: the socket just goes, as a closed tab's does.
+            await silence(session)
+            try? await outbound.close(.goingAway, reason: "")
+        }
+    }
+
+    /// Until this participant's time to leave: its leave time, or for `mid-handshake` the moment
+    /// its peer went quiet after the ClientHello (or the deadline, if it never got that far).
+    private func waitForLeaving(_ session: ParticipantSession, leaving: Leaving, deadline: Date) async {
+        if leaving.mode == .midHandshake {
+            let loop = self.loop
+            _ = await Self.poll(until: deadline, every: .milliseconds(10)) {
+                guard let index = session.peer.withLock({ $0 }) else { return false }
+                return (try? await loop.submit { loop in loop.peer(index).stoppedMidHandshake }) ?? true
+            }
+        } else if leaving.at.timeIntervalSinceNow > 0 {
+            try? await Task.sleep(for: .seconds(leaving.at.timeIntervalSinceNow))
+        }
+    }
+
+    private func silence(_ session: ParticipantSession) async {
+        await hangUp(session, closeNotify: false)
+    }
+
+    private func hangUp(_ session: ParticipantSession, closeNotify: Bool) async {
+        guard let index = session.peer.withLock({ $0 }) else { return }
+        _ = try? await loop.submit { loop in
+            if closeNotify { loop.peer(index).hangUp() } else { loop.peer(index).silence() }
+        }
+    }
+
+    /// True as soon as `condition` holds, false if `limit` passes first (or the task is cancelled).
+    static func poll(until limit: Date, every interval: Duration = .milliseconds(50), _ condition: () async -> Bool) async -> Bool {
+        while !Task.isCancelled {
+            if await condition() { return true }
+            if limit.timeIntervalSinceNow <= 0 { return false }
+            try? await Task.sleep(for: interval)
+        }
+        return false
+    }
+
     /// One participant over WHIP (if it publishes video) or WHEP: POST the offer, apply the answer,
-    /// DELETE the session at the deadline.
-    private func participateOverHTTP(meeting: Int, index: Int, deadline: Date) async {
+    /// leave the way `leaving` says; every way ends with a DELETE of the session (after a
+    /// `dtls-close` or `silent`, a 404 means the server had ended it on its own).
+    private func participateOverHTTP(meeting: Int, index: Int, leaving: Leaving, started: Date, deadline: Date) async {
         let name = self.name(meeting: meeting, index: index)
         let publishes = index < min(configuration.participants, configuration.videoPublishers ?? 1)
         var options = LoadPeerOptions()
@@ -228,14 +350,17 @@ public final class LoadRunner: Sendable {
         options.frameRate = configuration.frameRate
         options.audioReceivers = publishes ? 0 : 1
         options.videoReceivers = publishes ? 0 : 1
+        options.stopMidHandshake = leaving.mode == .midHandshake
         let peerOptions = options
-        let endpoint = "http://\(host):\(port)/\(publishes ? "whip" : "whep")/load-\(meeting)"
+        let endpoint = "http://\(host):\(port)/\(publishes ? "whip" : "whep")/\(meetingID(meeting))"
         let bindHost = configuration.bindHost
         let mediaHost = self.mediaHost
+        let session = ParticipantSession()
         do {
             let peerIndex = try await loop.submit { loop in
                 try loop.add(LoadPeer(label: name, options: peerOptions, now: MonotonicClock.now()), bindHost: bindHost)
             }
+            session.peer.withLock { $0 = peerIndex }
             let offer = try await loop.submit { loop in loop.peer(peerIndex).offer() }
             var request = URLRequest(url: URL(string: endpoint + (publishes ? "?name=\(name)" : ""))!)
             request.httpMethod = "POST"
@@ -246,34 +371,51 @@ public final class LoadRunner: Sendable {
             let text = String(decoding: body, as: UTF8.self)
             guard status == 201 else { throw LoadError.refused("\(endpoint) answered \(status): \(text.prefix(200))") }
             try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: text, allowedHost: mediaHost) }
-            if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
+            await waitForLeaving(session, leaving: leaving, deadline: deadline)
+            leaves.withLock { $0[name]?.leftAt = Date().timeIntervalSince(started) }
+            switch leaving.mode {
+            case .dtlsClose, .silent:
+                await hangUp(session, closeNotify: leaving.mode == .dtlsClose)
+                // No channel says when the server dropped it: wait as long as it may take.
+                try? await Task.sleep(for: .seconds(leaving.mode.serverDropWait))
+            case .allAtOnce, .oneByOne, .midHandshake, .dropSocket:
+                break
+            }
             if let location = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Location"), let url = URL(string: "http://\(host):\(port)\(location)") {
                 var delete = URLRequest(url: url)
                 delete.httpMethod = "DELETE"
-                _ = try? await URLSession.shared.data(for: delete)
+                let answered = (try? await URLSession.shared.data(for: delete)).flatMap { ($0.1 as? HTTPURLResponse)?.statusCode }
+                if leaving.mode == .dtlsClose || leaving.mode == .silent {
+                    leaves.withLock { $0[name]?.mediaEndedByServer = answered == 404 }
+                }
             }
+            await silence(session)
         } catch {
             failures.withLock { $0[name] = "\(error)" }
-            if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
         }
+        if deadline.timeIntervalSinceNow > 0 { try? await Task.sleep(for: .seconds(deadline.timeIntervalSinceNow)) }
     }
 
     static func json(_ object: [String: Any]) -> String {
         (try? String(decoding: JSONSerialization.data(withJSONObject: object), as: UTF8.self)) ?? "{}"
     }
 
-    private func progressLine(elapsed: Double) async -> String {
-        let summary = try? await loop.submit { loop -> (Int, Int, Int, Int) in
-            let peers = loop.allPeers
-            let connected = Dictionary(grouping: peers, by: \.label).values.filter { $0.allSatisfy(\.isConnected) }.count
-            return (connected, peers.reduce(0) { $0 + $1.packetsSent },
-                    peers.reduce(0) { $0 + $1.received.values.reduce(0) { $0 + $1.packets } },
-                    peers.reduce(0) { $0 + $1.received.values.reduce(0) { $0 + $1.lost } })
-        }
-        let (connected, sent, received, lost) = summary ?? (0, 0, 0, 0)
-        let total = configuration.meetings * configuration.participants
-        let loss = received + lost == 0 ? 0 : 100 * Double(lost) / Double(received + lost)
-        return String(format: "t=%3.0fs connected %d/%d sent %d received %d loss %.2f%%", elapsed, connected, total, sent, received, loss)
+    private func progress(elapsed: Double) async -> LoadProgress {
+        let byParticipant = (try? await loop.submit { loop -> [String: LoadProgress.Participant] in
+            // A participant may own several peers (Janus: one publishing, one subscribing).
+            Dictionary(grouping: loop.allPeers, by: \.label).mapValues { peers in
+                let streams = peers.flatMap { $0.received.values }
+                return LoadProgress.Participant(connected: peers.allSatisfy(\.isConnected), packetsReceived: streams.reduce(0) { $0 + $1.packets },
+                                                packetsLost: streams.reduce(0) { $0 + $1.lost }, framesReceived: peers.reduce(0) { $0 + $1.framesReceived })
+            }
+        }) ?? [:]
+        let sent = (try? await loop.submit { loop in loop.allPeers.reduce(0) { $0 + $1.packetsSent } }) ?? 0
+        let left = leaves.withLock { $0.values.filter { $0.leftAt != nil }.count }
+        let values = byParticipant.values
+        return LoadProgress(elapsedSeconds: elapsed, connected: values.filter(\.connected).count,
+                            total: configuration.meetings * configuration.participants, left: left, packetsSent: sent,
+                            packetsReceived: values.reduce(0) { $0 + $1.packetsReceived }, packetsLost: values.reduce(0) { $0 + $1.packetsLost },
+                            framesReceived: values.reduce(0) { $0 + $1.framesReceived }, participants: byParticipant)
     }
 
     private func report() async -> LoadReport {
@@ -298,7 +440,7 @@ public final class LoadRunner: Sendable {
                     latencyP50Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(50)) / 1000 : nil,
                     latencyP99Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil,
                     packetsRepaired: peers.reduce(0) { $0 + $1.packetsRepaired }, nacksSent: peers.reduce(0) { $0 + $1.nacksSent },
-                    retransmissionsSent: peers.reduce(0) { $0 + $1.retransmissionsSent })
+                    retransmissionsSent: peers.reduce(0) { $0 + $1.retransmissionsSent }, framesReceived: peers.reduce(0) { $0 + $1.framesReceived })
             }
         }) ?? []
         var all = participants
@@ -306,6 +448,14 @@ public final class LoadRunner: Sendable {
         for (name, error) in failures where !all.contains(where: { $0.name == name }) {
             all.append(.init(name: name, joined: false, error: error, packetsSent: 0, packetsReceived: 0, packetsLost: 0,
                              streamsReceived: 0, malformed: 0, jitterMilliseconds: 0))
+        }
+        let leaves = self.leaves.withLock { $0 }
+        for index in all.indices {
+            guard let outcome = leaves[all[index].name] else { continue }
+            all[index].leave = outcome.mode.rawValue
+            all[index].leftAfterSeconds = outcome.leftAt
+            all[index].mediaEndedByServer = outcome.mediaEndedByServer
+            all[index].removed = outcome.removed
         }
         all.sort { $0.name < $1.name }
         let sendErrors = (try? await loop.submit { loop in loop.sendErrors }) ?? 0
@@ -327,6 +477,8 @@ public final class LoadRunner: Sendable {
             packetsRepaired: repaired, repairedPercent: repaired + lost == 0 ? 0 : 100 * Double(repaired) / Double(repaired + lost),
             latencyP50Milliseconds: overall?.0, latencyP99Milliseconds: overall?.1,
             joinP50Seconds: median(all.compactMap(\.joinSeconds)), firstPacketP50Seconds: median(all.compactMap(\.firstPacketSeconds)),
+            leaves: Dictionary(grouping: all, by: \.leave).mapValues(\.count),
+            mediaEndedByServer: all.filter { $0.mediaEndedByServer == true }.count, removed: all.filter(\.removed).count,
             participants: all)
     }
 }
@@ -351,6 +503,12 @@ extension LoadReport {
         lines.append("total: \(joined)/\(joined + failed) joined, sent \(packetsSent), received \(packetsReceived), lost \(packetsLost) "
             + "(\(number(lossPercent))%), repaired \(packetsRepaired) (\(number(repairedPercent))% of what the network lost), latency p50 \(number(latencyP50Milliseconds)) ms p99 \(number(latencyP99Milliseconds)) ms, "
             + "join p50 \(number(joinP50Seconds)) s, first packet p50 \(number(firstPacketP50Seconds)) s")
+        if leaves.keys.contains(where: { $0 != LeaveMode.allAtOnce.rawValue }) || removed > 0 {
+            let waited = participants.filter { $0.mediaEndedByServer != nil }.count
+            lines.append("left: " + leaves.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                + (waited > 0 ? "; the server dropped \(mediaEndedByServer) of \(waited) that hung up or went silent" : "")
+                + (removed > 0 ? "; \(removed) removed by a host" : ""))
+        }
         return lines.joined(separator: "\n")
     }
 }

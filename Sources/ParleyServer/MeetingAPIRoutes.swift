@@ -24,17 +24,6 @@ struct MeetingAPIRoutes {
         api.get("admin/reports") { request, _ in try await allReports(request) }
     }
 
-    struct CreateRequest: Decodable {
-        var id: String?
-        var settings: MeetingSettingsPatch
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: Key.self)
-            id = try container.decodeIfPresent(String.self, forKey: .id)
-            settings = try MeetingSettingsPatch(from: decoder)
-        }
-        enum Key: String, CodingKey { case id }
-    }
-
     struct Created: Encodable {
         var id: String
         var hostToken: String
@@ -47,9 +36,8 @@ struct MeetingAPIRoutes {
     }
 
     private func create(_ request: Request, context: ParleyRequestContext) async throws -> Response {
-        let body: CreateRequest = try await decode(request, context: context)
-        try http { try body.settings.validate() }
-        let id = try http { try body.id.map { try Validation.meetingID($0) } } ?? RandomToken.make(length: 10)
+        let body: CreateMeetingRequest = try await decode(request, context: context)
+        let id = try http { try body.validatedID() } ?? RandomToken.make(length: 10)
         var settings = MeetingSettings()
         body.settings.apply(to: &settings)
         let password = body.settings.password.flatMap { $0.isEmpty ? nil : $0 }
@@ -125,15 +113,6 @@ struct MeetingAPIRoutes {
         var inviteURL: String?
     }
 
-    struct TokenRequest: Decodable {
-        var name: String?
-        var password: String?
-        var invite: String?
-        var idToken: String?
-        /// Hosts only: the token skips the waiting room.
-        var admitted: Bool?
-    }
-
     struct IssuedToken: Encodable {
         var token: String
         var role: MeetingRole
@@ -144,9 +123,9 @@ struct MeetingAPIRoutes {
     /// for joining later); a host can issue tokens that skip the waiting room.
     private func issueToken(_ request: Request, context: ParleyRequestContext) async throws -> Response {
         let id = try validatedMeeting(context)
-        let body: TokenRequest = try await decode(request, context: context)
+        let body: MeetingTokenRequest = try await decode(request, context: context)
         if (try? await requireHost(request, meeting: id)) != nil {
-            let identity = JoinIdentity(subject: "p-" + RandomToken.make(length: 20), name: try http { try Validation.displayName(body.name ?? "Guest") },
+            let identity = JoinIdentity(subject: "p-" + RandomToken.make(length: 20), name: try http { try body.validatedHostIssuedName() },
                                         admitted: body.admitted ?? true)
             let token = try await gatekeeper.token(for: identity, meeting: id, role: .participant)
             return jsonResponse(IssuedToken(token: token, role: .participant, expiresInSeconds: Int(Gatekeeper.participantTokenLifetime)), status: .created)
@@ -199,6 +178,44 @@ struct MeetingAPIRoutes {
         } catch {
             throw APIError(status: .badRequest, code: "bad-request", message: "the body must be a JSON object: \(error)")
         }
+    }
+}
+
+/// The body of `POST /api/meetings`: an optional meeting id beside the settings, in one object.
+/// Public for the fuzz target of API bodies (`Sources/ParleyFuzzTargets`).
+public struct CreateMeetingRequest: Decodable, Sendable {
+    public var id: String?
+    public var settings: MeetingSettingsPatch
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        id = try container.decodeIfPresent(String.self, forKey: .id)
+        settings = try MeetingSettingsPatch(from: decoder)
+    }
+    enum Key: String, CodingKey { case id }
+
+    /// The checks the route makes before creating anything: settings in range and, when one is
+    /// given, a valid meeting id, which it returns.
+    public func validatedID() throws(SignalingError) -> String? {
+        try settings.validate()
+        guard let id else { return nil }
+        return try Validation.meetingID(id)
+    }
+}
+
+/// The body of `POST /api/meetings/{meeting}/tokens`: the credentials a joiner would bring.
+/// Public for the fuzz target of API bodies.
+public struct MeetingTokenRequest: Decodable, Sendable {
+    public var name: String?
+    public var password: String?
+    public var invite: String?
+    public var idToken: String?
+    /// Hosts only: the token skips the waiting room.
+    public var admitted: Bool?
+
+    /// The display name of a token a host issues ("Guest" when none is given).
+    public func validatedHostIssuedName() throws(SignalingError) -> String {
+        try Validation.displayName(name ?? "Guest")
     }
 }
 

@@ -91,10 +91,15 @@ public struct SFUNodeServer: Sendable {
         }
     }
 
-    struct CloseTransport: Codable { var meetingID: String; var transportID: String; var reason: String }
-    struct CloseParticipant: Codable { var meetingID: String; var participantID: String }
-    struct Blocked: Codable { var meetingID: String; var participantID: String; var blocked: [BlockedMedia] }
-    struct Viewport: Codable { var meetingID: String; var participantID: String; var sizes: [String: VideoSize] }
+    // The control API's request bodies (beside `NegotiationMessage`); public for the fuzz target of API bodies.
+    /// `POST /control/close-transport`.
+    public struct CloseTransport: Codable, Sendable { public var meetingID: String; public var transportID: String; public var reason: String }
+    /// `POST /control/close-participant`.
+    public struct CloseParticipant: Codable, Sendable { public var meetingID: String; public var participantID: String }
+    /// `POST /control/blocked-media`.
+    public struct Blocked: Codable, Sendable { public var meetingID: String; public var participantID: String; public var blocked: [BlockedMedia] }
+    /// `POST /control/viewport`.
+    public struct Viewport: Codable, Sendable { public var meetingID: String; public var participantID: String; public var sizes: [String: VideoSize] }
 
     private func registerControl(on router: Hummingbird.Router<BasicRequestContext>) {
         let control = router.group("control").add(middleware: ControlTokenMiddleware(token: configuration.controlToken))

@@ -70,7 +70,9 @@ public struct RTPHeader: Sendable, Equatable {
                 if byte == 0 { offset += 1; continue }
                 let id = byte >> 4
                 let length = Int(byte & 0x0F) + 1
-                if id == 15 { return }
+                // 15 ends the block (RFC 8285 §4.2); 0 is only padding, a whole zero byte, so a
+                // non-zero byte with ID 0 is malformed (found by the `rtp` fuzz target).
+                if id == 15 || id == 0 { return }
                 guard offset + 1 + length <= end else { return }
                 body(id, offset + 1, length)
                 offset += 1 + length

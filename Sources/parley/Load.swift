@@ -10,7 +10,17 @@ struct Load: AsyncParsableCommand {
         abstract: "Simulate participants against a Parley server and measure what they receive.",
         discussion: "Each participant joins through the signaling WebSocket (or WHIP/WHEP with --whip), publishes "
             + "synthetic Opus-like audio (50 packets/s) and VP8-like video, subscribes to the others, and measures "
-            + "loss, jitter, one-way latency, time to join and to the first packet. Media goes only to the address in --url."
+            + "loss, jitter, one-way latency, time to join and to the first packet. Media goes only to the address in --url.\n\n"
+            + "--leave chooses how participants leave; participant k of each meeting takes the k-th mode of the list, cycling:\n"
+            + "- all-at-once: at the end of the run, together, with a signaling `leave` (with --whip: DELETE the session).\n"
+            + "- one-by-one: the same, one participant at a time, spread evenly over the run.\n"
+            + "- mid-handshake: goes quiet right after its DTLS ClientHello (ICE done, handshake not), then leaves at once.\n"
+            + "- dtls-close: at the end, DTLS close_notify and silence; waits up to 5 s for the server to drop the media.\n"
+            + "- silent: at the end, sends nothing more; waits up to 36 s for the server to drop it when ICE consent "
+            + "expires (30 s), so the run lasts that much longer.\n"
+            + "- drop-socket: at the end, goes quiet and closes the signaling WebSocket without a `leave` (not with --whip).\n"
+            + "The report says per participant how and when it left, whether a host removed it, and whether the server "
+            + "dropped a dtls-close or silent one on its own."
     )
 
     @Option(help: "The server, as http://IPv4:PORT.")
@@ -52,14 +62,42 @@ struct Load: AsyncParsableCommand {
     @Option(help: "The only address media may be sent to (default: the --url host).")
     var mediaHost: String?
 
+    @Option(help: "How participants leave, a comma-separated list cycled over each meeting's participants: all-at-once, one-by-one, mid-handshake, dtls-close, silent, drop-socket (see above).")
+    var leave = LeaveMode.allAtOnce.rawValue
+
+    @Option(help: "Meetings are named PREFIX-0, PREFIX-1…, participants PREFIX-M-K.")
+    var meetingPrefix = "load"
+
     @Flag(help: "Print the report as JSON instead of a table.")
     var json = false
+
+    @Flag(help: "Write the once-a-second progress to stderr as JSON lines (totals, and per participant packets, loss and frames received) for scripts.")
+    var progressJSON = false
+
+    var leaveModes: [LeaveMode] {
+        get throws {
+            try leave.split(separator: ",").map { word in
+                guard let mode = LeaveMode(rawValue: word.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--leave: unknown mode \(word); modes: \(LeaveMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return mode
+            }
+        }
+    }
 
     func validate() throws {
         guard meetings >= 1, participants >= 1 else { throw ValidationError("--meetings and --participants must be at least 1") }
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
         guard !(whip && target == .janus) else { throw ValidationError("--whip is for Parley; Janus is driven through its VideoRoom API") }
         guard (1...120).contains(frameRate), videoBitrate >= 10_000 else { throw ValidationError("--frame-rate 1-120, --video-bitrate at least 10000") }
+        let modes = try leaveModes
+        guard !modes.isEmpty else { throw ValidationError("--leave needs at least one mode") }
+        guard !(whip && modes.contains(.dropSocket)) else { throw ValidationError("--leave drop-socket needs the signaling WebSocket; WHIP/WHEP has none") }
+        guard target == .parley || modes == [.allAtOnce] else { throw ValidationError("--leave is for Parley; Janus participants all leave at the end") }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+        guard !meetingPrefix.isEmpty, meetingPrefix.count <= 48, meetingPrefix.allSatisfy(allowed.contains) else {
+            throw ValidationError("--meeting-prefix: 1-48 of A-Z a-z 0-9 _ -")
+        }
     }
 
     func run() async throws {
@@ -81,13 +119,24 @@ struct Load: AsyncParsableCommand {
         configuration.target = target
         configuration.bindHost = bindHost
         configuration.mediaHost = mediaHost
+        configuration.leaveModes = try leaveModes
+        configuration.meetingPrefix = meetingPrefix
         let runner: LoadRunner
         do {
             runner = try LoadRunner(configuration: configuration, logger: Logger(label: "parley-load"))
         } catch {
             throw ValidationError(error.description)
         }
-        let report = await runner.run { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        let progressJSON = self.progressJSON
+        let report = await runner.run { progress in
+            var line = progress.line
+            if progressJSON {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                line = (try? String(decoding: encoder.encode(progress), as: UTF8.self)) ?? line
+            }
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
