@@ -216,9 +216,13 @@ def repository_seeds(corpus):
                 add_packet(corpus, data, plaintext=True)
 
 
+PARLEY_EXTENSIONS = ("sdes:mid", "rtp-stream-id", "ssrc-audio-level", "transport-wide-cc", "abs-send-time")
+
+
 def compact_offer(sdp):
-    """`sdp` with fewer codecs per m-line — Opus, RED, VP8, one H.264, one codec Parley refuses,
-    and their RTX — so that a whole Chromium offer fits the 8 KB inputs of the sdp fuzz target."""
+    """`sdp` with less in each m-line — Opus, RED, VP8, one H.264, one codec Parley refuses and
+    their RTX; the header extensions Parley reads and one it does not; one candidate — so that a
+    whole Chromium offer fits the 4 KB inputs of the fuzz targets (scripts/fuzz.sh)."""
     separator = "\r\n" if "\r\n" in sdp else "\n"
     sections = [[]]
     for line in sdp.split(separator):
@@ -243,17 +247,25 @@ def compact_offer(sdp):
         keep += [pt for pt, primary in apt.items() if primary in keep]
         kept = [pt for pt in section[0].split(" ")[3:] if pt in keep]
         out.append(" ".join(section[0].split(" ")[:3] + kept))
+        candidates = 0
         for line in section[1:]:
             match = re.match(r"a=(rtpmap|fmtp|rtcp-fb):(\d+) ", line)
-            if not match or match.group(2) in keep:
-                out.append(line)
+            if match and match.group(2) not in keep:
+                continue
+            if line.startswith("a=extmap:") and not any(name in line for name in PARLEY_EXTENSIONS):
+                continue
+            if line.startswith("a=candidate:"):
+                candidates += 1
+                if candidates > 1:
+                    continue
+            out.append(line)
     return separator.join(out)
 
 
 def add_offer_messages(corpus, sdp, sources=None):
     """An offer as the web client sends it and as `parley signal` hands it to an SFU; a long one
     also compacted (`compact_offer`)."""
-    if len(sdp) > 8192 and compact_offer(sdp) != sdp:
+    if len(sdp) > 4096 and compact_offer(sdp) != sdp:
         add_offer_messages(corpus, compact_offer(sdp), sources)
     size = len(sdp) // 4000
     corpus.add("sdp", sdp, large=True)

@@ -5,6 +5,8 @@ public struct Goodbye: Sendable, Equatable {
     public init(sources: [UInt32]) { self.sources = sources }
 
     public init(parsing bytes: UnsafeRawBufferPointer) throws(WireError) {
+        // The count is in the header: a buffer without one must not be read (fuzz/regressions/rtcp-bye).
+        guard bytes.count >= 4 else { throw .truncated("BYE header") }
         let count = Int(bytes[0] & 0x1F)
         guard bytes.count >= 4 + 4 * count else { throw .truncated("BYE with \(count) sources") }
         sources = (0..<count).map { bytes.readU32(at: 4 + 4 * $0) }

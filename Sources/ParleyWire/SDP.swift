@@ -92,8 +92,11 @@ public struct SDPAttribute: Sendable, Equatable {
     public init(_ name: String, _ value: String? = nil) { self.name = name; self.value = value }
 
     init(line: String) {
-        if let colon = line.utf8.firstIndex(of: UInt8(ascii: ":")) {
-            name = String(line[..<colon]); value = String(line[line.index(after: colon)...])
+        // Cut on the UTF-8 bytes: `index(after:)` on the String would step over a whole Character,
+        // and a combining mark after the colon would go with it (fuzz/regressions/sdp/).
+        let utf8 = line.utf8
+        if let colon = utf8.firstIndex(of: UInt8(ascii: ":")) {
+            name = String(Substring(utf8[..<colon])); value = String(Substring(utf8[utf8.index(after: colon)...]))
         } else {
             name = line; value = nil
         }

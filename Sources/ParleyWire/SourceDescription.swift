@@ -11,6 +11,8 @@ public struct SourceDescription: Sendable, Equatable {
     public init(chunks: [Chunk]) { self.chunks = chunks }
 
     public init(parsing bytes: UnsafeRawBufferPointer) throws(WireError) {
+        // The count is in the header: a buffer without one must not be read (fuzz/regressions/rtcp-sdes).
+        guard bytes.count >= 4 else { throw .truncated("SDES header") }
         let count = Int(bytes[0] & 0x1F)
         var offset = 4
         chunks = []
