@@ -24,6 +24,14 @@ import Testing
             .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
     }
 
+    /// Foundation's `Data(contentsOf:)` leaks the 4 KiB buffer it reads an empty file into
+    /// (swift-foundation's readBytesFromFile, seen under LeakSanitizer); empty inputs are kept
+    /// regressions (an empty RTCP packet), so they are read as what they are.
+    static func contents(of file: URL) throws -> Data {
+        let size = try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int ?? 0
+        return size == 0 ? Data() : try Data(contentsOf: file)
+    }
+
     @Test func everyTargetHasACorpusAndEveryCorpusATarget() throws {
         let targets = Set(FuzzTargets.all.keys)
         for name in Self.directories(in: "corpus") + Self.directories(in: "regressions") {
@@ -39,8 +47,7 @@ import Testing
         let run = try #require(FuzzTargets.all[target])
         let files = try Self.inputs("corpus", target) + Self.inputs("regressions", target)
         for file in files {
-            let data = try Data(contentsOf: file)
-            data.withUnsafeBytes { run($0) }
+            try Self.contents(of: file).withUnsafeBytes { run($0) }
         }
     }
 }
