@@ -401,15 +401,16 @@ public final class LoadRunner: Sendable {
     }
 
     private func progress(elapsed: Double) async -> LoadProgress {
-        let byParticipant = (try? await loop.submit { loop -> [String: LoadProgress.Participant] in
+        // One trip to the loop's thread for everything.
+        let (byParticipant, sent) = (try? await loop.submit { loop -> ([String: LoadProgress.Participant], Int) in
             // A participant may own several peers (Janus: one publishing, one subscribing).
-            Dictionary(grouping: loop.allPeers, by: \.label).mapValues { peers in
+            let byParticipant = Dictionary(grouping: loop.allPeers, by: \.label).mapValues { peers in
                 let streams = peers.flatMap { $0.received.values }
                 return LoadProgress.Participant(connected: peers.allSatisfy(\.isConnected), packetsReceived: streams.reduce(0) { $0 + $1.packets },
                                                 packetsLost: streams.reduce(0) { $0 + $1.lost }, framesReceived: peers.reduce(0) { $0 + $1.framesReceived })
             }
-        }) ?? [:]
-        let sent = (try? await loop.submit { loop in loop.allPeers.reduce(0) { $0 + $1.packetsSent } }) ?? 0
+            return (byParticipant, loop.allPeers.reduce(0) { $0 + $1.packetsSent })
+        }) ?? ([:], 0)
         let left = leaves.withLock { $0.values.filter { $0.leftAt != nil }.count }
         let values = byParticipant.values
         return LoadProgress(elapsedSeconds: elapsed, connected: values.filter(\.connected).count,

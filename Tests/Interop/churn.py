@@ -26,7 +26,7 @@ from collections import Counter
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import ARTIFACTS, PARLEY, ROOT, free_media_ports, free_port  # noqa: E402
+from conftest import PARLEY, ROOT, Server  # noqa: E402
 from test_whip_whep_aiortc import first_frame_of_size, http, play, publish  # noqa: E402  (also points aioice at 127.0.0.1)
 
 # What a sanitizer or the Swift runtime writes when something went wrong.
@@ -46,38 +46,12 @@ WHIP_MIXED = "all-at-once,one-by-one,mid-handshake,dtls-close"
 AIORTC_SIZE = (160, 120)
 
 
-class ServerProcess:
-    """`parley serve` (any build) on free loopback ports, its stderr in test-artifacts/NAME.log."""
+class ServerProcess(Server):
+    """`parley serve` (any build) as the churn drives it: its resources, and how it ends."""
 
     def __init__(self, binary, name, env=None, workers=2, log_level="info"):
-        if not os.path.exists(binary):
-            raise FileNotFoundError(binary)
-        self.http_port = free_port()
-        self.udp_port = free_media_ports(workers)
-        os.makedirs(ARTIFACTS, exist_ok=True)
-        self.log_path = os.path.join(ARTIFACTS, f"{name}.log")
-        self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [binary, "serve", "--workers", str(workers), "--http-port", str(self.http_port), "--udp-port", str(self.udp_port),
-             "--announce-ip", "127.0.0.1", "--web-root", os.path.join(ROOT, "Web"), "--log-level", log_level],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-        self.pid = self.process.pid
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"parley serve exited early ({self.process.returncode}); see {self.log_path}")
-            try:
-                self.health()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"parley serve did not answer /healthz; see {self.log_path}")
-                time.sleep(0.1)
-
-    def health(self):
-        with urllib.request.urlopen(self.url + "/healthz", timeout=5) as response:
-            return json.loads(response.read())
+        # A sanitizer build takes longer to answer its first /healthz.
+        super().__init__(name, workers=workers, binary=binary, env=env, log_level=log_level, start_timeout=30)
 
     def health_status(self):
         with urllib.request.urlopen(self.url + "/healthz", timeout=5) as response:

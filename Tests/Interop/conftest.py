@@ -53,7 +53,13 @@ def stop_process(process, timeout=10):
 
 
 class Server:
-    def __init__(self, name, workers=2, extra_args=(), announce_ip="127.0.0.1", http_host="127.0.0.1"):
+    """`parley serve` on free loopback ports, its output in test-artifacts/NAME.log; `binary`, `env`
+    and `log_level` for other builds (the churn test runs the AddressSanitizer one)."""
+
+    def __init__(self, name, workers=2, extra_args=(), announce_ip="127.0.0.1", http_host="127.0.0.1",
+                 binary=PARLEY, env=None, log_level="debug", start_timeout=20):
+        if not os.path.exists(binary):
+            raise FileNotFoundError(binary)
         self.http_port = free_port()
         self.udp_port = free_media_ports(workers)
         os.makedirs(ARTIFACTS, exist_ok=True)
@@ -61,15 +67,16 @@ class Server:
         self.log = open(self.log_path, "w")
         # The SFU binds every address, as `make run` does; inside the test namespace that is only lo.
         self.process = subprocess.Popen(
-            [PARLEY, "serve", "--http-port", str(self.http_port), "--udp-port", str(self.udp_port),
+            [binary, "serve", "--http-port", str(self.http_port), "--udp-port", str(self.udp_port),
              "--announce-ip", announce_ip, "--http-host", http_host, "--workers", str(workers),
-             "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug", *extra_args],
-            stdout=self.log, stderr=subprocess.STDOUT)
+             "--web-root", os.path.join(ROOT, "Web"), "--log-level", log_level, *extra_args],
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.pid = self.process.pid
         self.url = f"http://127.0.0.1:{self.http_port}"
-        deadline = time.time() + 20
+        deadline = time.time() + start_timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"parley exited early; see {self.log_path}")
+                raise RuntimeError(f"parley exited early ({self.process.returncode}); see {self.log_path}")
             try:
                 self.health()
                 return
@@ -78,7 +85,7 @@ class Server:
         raise RuntimeError(f"parley did not answer /healthz; see {self.log_path}")
 
     def health(self):
-        with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+        with urllib.request.urlopen(self.url + "/healthz", timeout=5) as response:
             return json.loads(response.read())
 
     def cpu_seconds(self):
