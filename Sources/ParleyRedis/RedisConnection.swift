@@ -154,7 +154,7 @@ final class RESPHandler: ChannelInboundHandler {
         guard let eventLoop else { preconditionFailure("RESPHandler used before it joined a pipeline") }
         guard !closed, let context else { return eventLoop.makeFailedFuture(RedisError.closed) }
         let promise = context.eventLoop.makePromise(of: RESPValue.self)
-        let scheduled = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+        let scheduled = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
             guard let self, self.pending.contains(where: { $0.promise.futureResult === promise.futureResult }) else { return }
             self.failAll(RedisError.timeout(description))
             context.close(promise: nil)
