@@ -36,6 +36,7 @@ struct GaplessNumbering {
     mutating func drop(_ incoming: UInt16) {
         if let newest, !isNewer(incoming, than: newest) { return }
         newest = incoming
+        forgetDropsFarBehind(incoming)
         offset = (offset &- 1) & mask
         if dropsCount == Self.capacity {
             dropsStart = (dropsStart + 1) % Self.capacity
@@ -47,8 +48,21 @@ struct GaplessNumbering {
 
     /// The outgoing number for a forwarded incoming one.
     mutating func outgoing(_ incoming: UInt16) -> UInt16 {
-        if newest.map({ isNewer(incoming, than: $0) }) ?? true { newest = incoming }
+        if newest.map({ isNewer(incoming, than: $0) }) ?? true {
+            newest = incoming
+            forgetDropsFarBehind(incoming)
+        }
         return (incoming &+ offset(for: incoming)) & mask
+    }
+
+    /// Drops more than a quarter of the number space behind the newest are forgotten: half the
+    /// space on, a remembered drop would look newer than the incoming numbers again and lend them
+    /// an old offset. Numbers that late are not forwarded anyway.
+    private mutating func forgetDropsFarBehind(_ newest: UInt16) {
+        while dropsCount > 0, (newest &- drops[dropsStart].dropped) & mask > mask / 4 {
+            dropsStart = (dropsStart + 1) % Self.capacity
+            dropsCount -= 1
+        }
     }
 
     /// The incoming number an outgoing one was made from (for a retransmission request).

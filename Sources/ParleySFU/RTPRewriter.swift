@@ -7,8 +7,12 @@ import ParleyTransport
 struct RTPRewriter {
     private var sequences = GaplessNumbering(mask: 0xFFFF)
     private var timestampOffset: UInt32 = 0
-    /// First incoming sequence number of the current source; older packets are dropped.
+    /// First incoming sequence number of the current source; older packets are dropped. It
+    /// trails the newest by at most `syncWindow`: a fixed one would look newer than every packet
+    /// once the stream is half the sequence space past it, and those 32,768 packets would be
+    /// dropped (found by the 30-minute soak: audio silent from minute 11 to 22).
     private var syncSequence: UInt16 = 0
+    static let syncWindow: UInt16 = 0x4000
     private var needsSync = true
     private var started = false
     private(set) var lastSequence: UInt16 = 0
@@ -35,6 +39,9 @@ struct RTPRewriter {
             needsSync = false
         } else if SequenceNumber.isNewer(syncSequence, than: sequence) {
             return nil
+        }
+        if sequence &- syncSequence > Self.syncWindow, SequenceNumber.isNewer(sequence, than: syncSequence) {
+            syncSequence = sequence &- Self.syncWindow
         }
         let outSequence = sequences.outgoing(sequence)
         let outTimestamp = timestamp &+ timestampOffset

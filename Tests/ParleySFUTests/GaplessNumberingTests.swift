@@ -17,6 +17,28 @@ import Testing
         #expect([109, 110, 111, 112].map { numbering.incoming(of: $0) } == [9, 10, 13, 15])
     }
 
+    /// A drop remembered from long ago must not lend its offset to numbers half the space later,
+    /// when it would look newer than them again (for 16-bit sequence numbers and 7-bit picture IDs).
+    @Test(arguments: [UInt16(0xFFFF), 0x7FFF, 0x7F])
+    func oldDropsDoNotRenumberTheStreamLater(mask: UInt16) {
+        var numbering = GaplessNumbering(mask: mask)
+        numbering.reset(offset: 0)
+        _ = numbering.outgoing(0)
+        numbering.drop(1)
+        numbering.drop(3)
+        var previous = numbering.outgoing(2)
+        #expect(numbering.outgoing(4) == (previous &+ 1) & mask)
+        previous = (previous &+ 1) & mask
+        for step in 5..<(Int(mask) * 3) {
+            let out = numbering.outgoing(UInt16(truncatingIfNeeded: step) & mask)
+            if out != (previous &+ 1) & mask {
+                Issue.record("number \(step): outgoing \(out) after \(previous)")
+                return
+            }
+            previous = out
+        }
+    }
+
     @Test func fifteenBitPictureIDsWrap() {
         var numbering = GaplessNumbering(mask: 0x7FFF)
         numbering.reset(offset: 0)

@@ -27,6 +27,30 @@ import Testing
         #expect(rewriter.incomingSequence(of: first.sequence &- 1) == nil)
     }
 
+    /// The soak found audio dropped for 32,768 packets once a stream had gone half the sequence
+    /// space past the packet it started with (its sync point looked newer than everything).
+    @Test func aStreamIsForwardedWholeForLongerThanTheSequenceSpace() {
+        var rewriter = RTPRewriter()
+        var last: UInt16?
+        for i in 0..<140_000 {
+            let sequence = UInt16(truncatingIfNeeded: 40_000 + i)
+            guard let out = rewriter.rewrite(sequence: sequence, timestamp: UInt32(i) * 960, now: UInt64(i) * 20_000_000, clockRate: 48000) else {
+                Issue.record("packet \(i) (sequence \(sequence)) was dropped")
+                return
+            }
+            if let last, out.sequence != last &+ 1 {
+                Issue.record("packet \(i): outgoing \(out.sequence) after \(last)")
+                return
+            }
+            last = out.sequence
+        }
+        // Late packets are still forwarded and map back; one from further back than anything useful is not.
+        let newest = UInt16(truncatingIfNeeded: 40_000 + 139_999)
+        #expect(rewriter.rewrite(sequence: newest &- 100, timestamp: 0, now: 2_800_000_000_000, clockRate: 48000) != nil)
+        #expect(rewriter.incomingSequence(of: last! &- 100) == newest &- 100)
+        #expect(rewriter.rewrite(sequence: newest &- 30_000, timestamp: 0, now: 2_800_000_000_000, clockRate: 48000) == nil)
+    }
+
     @Test func keyframeRequestsAreThrottledAndRememberedWithinTheInterval() {
         var throttle = KeyframeRequestThrottle(interval: .milliseconds(300))
         let answers = [throttle.request(now: 0), throttle.request(now: .milliseconds(100)), throttle.poll(now: .milliseconds(200)),
