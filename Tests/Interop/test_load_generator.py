@@ -61,3 +61,20 @@ def test_load_generator_over_whip_and_whep(parley):
     assert len(players) == 4
     for player in players:
         assert player["streamsReceived"] == 2 and player["packetsReceived"] > 150, player
+
+
+@pytest.mark.timeout(120)
+def test_a_stream_keeps_flowing_past_half_the_sequence_space(parley):
+    """A forwarded stream used to go silent for 32,768 packets once it had gone half the 16-bit
+    sequence space past its first packet (found by the 30-minute soak, audio at minute 11). Video
+    at 16 Mb/s crosses that point in about 17 s."""
+    result = run_load("--url", parley.url, "--participants", "2", "--video-bitrate", "16000000", "--frame-rate", "30",
+                      "--duration", "28", "--json", timeout=90)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    sent = {p["name"]: p["packetsSent"] for p in report["participants"]}
+    for participant in report["participants"]:
+        other = next(n for n in sent if n != participant["name"])
+        assert sent[other] > 40_000, "the stream did not get far enough to cross 2^15 packets"
+        # Everything the other sent arrives, bar the last moment's packets in flight.
+        assert participant["packetsReceived"] >= 0.98 * sent[other], (participant, sent[other])
