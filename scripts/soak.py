@@ -9,7 +9,8 @@ third's averages with the first third's: memory may grow by at most 10 % + 8 MiB
 caches and histograms settle in the first minutes), descriptors by 5 and threads by 2 (each
 signaling connection holds one descriptor and the churn's phase is the same in both thirds, since
 they span whole minutes). The exit code is 1 if anything grew past that, a churn wave went wrong,
-the steady meetings' loss rose, or the server did not exit 0 on SIGTERM.
+the steady meetings' loss rose or a minute of theirs received 10 % fewer packets a second than
+before the churn (a silent stream shows no loss), or the server did not exit 0 on SIGTERM.
 """
 import asyncio
 import csv
@@ -26,6 +27,7 @@ COLUMNS = ("elapsed_s", "rss_mib", "fds", "threads", "transports", "participants
 # What "flat" allows between the first and the last third (see the docstring).
 TOLERANCE = {"rss_mib": lambda first: first * 0.10 + 8, "fds": lambda first: 5, "threads": lambda first: 2}
 LOSS_MARGIN = 0.5  # percentage points, as in test_churn.py
+RATE_MARGIN = 0.10  # a minute may receive 10 % fewer packets a second than the quiet seconds before the churn
 
 
 def sample(server, started):
@@ -63,10 +65,20 @@ async def soak(server, minutes):
         await asyncio.sleep(8)
         quiet = steady.window(quiet_started, time.monotonic())
         churn_started = time.monotonic()
+        quiet_rate = quiet["received"] / max(quiet["seconds"], 1e-9)
         for minute in range(minutes):
+            minute_started = time.monotonic()
             await churn.minute(minute)
+            # Loss alone misses a stream that goes silent (nothing newer arrives to show the gap):
+            # the steady meetings must keep receiving at the quiet rate, minute by minute.
+            this_minute = steady.window(minute_started, time.monotonic())
+            rate = this_minute["received"] / max(this_minute["seconds"], 1e-9)
+            if rate < (1 - RATE_MARGIN) * quiet_rate:
+                churn.problem(f"minute {minute + 1}: the steady meetings received {rate:.0f} packets/s, "
+                              f"{quiet_rate:.0f} before the churn")
             print(f"[soak] minute {minute + 1}/{minutes}: {sum(churn.peers.values())} peers so far, {len(churn.problems)} problems, "
-                  f"steady loss so far {steady.window(churn_started, time.monotonic())['loss_percent']:.3f} %", flush=True)
+                  f"steady loss so far {steady.window(churn_started, time.monotonic())['loss_percent']:.3f} %, "
+                  f"received {rate:.0f} packets/s (quiet: {quiet_rate:.0f})", flush=True)
         during = steady.window(churn_started, time.monotonic())
         churn_window = (churn_started - started, time.monotonic() - started)
         health = await settled(server, STEADY_MEETINGS * STEADY_PARTICIPANTS)
