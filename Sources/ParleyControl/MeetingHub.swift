@@ -671,13 +671,13 @@ public actor MeetingHub {
         return meeting.participants.values.sorted { ($0.joinedAt, $0.info.id) < ($1.joinedAt, $1.info.id) }.map(\.info)
     }
 
-    /// Whether this participant is in the meeting through this node (and through this
-    /// connection, when one is named).
     /// Whether this node knows that `participantID` was removed from the meeting (and is kept out).
     public func hasRemoved(meeting: String, participantID: String) -> Bool {
         meetings[meeting]?.removed.values.contains(participantID) ?? false
     }
 
+    /// Whether this participant is in the meeting through this node (and through this
+    /// connection, when one is named).
     public func contains(meeting: String, participantID: String, connection: String? = nil) -> Bool {
         guard meetings[meeting]?.participants[participantID]?.node == nodeID else { return false }
         guard let connection, let holder = meetings[meeting]?.holders[participantID] else { return true }

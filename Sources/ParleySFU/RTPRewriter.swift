@@ -40,7 +40,8 @@ struct RTPRewriter {
         } else if SequenceNumber.isNewer(syncSequence, than: sequence) {
             return nil
         }
-        if sequence &- syncSequence > Self.syncWindow, SequenceNumber.isNewer(sequence, than: syncSequence) {
+        // Packets older than the sync point returned above: this one is at most half the space past it.
+        if sequence &- syncSequence > Self.syncWindow {
             syncSequence = sequence &- Self.syncWindow
         }
         let outSequence = sequences.outgoing(sequence)

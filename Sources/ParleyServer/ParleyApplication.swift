@@ -54,7 +54,7 @@ public struct ParleyServer: Sendable {
         let app = Application(
             router: makeRouter(),
             server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: ClientMessage.maximumSize)),
-                                           shouldUpgrade: { [self] request, channel, logger in upgradeSignalingSocket(request, channel: channel, logger: logger) }),
+                                           shouldUpgrade: { [self] request, channel, _ in upgradeSignalingSocket(request, channel: channel) }),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "parley"),
             onServerRunning: { [logger, configuration] channel in
                 logger.info("Parley serving", metadata: [
@@ -121,7 +121,7 @@ public struct ParleyServer: Sendable {
     /// Upgrades `GET /ws` to the signaling WebSocket. Not through hummingbird-websocket's router:
     /// its request context keeps itself alive in a cycle, one leak per connection (2.8.1,
     /// WebSocketRouter.swift:95), which LeakSanitizer would then have to be told to overlook.
-    func upgradeSignalingSocket(_ request: HTTPRequest, channel: any Channel, logger: Logger)
+    func upgradeSignalingSocket(_ request: HTTPRequest, channel: any Channel)
         -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         guard request.method == .get, request.path?.split(separator: "?", maxSplits: 1).first == "/ws" else { return .dontUpgrade }
         let address = forwardedClientAddress(peer: channel.remoteAddress, request.headerFields, trustedProxies: configuration.trustedProxies)
