@@ -13,8 +13,10 @@ let package = Package(
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "parley-ceiling", targets: ["parley-ceiling"]),
         // For the micro-benchmarks in bench/micro, a package of their own.
+        .library(name: "ParleyBase", targets: ["ParleyBase"]),
         .library(name: "ParleyWire", targets: ["ParleyWire"]),
         .library(name: "ParleyTransport", targets: ["ParleyTransport"]),
+        .library(name: "ParleyMediaAPI", targets: ["ParleyMediaAPI"]),
         .library(name: "ParleySFU", targets: ["ParleySFU"]),
         .library(name: "ParleyLoad", targets: ["ParleyLoad"]),
         // For the libFuzzer executables in fuzz/, a package of its own (built with -sanitize=fuzzer).
@@ -39,15 +41,25 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
         .target(name: "CParleySocket"),
-        .target(name: "ParleyWire", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+        // Below everything: clocks, PeerAddress, RandomToken, joined threads and OpenSSL's one-time set-up.
+        .target(name: "ParleyBase", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "ParleyWire", dependencies: ["ParleyBase", "COpenSSL"], swiftSettings: swiftSettings),
         .target(
             name: "ParleyTransport",
-            dependencies: ["ParleyWire", "COpenSSL", "CSRTP"],
+            dependencies: ["ParleyBase", "ParleyWire", "COpenSSL", "CSRTP"],
             swiftSettings: swiftSettings
         ),
+        // What the other planes know of the media plane: the MediaServer protocol and its types.
+        .target(name: "ParleyMediaAPI", dependencies: ["ParleyBase", "ParleyWire"], swiftSettings: swiftSettings),
+        // The media core, sans I/O: no socket, no thread, no clock of its own.
+        .target(name: "ParleySFU", dependencies: ["ParleyBase", "ParleyWire", "ParleyTransport", "ParleyMediaAPI"], swiftSettings: swiftSettings),
+        // The SFU process: worker loops that own the sockets (UDP mmsg batches, ICE-TCP) and drive the core.
         .target(
-            name: "ParleySFU",
-            dependencies: ["ParleyWire", "ParleyTransport", "CParleySocket", .product(name: "Logging", package: "swift-log")],
+            name: "ParleyMediaNode",
+            dependencies: [
+                "ParleyBase", "ParleyWire", "ParleyTransport", "ParleyMediaAPI", "ParleySFU", "CParleySocket",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -71,13 +83,13 @@ let package = Package(
         ),
         .target(
             name: "ParleyControl",
-            dependencies: ["ParleyAccess", "ParleySFU", "ParleyWire", "ParleyTransport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ParleyAccess", "ParleyBase", "ParleyMediaAPI", "ParleyWire", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "ParleyServer",
             dependencies: [
-                "ParleyAccess", "ParleyControl", "ParleySFU", "ParleyTransport", "ParleyCluster", "ParleyRedis",
+                "ParleyAccess", "ParleyBase", "ParleyControl", "ParleyMediaAPI", "ParleyMediaNode", "ParleyCluster", "ParleyRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -91,7 +103,7 @@ let package = Package(
         .target(
             name: "ParleyLoad",
             dependencies: [
-                "ParleyWire", "ParleyTransport", "CParleySocket",
+                "ParleyBase", "ParleyWire", "ParleyTransport", "CParleySocket",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -103,36 +115,37 @@ let package = Package(
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyServer", "ParleyLoad", "ParleyAccess", "ParleyCluster", "ParleyRedis", "ParleySFU",
+                "ParleyServer", "ParleyLoad", "ParleyAccess", "ParleyCluster", "ParleyRedis", "ParleyMediaNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "parley-ceiling", dependencies: ["CParleySocket", "ParleyTransport"], swiftSettings: swiftSettings),
+        .executableTarget(name: "parley-ceiling", dependencies: ["CParleySocket", "ParleyBase", "ParleyTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyBaseTests", dependencies: ["ParleyBase"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire", "ParleyTestSupport"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyTransport", "ParleyTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleySFU", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyBase", "ParleyTransport", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleyBase", "ParleyMediaAPI", "ParleySFU", "ParleyMediaNode", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
         .target(
             name: "ParleyCluster",
-            dependencies: ["ParleyRedis", "ParleySFU", "ParleyControl", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ParleyRedis", "ParleyBase", "ParleyMediaAPI", "ParleyControl", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Helpers the tests share (a real redis-server on a free port); never linked into parley.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyRedis"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "ParleyRedisTests", dependencies: ["ParleyRedis", "ParleyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport", "ParleyControl", "ParleySFU",
+        .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport", "ParleyControl", "ParleyMediaAPI",
                                                            .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleySFU", "ParleyAccess", "ParleyTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyTransport", "ParleyWire", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleyMediaAPI", "ParleyBase", "ParleyAccess", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyBase", "ParleyMediaAPI", "ParleyTransport", "ParleyWire", "ParleyTestSupport"], swiftSettings: swiftSettings),
         // One entry point per network parser: fuzz/ fuzzes them, ParleyFuzzTargetsTests replays fuzz/corpus and fuzz/regressions.
         // (The media plane's apart: without SwiftNIO and Hummingbird linked in, libFuzzer runs them ten times faster.)
-        .target(name: "ParleyMediaFuzzTargets", dependencies: ["ParleyWire", "ParleyTransport", "ParleySFU"], swiftSettings: swiftSettings),
+        .target(name: "ParleyMediaFuzzTargets", dependencies: ["ParleyBase", "ParleyWire", "ParleyTransport", "ParleyMediaAPI", "ParleySFU"], swiftSettings: swiftSettings),
         .target(
             name: "ParleyFuzzTargets",
             dependencies: [
-                "ParleyMediaFuzzTargets", "ParleyWire", "ParleySFU", "ParleyControl", "ParleyRedis", "ParleyServer",
+                "ParleyMediaFuzzTargets", "ParleyWire", "ParleyMediaAPI", "ParleyControl", "ParleyRedis", "ParleyServer",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -3,8 +3,8 @@ import Foundation
 import FoundationNetworking
 #endif
 import Logging
+import ParleyMediaAPI
 import ParleyRedis
-import ParleySFU
 import Synchronization
 
 /// The media plane as a signaling node sees it in a cluster: each meeting's SFU from the room

@@ -1,6 +1,6 @@
 import Foundation
 import ParleyAccess
-import ParleyTransport
+import ParleyBase
 
 /// The server's checks on every way into a meeting (signaling, the token API, WHIP, WHEP):
 /// access tokens, passwords, invite links, sign-in and email domains, with failed attempts

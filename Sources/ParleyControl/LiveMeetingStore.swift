@@ -1,5 +1,5 @@
 import Foundation
-import ParleySFU
+import ParleyMediaAPI
 
 /// A participant as every signaling node holds it: what clients see, what the rules need, and
 /// which node holds its connection.

@@ -1,6 +1,6 @@
 import Foundation
-import ParleySFU
-import ParleyTransport
+import ParleyBase
+import ParleyMediaAPI
 
 /// Where a participant's messages go: a web client's WebSocket queue, or nowhere (WHIP).
 public typealias MessageSink = @Sendable (OutgoingMessage) -> Void

@@ -1,5 +1,4 @@
 import Foundation
-import ParleySFU
 
 /// A meeting's security settings, as the API takes and shows them (the password is write-only:
 /// it is kept as a bcrypt hash and shown as `hasPassword`).

@@ -1,6 +1,6 @@
 import Foundation
 import ParleyAccess
-import ParleySFU
+import ParleyMediaAPI
 
 /// Version of the WebSocket signaling protocol (docs/signaling.md).
 public let signalingProtocolVersion = 1

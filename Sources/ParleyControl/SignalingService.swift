@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import ParleyAccess
-import ParleySFU
-import ParleyTransport
+import ParleyBase
+import ParleyMediaAPI
 import ParleyWire
 
 /// What one signaling connection has become: nothing yet, waiting, or a participant of a meeting.

@@ -1,8 +1,8 @@
 import Foundation
 import ParleyControl
+import ParleyMediaAPI
 import ParleyMediaFuzzTargets
 import ParleyServer
-import ParleySFU
 
 /// JSON request bodies of the meetings API and the SFU control API, decoded as the routes
 /// decode them and then validated as the routes go on to do. The first input byte picks the

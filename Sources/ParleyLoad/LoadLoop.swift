@@ -1,5 +1,6 @@
 import CParleySocket
 import Foundation
+import ParleyBase
 import ParleyTransport
 import Synchronization
 

@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdWSClient
 import NIOWebSocket
+import ParleyBase
 import ParleyTransport
 import Synchronization
 

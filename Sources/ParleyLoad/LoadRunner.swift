@@ -6,6 +6,7 @@ import Histogram
 import HummingbirdWSClient
 import NIOWebSocket
 import Logging
+import ParleyBase
 import ParleyTransport
 
 /// `parley load` settings; the option names are the interface later tests use.

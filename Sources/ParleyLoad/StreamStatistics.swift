@@ -1,4 +1,5 @@
 import Histogram
+import ParleyBase
 import ParleyTransport
 
 /// What one participant measured of one stream it received.

@@ -1,3 +1,5 @@
+import ParleyBase
+import ParleyMediaAPI
 import ParleySFU
 import ParleyTransport
 import ParleyWire
@@ -67,7 +69,7 @@ package enum SDPTarget {
     /// web client does, offer the same again on that transport, then let a WHEP player into the
     /// meeting. Every answer must parse and match the offer's m-lines.
     static func negotiate(_ offer: SessionDescription, role: TransportRole, renegotiate: Bool) {
-        let core = WorkerCore(announceAddress: "192.0.2.1", port: 40_000, dtlsContext: dtlsContext, events: { _ in })
+        let core = WorkerCore(announceAddress: "192.0.2.1", port: 40_000, dtlsContext: dtlsContext, ntpClock: NTPClock(ntp: 3_900_000_000 << 32, at: 0), events: { _ in })
         let output = CollectingOutput()
         defer { core.closeAll(reason: "fuzz input done", now: 9_000_000, output: output) }
         let request = NegotiationRequest(meetingID: "m", participantID: "p", transportID: nil, role: role, offer: offer)

@@ -1,3 +1,4 @@
+import ParleyBase
 import ParleyTransport
 import ParleyWire
 

@@ -1,3 +1,4 @@
+import ParleyMediaAPI
 import ParleyTransport
 
 /// Loudness of one audio producer from the audio-level header extension (RFC 6464: the level in

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyBase
 import ParleyTransport
 
 /// What one transport-wide feedback says of one packet we sent: when it left, its size, and when

@@ -1,3 +1,5 @@
+import ParleyBase
+import ParleyMediaAPI
 import ParleyWire
 import ParleyTransport
 

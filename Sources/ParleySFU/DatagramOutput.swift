@@ -1,3 +1,4 @@
+import ParleyBase
 import ParleyTransport
 
 /// Where the SFU writes datagrams. The worker loop implements it with preallocated slots flushed

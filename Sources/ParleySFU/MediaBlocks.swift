@@ -1,12 +1,6 @@
-/// What a host stopped a participant from sending: the SFU drops it however the client behaves.
-public enum BlockedMedia: String, Sendable, Hashable, Codable, CaseIterable {
-    /// Microphone (every audio producer).
-    case audio
-    /// Camera (video that is not a screen share).
-    case video
-    /// Screen share.
-    case screen
+import ParleyMediaAPI
 
+extension BlockedMedia {
     static func category(of producer: Producer) -> BlockedMedia {
         switch producer.kind {
         case .audio: return .audio

@@ -1,10 +1,8 @@
 import Foundation
+import ParleyBase
+import ParleyMediaAPI
 import ParleyWire
 import ParleyTransport
-
-public enum MediaKind: String, Sendable, Codable {
-    case audio, video
-}
 
 /// Header extensions the SFU reads or writes, by URI (RFC 8285 registrations).
 public enum HeaderExtensionURI {

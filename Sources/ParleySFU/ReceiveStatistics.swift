@@ -1,3 +1,4 @@
+import ParleyBase
 import ParleyWire
 import ParleyTransport
 

@@ -1,8 +1,10 @@
+import ParleyBase
+import ParleyMediaAPI
 import ParleyTransport
 
 /// One meeting on one worker (mediasoup's Router): its transports and which Consumer is fed by
 /// which Producer.
-public final class Router {
+final class Router {
     public let meetingID: String
     var transports: [String: WebRtcTransport] = [:]
     /// Every live producer, oldest first.

@@ -1,11 +1,6 @@
+import ParleyBase
+import ParleyMediaAPI
 import ParleyTransport
-
-/// How large a subscriber shows one received video, in device pixels.
-public struct VideoSize: Sendable, Codable, Equatable {
-    public var width: Int
-    public var height: Int
-    public init(width: Int, height: Int) { self.width = width; self.height = height }
-}
 
 extension WorkerCore {
     /// How often layers are chosen again from what publishers send (paused layers go quiet).

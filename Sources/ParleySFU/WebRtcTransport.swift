@@ -1,15 +1,7 @@
+import ParleyBase
+import ParleyMediaAPI
 import ParleyWire
 import ParleyTransport
-
-/// Who is on the other end of a transport, which decides how its offers are answered.
-public enum TransportRole: String, Sendable, Codable {
-    /// A web client: publishes its tracks and subscribes to the others' on one peer connection.
-    case participant
-    /// A WHIP client: publishes only.
-    case whip
-    /// A WHEP client: plays the meeting's most recent publisher.
-    case whep
-}
 
 /// One peer connection on the SFU (mediasoup's WebRtcTransport): the secure transport plus the
 /// Producers and Consumers negotiated on it, and its RTCP.
@@ -199,7 +191,7 @@ public final class WebRtcTransport {
     }
 
     /// Timers: DTLS retransmission, consent, keyframe requests, and RTCP reports once a second.
-    func tick(now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+    func tick(now: Nanoseconds, ntpClock: NTPClock, output: any DatagramOutput, counters: inout PacketCounters) {
         secure.handleTimeout(now: now)
         flushOutbox(output: output)
         guard isConnected else { return }
@@ -219,12 +211,11 @@ public final class WebRtcTransport {
         }
         guard now >= nextReportAt else { return }
         nextReportAt = now + .seconds(1)
-        sendReports(now: now, output: output)
+        sendReports(now: now, ntp: ntpClock.ntp(at: now), output: output)
     }
 
-    private func sendReports(now: Nanoseconds, output: any DatagramOutput) {
+    private func sendReports(now: Nanoseconds, ntp: UInt64, output: any DatagramOutput) {
         var bytes: [UInt8] = []
-        let ntp = WallClock.ntpNow()
         var senderSSRCs: [UInt32] = []
         for consumer in consumers {
             guard let report = consumer.senderReport(now: now, ntp: ntp) else { continue }

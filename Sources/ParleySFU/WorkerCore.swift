@@ -1,24 +1,10 @@
+import ParleyBase
+import ParleyMediaAPI
 import ParleyWire
 import ParleyTransport
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// What the SFU tells the control plane.
-public enum SFUEvent: Sendable, Equatable, Codable {
-    case transportConnected(meetingID: String, participantID: String, transportID: String)
-    case transportClosed(meetingID: String, participantID: String, transportID: String, reason: String)
-    /// A participant's receiving mids show other tracks now (a source left, another took its place).
-    case assignmentsChanged(meetingID: String, update: AssignmentUpdate)
-    /// Simulcast: which layers (rids) of a publisher's track somebody receives; the publisher
-    /// pauses the others.
-    case layersWanted(meetingID: String, participantID: String, mid: String, rids: [String])
-    /// The participant now speaking in a meeting (the loudest, held for half a second).
-    case activeSpeaker(meetingID: String, participantID: String)
-    /// The receiving video mids of a participant that are paused because its bandwidth estimate
-    /// leaves no room for them (the whole list, each time it changes); audio is never paused.
-    case videoPaused(meetingID: String, participantID: String, mids: [String])
-}
 
 /// The protocol core of one worker, free of I/O: demultiplexes datagrams to transports (RFC 7983,
 /// then STUN USERNAME, then remote address), runs the timers and answers offers. The `Worker`
@@ -36,14 +22,18 @@ public final class WorkerCore {
     /// Host controls: per meeting, per participant, what the SFU must not forward.
     var blockedMedia: [String: [String: Set<BlockedMedia>]] = [:]
     public var counters = PacketCounters()
+    /// The wall clock of sender reports, which the loop keeps set (the core reads no clock).
+    public var ntpClock: NTPClock
     var nextLayerCheckAt: Nanoseconds = 0
     let emit: (SFUEvent) -> Void
     /// The loop thread driving this core, once one does: the transports' OpenSSL and libsrtp2
     /// objects are made, used and freed on it alone (checked in debug builds).
     private var ownerThread: pthread_t?
 
-    public init(announceAddress: String, port: UInt16, iceTCP: Bool = false, dtlsContext: DTLSContext, events: @escaping (SFUEvent) -> Void) {
+    public init(announceAddress: String, port: UInt16, iceTCP: Bool = false, dtlsContext: DTLSContext, ntpClock: NTPClock,
+                events: @escaping (SFUEvent) -> Void) {
         self.announceAddress = announceAddress
+        self.ntpClock = ntpClock
         self.port = port
         self.iceTCP = iceTCP
         self.dtlsContext = dtlsContext
@@ -142,7 +132,7 @@ public final class WorkerCore {
         // made only when there is one (this runs 50 times a second).
         var ended: [WebRtcTransport]?
         for transport in transports.values {
-            transport.tick(now: now, output: output, counters: &counters)
+            transport.tick(now: now, ntpClock: ntpClock, output: output, counters: &counters)
             switch transport.secure.state {
             case .failed, .closed: ended = (ended ?? []) + [transport]
             default: checkState(transport, now: now, output: output)

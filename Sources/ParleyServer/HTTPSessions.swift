@@ -1,5 +1,5 @@
+import ParleyBase
 import ParleyControl
-import ParleyTransport
 
 /// WHIP and WHEP sessions by the id in their `Location`, so `DELETE` can end them. In a cluster
 /// they are also kept in the shared store, so any signaling node can end any session.

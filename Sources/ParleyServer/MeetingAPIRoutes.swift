@@ -2,9 +2,8 @@ import Foundation
 import Hummingbird
 import NIOCore
 import ParleyAccess
+import ParleyBase
 import ParleyControl
-import ParleySFU
-import ParleyTransport
 
 /// The meetings API (docs/api.md, docs/openapi.yaml): create meetings, change their settings as
 /// a host, get access tokens by passing a meeting's checks, read reports.

@@ -6,8 +6,8 @@ import NIOCore
 import NIOWebSocket
 import ParleyAccess
 import ParleyControl
-import ParleySFU
-import ParleyTransport
+import ParleyMediaAPI
+import ParleyMediaNode
 import ServiceLifecycle
 import UnixSignals
 

@@ -3,8 +3,9 @@ import Hummingbird
 import Logging
 import NIOCore
 import ParleyCluster
+import ParleyMediaAPI
 import ParleyRedis
-import ParleySFU
+import ParleyMediaNode
 import ServiceLifecycle
 import UnixSignals
 

@@ -1,7 +1,7 @@
 import Foundation
 import ParleyAccess
 import ParleyControl
-import ParleySFU
+import ParleyMediaNode
 
 /// Everything `parley serve` is configured with (flags; see `parley serve --help`).
 public struct ServerConfiguration: Sendable {

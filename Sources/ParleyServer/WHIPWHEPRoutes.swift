@@ -1,9 +1,9 @@
 import Hummingbird
 import NIOCore
 import NIOWebSocket
+import ParleyBase
 import ParleyControl
-import ParleySFU
-import ParleyTransport
+import ParleyMediaAPI
 
 /// WHIP (RFC 9725) and WHEP: `POST` an SDP offer, get `201 Created` with the answer and a
 /// `Location` to `DELETE`. CORS lets browser clients of other origins use them.

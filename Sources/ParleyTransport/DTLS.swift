@@ -2,6 +2,7 @@ import COpenSSL
 #if canImport(Glibc)
 import Glibc
 #endif
+import ParleyBase
 import ParleyWire
 import Synchronization
 

@@ -1,3 +1,4 @@
+import ParleyBase
 import ParleyWire
 
 /// Tracks the sequence numbers missing from a received stream (at the SFU a publisher's, in the

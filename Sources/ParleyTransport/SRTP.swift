@@ -1,4 +1,5 @@
 import CSRTP
+import ParleyBase
 import ParleyWire
 import Synchronization
 

@@ -1,3 +1,4 @@
+import ParleyBase
 import ParleyWire
 
 /// One peer connection's security stack: ICE-lite, then DTLS, then SRTP. Sans-I/O: the caller feeds

@@ -1,4 +1,5 @@
 import COpenSSL
+import ParleyBase
 
 /// CRC-32 (ISO 3309, as STUN's FINGERPRINT uses it).
 public enum CRC32 {

@@ -4,7 +4,7 @@ import Logging
 import ParleyAccess
 import ParleyCluster
 import ParleyRedis
-import ParleySFU
+import ParleyMediaNode
 import ParleyServer
 
 @main

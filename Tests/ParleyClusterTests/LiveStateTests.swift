@@ -3,8 +3,8 @@ import Logging
 import Testing
 @testable import ParleyCluster
 import ParleyControl
+import ParleyMediaAPI
 import ParleyRedis
-import ParleySFU
 import ParleyTestSupport
 import Synchronization
 

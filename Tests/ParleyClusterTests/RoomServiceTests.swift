@@ -1,9 +1,9 @@
 import Foundation
 import Logging
+import ParleyMediaAPI
 import Testing
 @testable import ParleyCluster
 import ParleyControl
-import ParleySFU
 import Synchronization
 import ParleyRedis
 import ParleyTestSupport

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import ParleyAccess
 @testable import ParleyControl
-import ParleySFU
+import ParleyMediaAPI
 
 /// The server's rules for getting into a meeting, attacked directly (no HTTP in between).
 @Suite struct GatekeeperTests {

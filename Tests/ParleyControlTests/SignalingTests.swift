@@ -1,9 +1,9 @@
 import Foundation
+import ParleyMediaAPI
 import ParleyTestSupport
 import Synchronization
 import Testing
 @testable import ParleyControl
-import ParleySFU
 
 @Suite struct SignalingMessageTests {
     @Test func clientMessagesDecodeByType() throws {

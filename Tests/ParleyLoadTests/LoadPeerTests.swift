@@ -1,4 +1,6 @@
 import Histogram
+import ParleyBase
+import ParleyMediaAPI
 import Testing
 import ParleySFU
 import ParleyTransport
@@ -10,7 +12,7 @@ final class Harness {
     let sfuAddress = PeerAddress(ipv4: (127, 0, 0, 1), port: 40000)
     let output = CollectingOutput()
     var now: Nanoseconds = .seconds(100)
-    let core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()), events: { _ in })
+    let core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()), ntpClock: NTPClock(ntp: 3_900_000_000 << 32, at: 0), events: { _ in })
     var peers: [(peer: LoadPeer, address: PeerAddress)] = []
     /// Every n-th media datagram from the SFU is dropped (0: none), and every n-th to it.
     var dropEvery = 0

@@ -1,4 +1,7 @@
 import Logging
+import ParleyBase
+import ParleyMediaAPI
+import ParleyMediaNode
 import ParleySFU
 import ParleyTransport
 import ParleyWire

@@ -1,3 +1,5 @@
+import ParleyBase
+import ParleyMediaAPI
 import ParleyTransport
 import ParleyWire
 @testable import ParleySFU
@@ -186,8 +188,10 @@ final class FakeNetwork {
     let output = CollectingOutput()
     var events: [SFUEvent] = []
     var now: Nanoseconds = .seconds(1000)
+    /// The wall clock the SFU is given: 3.9 × 10⁹ s after 1900 at fake time zero.
+    static let ntpClock = NTPClock(ntp: 3_900_000_000 << 32, at: 0)
     lazy var core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()),
-                               events: { [unowned self] in self.events.append($0) })
+                               ntpClock: Self.ntpClock, events: { [unowned self] in self.events.append($0) })
     var peers: [TestPeer] = []
 
     /// Sends a datagram from a peer (or anyone) to the SFU.

@@ -1,4 +1,6 @@
 import Foundation
+import ParleyBase
+import ParleyMediaAPI
 import Testing
 import ParleyTestSupport
 import ParleyTransport
@@ -493,6 +495,7 @@ import ParleyWire
         network.pump()
         publisher.receivedRTCP.removeAll()
         player.receivedRTCP.removeAll()
+        let start = network.now
         network.advance(milliseconds: 1100)
         let blocks = publisher.receivedRTCP.flatMap { packet -> [ReportBlock] in
             if case .receiverReport(let rr) = packet { return rr.reports } else { return [] }
@@ -508,6 +511,8 @@ import ParleyWire
         let report = try #require(reports.first { $0.ssrc == videoSSRC })
         #expect(report.packetCount == 30)
         #expect(report.octetCount == 30 * 204)
+        // The wall time in the report is the clock the SFU was given, at the fake time it was sent.
+        #expect((FakeNetwork.ntpClock.ntp(at: start)...FakeNetwork.ntpClock.ntp(at: network.now)).contains(report.ntpTimestamp))
     }
 }
 

@@ -1,3 +1,4 @@
+import ParleyBase
 import Testing
 import ParleyTransport
 @testable import ParleySFU

@@ -1,3 +1,4 @@
+import ParleyBase
 import ParleyTestSupport
 import Testing
 import ParleyWire

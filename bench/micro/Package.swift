@@ -15,8 +15,10 @@ let package = Package(
             name: "ParleyMicro",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ParleyBase", package: "parley"),
                 .product(name: "ParleyWire", package: "parley"),
                 .product(name: "ParleyTransport", package: "parley"),
+                .product(name: "ParleyMediaAPI", package: "parley"),
                 .product(name: "ParleySFU", package: "parley"),
                 .product(name: "ParleyLoad", package: "parley"),
             ],

@@ -2,7 +2,9 @@
 // (SRTP unprotect → route → rewrite → SRTP protect per subscriber), with allocations counted.
 // Run with `make bench` (or `swift package --disable-sandbox benchmark` in bench/micro).
 import Benchmark
+import ParleyBase
 import ParleyLoad
+import ParleyMediaAPI
 import ParleySFU
 import ParleyTransport
 import ParleyWire
@@ -149,7 +151,7 @@ final class DiscardingOutput: DatagramOutput {
 /// (ICE, DTLS, SRTP) in one process on fake time; then the publisher's packets go through the
 /// core's receive path, each forwarded and protected once per subscriber.
 final class ForwardingRig {
-    let core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()), events: { _ in })
+    let core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()), ntpClock: NTPClock(ntp: 3_900_000_000 << 32, at: 0), events: { _ in })
     let output = DiscardingOutput()
     private let sfuAddress = PeerAddress(ipv4: (127, 0, 0, 1), port: 40000)
     private var now: Nanoseconds = .seconds(100)

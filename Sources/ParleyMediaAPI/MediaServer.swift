@@ -16,11 +16,6 @@ public protocol MediaServer: Sendable {
     func adoptTransport(meetingID: String, participantID: String, transportID: String) async
 }
 
-extension SFU: MediaServer {
-    /// One process: every transport is already this SFU's.
-    public func adoptTransport(meetingID: String, participantID: String, transportID: String) async {}
-}
-
 /// A negotiation as it crosses the control API: the offer as SDP text.
 public struct NegotiationMessage: Codable, Sendable {
     public var meetingID: String

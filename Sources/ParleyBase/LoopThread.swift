@@ -1,5 +1,4 @@
 import COpenSSL
-import ParleyWire
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,8 +1,10 @@
 import CParleySocket
 import Foundation
 import Logging
+import ParleyBase
+import ParleyMediaAPI
+import ParleySFU
 import ParleyTransport
-import ParleyWire
 import Synchronization
 
 /// Why a worker could not start.
@@ -11,7 +13,8 @@ public struct WorkerStartError: Error, CustomStringConvertible {
 }
 
 /// One worker event loop: a thread that owns one UDP socket (one port; ICE-TCP connections on
-/// the same port number) and the `WorkerCore` of every meeting placed on it. Datagrams are read with `recvmmsg` into preallocated slots and
+/// the same port number, `ICETCPServer`) and the `WorkerCore` of every meeting placed on it.
+/// Datagrams are read with `recvmmsg` into preallocated slots and
 /// written with `sendmmsg` once per batch; nothing on that path locks or allocates. Control calls
 /// arrive as closures through a locked queue, woken by an eventfd, between batches.
 public final class Worker: @unchecked Sendable {
@@ -34,21 +37,11 @@ public final class Worker: @unchecked Sendable {
     private let thread = Mutex<LoopThread?>(nil)
     private let logger: Logger
     static let slotSize: Int32 = 1500 + 32
-    /// ICE-TCP (RFC 6544): a listening socket on the same port number, and its connections.
-    private let tcpListenFD: Int32
-    public var iceTCP: Bool { tcpListenFD >= 0 }
-    private var tcpPeers: [UInt32: TCPPeer] = [:]
-    private var nextTCPConnection: UInt32 = 1
+    /// ICE-TCP (RFC 6544) on the same port number; nil when it is off or could not listen.
+    private let tcp: ICETCPServer?
+    public var iceTCP: Bool { tcp != nil }
+    /// The poll set: the UDP socket, the wake eventfd, then ICE-TCP's sockets.
     private var descriptors: [pollfd] = []
-    private var polledPeers: [TCPPeer] = []
-    private var descriptorsChanged = true
-    /// Where one TCP frame is copied to be handled like a datagram (decrypted in place).
-    private let tcpScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(slotSize), alignment: 16)
-    static let maximumTCPPeers = 1024
-    /// One address cannot take every ICE-TCP connection of a worker.
-    static let maximumTCPPeersPerAddress = 32
-    static let tcpIdleTimeout: Nanoseconds = 30_000_000_000
-    static let maximumTCPBacklog = 1 << 20
 
     public init(index: Int, host: String, port: UInt16, announceAddress: String, iceTCP: Bool = true, dtlsContext: DTLSContext,
                 logger: Logger, events: @escaping @Sendable (SFUEvent) -> Void) throws {
@@ -61,18 +54,19 @@ public final class Worker: @unchecked Sendable {
         self.index = index
         self.port = UInt16(parley_udp_local_port(fd))
         self.ipv6Socket = parley_udp_is_ipv6(fd)
-        var tcpListenFD: Int32 = -1
+        var tcp: ICETCPServer?
         if iceTCP {
-            tcpListenFD = parley_tcp_listen(host, self.port, &error)
-            if tcpListenFD < 0 {
+            do {
+                tcp = try ICETCPServer(host: host, port: self.port, frameCapacity: Int(Self.slotSize))
+            } catch {
                 // Media over UDP still works: this worker only offers no TCP candidate.
-                logger.warning("no ICE-TCP on this worker: cannot listen on TCP \(host.isEmpty ? "*" : host):\(self.port): \(String(cString: strerror(error)))",
-                               metadata: ["worker": "\(index)"])
+                logger.warning("no ICE-TCP on this worker: \(error)", metadata: ["worker": "\(index)"])
             }
         }
-        self.tcpListenFD = tcpListenFD
+        self.tcp = tcp
         self.wakeFD = parley_wake_fd()
-        self.core = WorkerCore(announceAddress: announceAddress, port: self.port, iceTCP: tcpListenFD >= 0, dtlsContext: dtlsContext, events: events)
+        self.core = WorkerCore(announceAddress: announceAddress, port: self.port, iceTCP: tcp != nil, dtlsContext: dtlsContext, ntpClock: .system(),
+                               events: events)
         self.receiveBatch = parley_batch_create(64, Self.slotSize)
         self.sendCapacity = 256
         self.sendBatch = parley_batch_create(sendCapacity, Self.slotSize)
@@ -84,9 +78,6 @@ public final class Worker: @unchecked Sendable {
     deinit {
         close(fd)
         close(wakeFD)
-        if tcpListenFD >= 0 { close(tcpListenFD) }
-        for peer in tcpPeers.values { close(peer.fd) }  // a worker that never ran
-        tcpScratch.deallocate()
         parley_batch_free(receiveBatch)
         parley_batch_free(sendBatch)
         addressScratch.deallocate()
@@ -142,13 +133,17 @@ public final class Worker: @unchecked Sendable {
         core.adoptCurrentThread()
         let output = BatchOutput(worker: self)
         var nextTick: Nanoseconds = 0
+        var nextClockSync: Nanoseconds = 0
         let tickPeriod: Nanoseconds = .milliseconds(20)
         while running.load(ordering: .relaxed) {
             let now = MonotonicClock.now()
             let wait = nextTick > now ? Int32((nextTick - now) / 1_000_000) + 1 : 0
-            if descriptorsChanged { rebuildDescriptors() }
+            if descriptors.isEmpty || tcp?.descriptorsChanged == true { rebuildDescriptors() }
             _ = poll(&descriptors, nfds_t(descriptors.count), wait)
-            if descriptors.count > 2 { serviceTCP(output: output) }
+            if let tcp {
+                tcp.service(descriptors[2...], core: core, output: output, now: MonotonicClock.now())
+                flush()
+            }
             if descriptors[1].revents != 0 {
                 var value: UInt64 = 0
                 _ = read(wakeFD, &value, 8)
@@ -158,10 +153,14 @@ public final class Worker: @unchecked Sendable {
             if descriptors[0].revents != 0 { receiveAll(output: output) }
             let after = MonotonicClock.now()
             if after >= nextTick {
+                if after >= nextClockSync {
+                    core.ntpClock = .system()
+                    nextClockSync = after + .seconds(1)
+                }
                 core.tick(now: after, output: output)
                 flush()
                 nextTick = after + tickPeriod
-                if !tcpPeers.isEmpty { closeIdleTCPPeers(now: after) }
+                if let tcp, tcp.hasPeers { tcp.closeIdlePeers(now: after) }
             }
         }
         // What was queued before the stop still runs (a caller waits for it); then everything
@@ -169,7 +168,7 @@ public final class Worker: @unchecked Sendable {
         for command in commands.close() { command(core, output) }
         core.closeAll(reason: "server shutting down", now: MonotonicClock.now(), output: output)
         flush()
-        for peer in tcpPeers.values { closeTCP(peer) }
+        tcp?.closeAll()
         logger.debug("worker stopped")
     }
 
@@ -204,7 +203,7 @@ public final class Worker: @unchecked Sendable {
 
     fileprivate func commit(length: Int, to address: PeerAddress) {
         if address.isTCP {
-            sendTCP(UnsafeRawBufferPointer(start: parley_batch_buffer(sendBatch, pendingSends), count: length), to: address)
+            tcp?.send(UnsafeRawBufferPointer(start: parley_batch_buffer(sendBatch, pendingSends), count: length), to: address)
             return
         }
         var ip = address.ipBytes16
@@ -218,146 +217,9 @@ public final class Worker: @unchecked Sendable {
         pendingSends = 0
     }
 
-    // MARK: ICE-TCP
-
-    /// One TCP connection of ICE-TCP: what it sent, reassembled into packets, and what could not
-    /// be written yet.
-    final class TCPPeer {
-        let fd: Int32
-        let address: PeerAddress
-        var reader = RFC4571Reassembler()
-        var pending: [UInt8] = []
-        var lastActivity: Nanoseconds
-        var framesReceived = 0
-        init(fd: Int32, address: PeerAddress, now: Nanoseconds) {
-            self.fd = fd
-            self.address = address
-            self.lastActivity = now
-        }
-    }
-
     private func rebuildDescriptors() {
         descriptors = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-        polledPeers = []
-        if tcpListenFD >= 0 {
-            descriptors.append(pollfd(fd: tcpListenFD, events: Int16(POLLIN), revents: 0))
-            for peer in tcpPeers.values {
-                descriptors.append(pollfd(fd: peer.fd, events: Int16(POLLIN) | (peer.pending.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
-                polledPeers.append(peer)
-            }
-        }
-        descriptorsChanged = false
-    }
-
-    private func serviceTCP(output: BatchOutput) {
-        if descriptors[2].revents != 0 { acceptTCP() }
-        for (offset, peer) in polledPeers.enumerated() {
-            let events = descriptors[3 + offset].revents
-            guard events != 0, tcpPeers[peer.address.tcpConnection] === peer else { continue }
-            if events & Int16(POLLOUT) != 0 { writePending(peer) }
-            if events & Int16(POLLIN | POLLHUP | POLLERR) != 0 { readTCP(peer, output: output) }
-        }
-        flush()
-    }
-
-    private func acceptTCP() {
-        var family: UInt8 = 0
-        var port: UInt16 = 0
-        for _ in 0..<32 {
-            let client = parley_tcp_accept(tcpListenFD, &family, addressScratch, &port)
-            guard client >= 0 else { return }
-            var address = family == 4
-                ? PeerAddress(ipv4: (addressScratch[0], addressScratch[1], addressScratch[2], addressScratch[3]), port: port)
-                : PeerAddress(ipv6: UnsafeBufferPointer(start: addressScratch, count: 16), port: port)
-            let fromSameAddress = tcpPeers.values.count { $0.address.high == address.high && $0.address.low == address.low }
-            guard tcpPeers.count < Self.maximumTCPPeers, fromSameAddress < Self.maximumTCPPeersPerAddress else {
-                close(client)
-                core.counters.droppedUnknownSender += 1
-                continue
-            }
-            address.tcpConnection = nextTCPConnection
-            nextTCPConnection = nextTCPConnection == UInt32.max ? 1 : nextTCPConnection + 1
-            tcpPeers[address.tcpConnection] = TCPPeer(fd: client, address: address, now: MonotonicClock.now())
-            descriptorsChanged = true
-        }
-    }
-
-    /// Reads what the connection has, and hands every whole packet to the core as a datagram
-    /// from the connection's address. The first must be a STUN check (RFC 6544 §3): anything
-    /// else closes the connection.
-    private func readTCP(_ peer: TCPPeer, output: BatchOutput) {
-        let now = MonotonicClock.now()
-        for _ in 0..<8 {
-            let count = peer.reader.fill { space in read(peer.fd, space.baseAddress, space.count) }
-            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
-                closeTCP(peer)
-                return
-            }
-            if count < 0 { break }
-            peer.lastActivity = now
-            while let frame = peer.reader.next(into: tcpScratch) {
-                guard case .packet(let length) = frame, length > 0 else {
-                    core.counters.droppedMalformed += 1
-                    continue
-                }
-                if peer.framesReceived == 0, PacketClass(UnsafeRawBufferPointer(rebasing: tcpScratch[0..<length])) != .stun {
-                    core.counters.droppedUnauthenticated += 1
-                    closeTCP(peer)
-                    return
-                }
-                peer.framesReceived += 1
-                core.receive(tcpScratch, length: length, from: peer.address, now: now, output: output)
-                guard tcpPeers[peer.address.tcpConnection] === peer else { return }
-            }
-        }
-    }
-
-    /// Sends one packet on its connection, framed; what the socket does not take now waits
-    /// (up to a megabyte: a connection that far behind drops packets, as a full UDP buffer does).
-    private func sendTCP(_ packet: UnsafeRawBufferPointer, to address: PeerAddress) {
-        guard let peer = tcpPeers[address.tcpConnection] else { return }
-        let (high, low) = RFC4571Reassembler.header(length: packet.count)
-        if !peer.pending.isEmpty {
-            guard peer.pending.count + packet.count + 2 <= Self.maximumTCPBacklog else { return }
-            peer.pending.append(high)
-            peer.pending.append(low)
-            peer.pending.append(contentsOf: packet)
-            return
-        }
-        var header = (high, low)
-        let written = withUnsafeMutableBytes(of: &header) { raw -> Int in
-            var vectors = (iovec(iov_base: raw.baseAddress, iov_len: 2), iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count))
-            return withUnsafeMutablePointer(to: &vectors) { $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(peer.fd, $0, 2) } }
-        }
-        if written == packet.count + 2 { return }
-        if written < 0, errno != EAGAIN, errno != EINTR {
-            closeTCP(peer)
-            return
-        }
-        let sent = max(0, written)
-        let framed = [high, low] + Array(packet)
-        peer.pending.append(contentsOf: framed[sent...])
-        descriptorsChanged = true
-    }
-
-    private func writePending(_ peer: TCPPeer) {
-        let written = peer.pending.withUnsafeBytes { write(peer.fd, $0.baseAddress, $0.count) }
-        if written < 0 {
-            if errno != EAGAIN, errno != EINTR { closeTCP(peer) }
-            return
-        }
-        peer.pending.removeFirst(written)
-        if peer.pending.isEmpty { descriptorsChanged = true }
-    }
-
-    private func closeTCP(_ peer: TCPPeer) {
-        close(peer.fd)
-        tcpPeers[peer.address.tcpConnection] = nil
-        descriptorsChanged = true
-    }
-
-    private func closeIdleTCPPeers(now: Nanoseconds) {
-        for peer in tcpPeers.values where now &- peer.lastActivity > Self.tcpIdleTimeout { closeTCP(peer) }
+        tcp?.appendDescriptors(to: &descriptors)
     }
 
     /// The worker's `DatagramOutput`: slots of the send batch.

@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+import ParleyBase
+import ParleyMediaAPI
+import ParleySFU
 import ParleyTransport
 import ParleyWire
 
@@ -19,27 +22,6 @@ public struct SFUConfiguration: Sendable {
     public init(udpHost: String = "", udpPort: UInt16 = 40000, announceAddress: String = "127.0.0.1", workers: Int = ProcessInfo.processInfo.activeProcessorCount,
                 iceTCP: Bool = true) {
         self.udpHost = udpHost; self.udpPort = udpPort; self.announceAddress = announceAddress; self.workers = max(1, workers); self.iceTCP = iceTCP
-    }
-}
-
-/// A summary of the SFU for health checks and logs.
-public struct SFUStatus: Sendable, Codable {
-    public var workers: Int
-    public var ports: [UInt16]
-    public var meetings: Int
-    public var transports: Int
-    /// Incoming tracks (streams) across every meeting.
-    public var producers: Int = 0
-    public var counters: [String: Int]
-    /// The meetings this SFU carries (an SFU node re-claims them if Redis lost its assignments).
-    public var meetingIDs: [String]?
-    /// OpenSSL DTLS endpoints and libsrtp2 sessions alive in the process (`dtls`, `srtp`): they
-    /// follow the transports, and a soak watches them stay flat.
-    public var liveCObjects: [String: Int]?
-
-    public init(workers: Int, ports: [UInt16], meetings: Int, transports: Int, producers: Int = 0, counters: [String: Int]) {
-        self.workers = workers; self.ports = ports; self.meetings = meetings; self.transports = transports
-        self.producers = producers; self.counters = counters
     }
 }
 
