@@ -19,6 +19,12 @@ enum RTPTarget {
             header.forEachExtension(in: data) { id, offset, length in
                 require(id > 0 && offset > start + 4 && offset + length <= end, "RTP extension element \(id) outside the extension block")
                 for index in offset..<offset + length { checksum ^= data[index] }
+                // Whatever id a peer gave them, each extension the SFU reads must take any element.
+                let element = UnsafeRawBufferPointer(rebasing: data[offset..<offset + length])
+                _ = try? MidExtension(parsing: element)
+                _ = try? RidExtension(parsing: element)
+                _ = try? TransportWideSequenceExtension(parsing: element)
+                if let level = try? AudioLevelExtension(parsing: element) { require(level.byte == element[element.startIndex], "audio level round trip") }
             }
             _ = checksum
         }

@@ -98,7 +98,7 @@ final class ICETCPServer {
             let fromSameAddress = peers.values.count { $0.address.high == address.high && $0.address.low == address.low }
             guard peers.count < Self.maximumPeers, fromSameAddress < Self.maximumPeersPerAddress else {
                 close(client)
-                core.counters.droppedUnknownSender += 1
+                core.counters.dropped[.unknownSender] += 1
                 continue
             }
             address.tcpConnection = nextConnection
@@ -122,11 +122,11 @@ final class ICETCPServer {
             peer.lastActivity = now
             while let frame = peer.reader.next(into: scratch) {
                 guard case .packet(let length) = frame, length > 0 else {
-                    core.counters.droppedMalformed += 1
+                    core.counters.dropped[.malformed] += 1
                     continue
                 }
                 if peer.framesReceived == 0, PacketClass(UnsafeRawBufferPointer(rebasing: scratch[0..<length])) != .stun {
-                    core.counters.droppedUnauthenticated += 1
+                    core.counters.dropped[.unauthenticated] += 1
                     disconnect(peer)
                     return
                 }

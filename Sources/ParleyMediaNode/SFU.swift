@@ -113,11 +113,8 @@ public final class SFU: Sendable {
             }) ?? ([], 0, 0, PacketCounters())
             meetingIDs += m; transports += t; producers += p; counters = counters + c
         }
-        let mirror = Mirror(reflecting: counters)
-        var dictionary: [String: Int] = [:]
-        for child in mirror.children { if let label = child.label, let value = child.value as? Int { dictionary[label] = value } }
         var status = SFUStatus(workers: workers.count, ports: workers.map(\.port), meetings: meetingIDs.count, transports: transports,
-                               producers: producers, counters: dictionary)
+                               producers: producers, counters: counters.dictionary)
         status.meetingIDs = meetingIDs.sorted()
         status.liveCObjects = ["dtls": LiveCObjects.dtls, "srtp": LiveCObjects.srtp]
         return status

@@ -183,7 +183,7 @@ public final class Worker: @unchecked Sendable {
             let now = MonotonicClock.now()
             for i in 0..<count {
                 let length = Int(parley_batch_length(receiveBatch, i))
-                guard length > 0 else { core.counters.droppedMalformed += 1; continue }
+                guard length > 0 else { core.counters.dropped[.malformed] += 1; continue }
                 parley_batch_address(receiveBatch, i, &family, ip, &port)
                 let address = family == 4
                     ? PeerAddress(ipv4: (ip[0], ip[1], ip[2], ip[3]), port: port)

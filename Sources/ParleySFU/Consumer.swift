@@ -3,15 +3,18 @@ import ParleyMediaAPI
 import ParleyWire
 import ParleyTransport
 
-/// One outgoing track to one subscriber (mediasoup's Consumer). Its SSRC, sequence numbers and
-/// timestamps are its own, so the subscriber sees one continuous stream whichever Producer feeds it.
+/// One outgoing track to one subscriber (mediasoup's Consumer): a sink of the Producer it is
+/// attached to. Its sequence numbers and timestamps are its own, so the subscriber sees one
+/// continuous stream whichever Producer feeds it; its `SendStream` numbers, encrypts and sends.
 public final class Consumer {
     public let id: String
     public let mid: String
     public let kind: MediaKind
-    public let ssrc: UInt32
-    public let rtxSSRC: UInt32
+    /// Its subscriber's transport, for routing; packets go through `stream` alone.
     unowned let transport: WebRtcTransport
+    let stream: SendStream
+    public var ssrc: UInt32 { stream.ssrc }
+    public var rtxSSRC: UInt32 { stream.rtxSSRC }
     /// Codecs the subscriber accepted for this m-line, with their payload types on its side.
     let codecs: [RTPCodec]
     let midExtensionID: UInt8?
@@ -28,7 +31,6 @@ public final class Consumer {
     var rewriter = RTPRewriter()
     /// VP8 picture numbering, continuous across source changes (nil for other codecs).
     private var vp8: VP8Rewriter?
-    private var rtxSequence: UInt16 = UInt16.random(in: 0...UInt16.max)
     private(set) var waitingForKeyframe = false
     private var lastKeyframeAsk: Nanoseconds?
     /// Simulcast: the layer being forwarded (nil before the first keyframe), and the one wanted,
@@ -52,8 +54,7 @@ public final class Consumer {
     /// Checks in a row that found no room: a pause needs two (a passing dip is not worth a
     /// frozen picture and a keyframe to recover).
     var checksWithoutRoom = 0
-    public private(set) var packetsSent: UInt32 = 0
-    public private(set) var octetsSent: UInt32 = 0
+    public var packetsSent: UInt32 { stream.packetsSent }
 
     init(id: String, mid: String, kind: MediaKind, transport: WebRtcTransport, codecs: [RTPCodec],
          midExtensionID: UInt8?, audioLevelExtensionID: UInt8?, transportWideCCExtensionID: UInt8? = nil) {
@@ -61,14 +62,14 @@ public final class Consumer {
         self.mid = mid
         self.kind = kind
         self.transport = transport
+        self.stream = SendStream(path: transport.sendPath)
         self.codecs = codecs
         // Packets are written with one-byte extension headers, which hold ids 1...14 only.
-        self.midExtensionID = midExtensionID.flatMap { (1...14).contains($0) ? $0 : nil }
-        self.audioLevelExtensionID = audioLevelExtensionID.flatMap { (1...14).contains($0) ? $0 : nil }
-        self.transportWideCCExtensionID = transportWideCCExtensionID.flatMap { (1...14).contains($0) ? $0 : nil }
-        self.midBytes = Array(mid.utf8.prefix(16))
-        self.ssrc = UInt32.random(in: 1...UInt32.max)
-        self.rtxSSRC = UInt32.random(in: 1...UInt32.max)
+        let writable = OneByteExtensionWriter.ids
+        self.midExtensionID = midExtensionID.flatMap { writable.contains($0) ? $0 : nil }
+        self.audioLevelExtensionID = audioLevelExtensionID.flatMap { writable.contains($0) ? $0 : nil }
+        self.transportWideCCExtensionID = transportWideCCExtensionID.flatMap { writable.contains($0) ? $0 : nil }
+        self.midBytes = MidExtension.bytes(of: mid)
     }
 
     /// The subscriber's codec matching a producer's (same name; H.264 also same packetization mode).
@@ -141,8 +142,8 @@ public final class Consumer {
 
     /// Rewrites and sends one packet of layer `layer` (0 without simulcast); returns true if it went out.
     func forward(_ packet: UnsafeRawBufferPointer, header: RTPHeader, layer: Int, isKeyframe: Bool, vp8 descriptor: VP8PayloadDescriptor? = nil,
-                 audioLevel: UInt8?, now: Nanoseconds, output: any DatagramOutput) -> Bool {
-        guard transport.isConnected, let address = transport.remoteAddress, !pausedForBandwidth else { return false }
+                 audioLevel: UInt8?, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) -> Bool {
+        guard let address = stream.path.address, !pausedForBandwidth else { return false }
         if layer != currentLayer {
             // Another simulcast layer: switch to it only if it is the wanted one, on a keyframe.
             guard layer == targetLayer, isKeyframe else { return false }
@@ -171,25 +172,22 @@ public final class Consumer {
         let slot = output.reserveSlot()
         guard let length = write(packet, header: header, sequence: sequence, timestamp: timestamp, audioLevel: audioLevel, vp8: descriptor, retransmission: false,
                                  now: now, into: slot),
-              let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { return false }
-        output.commitSlot(length: protected, to: address)
-        packetsSent &+= 1
-        octetsSent &+= UInt32(header.payloadLength)
+              stream.send(slot, length: length, repair: false, to: address, output: output, counters: &counters) != nil else { return false }
+        stream.countMedia(payloadBytes: header.payloadLength)
         return true
     }
 
     /// Answers a NACK from the subscriber out of the producer's retransmission buffer (RTX if negotiated).
     func retransmit(_ sequences: [UInt16], now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
         guard let producer, let layer = currentLayer, layer < producer.encodings.count, let buffer = producer.encodings[layer].retransmissions,
-              transport.isConnected, let address = transport.remoteAddress else { return }
+              let address = stream.path.address else { return }
         for outgoing in sequences.prefix(64) {
             guard let incoming = rewriter.incomingSequence(of: outgoing), let packet = buffer.packet(sequence: incoming),
                   let header = try? RTPHeader(parsing: packet) else { continue }
             let slot = output.reserveSlot()
             guard let length = write(packet, header: header, sequence: outgoing, timestamp: rewriter.outgoingTimestamp(of: header.timestamp),
                                      audioLevel: nil, retransmission: rtxPayloadType != nil, resend: true, now: now, into: slot),
-                  let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { continue }
-            output.commitSlot(length: protected, to: address)
+                  stream.send(slot, length: length, repair: rtxPayloadType != nil, to: address, output: output, counters: &counters) != nil else { continue }
             counters.retransmitted += 1
         }
     }
@@ -197,29 +195,22 @@ public final class Consumer {
     /// Sends one padding-only packet on this consumer's RTX stream (bandwidth probing): numbered
     /// transport-wide like media, so the subscriber's feedback shows whether the path carries more.
     /// Returns its size, or nil when this consumer cannot pad (no RTX, not sending yet).
-    func sendPadding(bytes: Int, now: Nanoseconds, output: any DatagramOutput) -> Int? {
-        guard let rtxPayloadType, let id = transportWideCCExtensionID, packetsSent > 0, transport.isConnected,
-              let address = transport.remoteAddress else { return nil }
+    func sendPadding(bytes: Int, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) -> Int? {
+        guard let rtxPayloadType, let id = transportWideCCExtensionID, stream.packetsSent > 0, let address = stream.path.address else { return nil }
         let padding = max(4, min(255, bytes - 20)) & ~3
         let slot = output.reserveSlot()
-        guard 20 + padding + SRTPSession.maximumTrailer <= slot.count else { return nil }
-        var offset = RTPHeader.writeFixed(into: slot, hasExtension: true, marker: false, payloadType: rtxPayloadType, sequenceNumber: rtxSequence,
-                                          timestamp: rewriter.lastTimestamp, ssrc: rtxSSRC)
-        rtxSequence &+= 1
+        let headerLength = 12 + OneByteExtensionWriter.blockLength(elements: 1, dataBytes: 2)
+        guard headerLength + padding + SRTPSession.maximumTrailer <= slot.count else { return nil }
+        let offset = RTPHeader.writeFixed(into: slot, hasExtension: true, marker: false, payloadType: rtxPayloadType, sequenceNumber: stream.nextRTXSequence(),
+                                          timestamp: rewriter.lastTimestamp, ssrc: stream.rtxSSRC)
         slot[0] |= 0x20  // padding
-        let transportSequence = transport.sendHistory.nextSequence()
-        slot.writeU16(0xBEDE, at: offset)
-        slot.writeU16(1, at: offset + 2)
-        slot[offset + 4] = id << 4 | 1
-        slot.writeU16(transportSequence, at: offset + 5)
-        slot[offset + 7] = 0
-        offset += 8
-        for index in 0..<padding { slot[offset + index] = 0 }
-        slot[offset + padding - 1] = UInt8(padding)
-        let length = offset + padding
-        guard let protected = transport.secure.protectRTP(slot.baseAddress!, length: length, capacity: slot.count) else { return nil }
-        transport.sendHistory.sent(transportSequence, size: length, at: now)
-        output.commitSlot(length: protected, to: address)
+        let length = headerLength + padding
+        var extensions = OneByteExtensionWriter(into: slot, at: offset)
+        TransportWideSequenceExtension(sequence: stream.nextTransportSequence(size: length, now: now)).write(id: id, into: &extensions)
+        let end = extensions.finish()
+        for index in end..<(end + padding) { slot[index] = 0 }
+        slot[end + padding - 1] = UInt8(padding)
+        guard stream.send(slot, length: length, repair: true, to: address, output: output, counters: &counters) != nil else { return nil }
         return length
     }
 
@@ -228,9 +219,11 @@ public final class Consumer {
     private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, sequence: UInt16, timestamp: UInt32,
                        audioLevel: UInt8?, vp8 descriptor: VP8PayloadDescriptor? = nil, retransmission: Bool, resend: Bool = false, now: Nanoseconds,
                        into slot: UnsafeMutableRawBufferPointer) -> Int? {
-        let extensionBytes = (midExtensionID != nil ? 1 + midBytes.count : 0) + (audioLevelExtensionID != nil && audioLevel != nil ? 2 : 0)
-            + (transportWideCCExtensionID != nil ? 3 : 0)
-        let extensionBlock = extensionBytes == 0 ? 0 : 4 + (extensionBytes + 3) / 4 * 4
+        let writesMid = midExtensionID != nil && !midBytes.isEmpty, writesLevel = audioLevelExtensionID != nil && audioLevel != nil
+        let writesSequence = transportWideCCExtensionID != nil
+        let elements = (writesMid ? 1 : 0) + (writesLevel ? 1 : 0) + (writesSequence ? 1 : 0)
+        let extensionBlock = OneByteExtensionWriter.blockLength(elements: elements, dataBytes: (writesMid ? midBytes.count : 0) + (writesLevel ? 1 : 0)
+                                                                    + (writesSequence ? 2 : 0))
         let extra = retransmission ? 2 : 0
         var payloadStart = header.payloadOffset, payloadLength = header.payloadLength
         var outPayloadType = payloadType
@@ -251,37 +244,18 @@ public final class Consumer {
         }
         let total = 12 + extensionBlock + extra + payloadLength
         guard total + SRTPSession.maximumTrailer <= slot.count else { return nil }
-        var outSequence = sequence
-        if retransmission {
-            outSequence = rtxSequence
-            rtxSequence &+= 1
-        }
         var offset = RTPHeader.writeFixed(into: slot, hasExtension: extensionBlock > 0, marker: header.marker,
                                           payloadType: retransmission ? rtxPayloadType! : outPayloadType,
-                                          sequenceNumber: outSequence, timestamp: timestamp, ssrc: retransmission ? rtxSSRC : ssrc)
+                                          sequenceNumber: retransmission ? stream.nextRTXSequence() : sequence, timestamp: timestamp,
+                                          ssrc: retransmission ? stream.rtxSSRC : stream.ssrc)
         if extensionBlock > 0 {
-            slot.writeU16(0xBEDE, at: offset)
-            slot.writeU16(UInt16((extensionBlock - 4) / 4), at: offset + 2)
-            var cursor = offset + 4
-            if let id = midExtensionID, !midBytes.isEmpty {
-                slot[cursor] = id << 4 | UInt8(midBytes.count - 1)
-                for (index, byte) in midBytes.enumerated() { slot[cursor + 1 + index] = byte }
-                cursor += 1 + midBytes.count
-            }
-            if let id = audioLevelExtensionID, let audioLevel {
-                slot[cursor] = id << 4
-                slot[cursor + 1] = audioLevel
-                cursor += 2
-            }
+            var extensions = OneByteExtensionWriter(into: slot, at: offset)
+            if writesMid, let id = midExtensionID { MidExtension.write(midBytes, id: id, into: &extensions) }
+            if let id = audioLevelExtensionID, let audioLevel { AudioLevelExtension(byte: audioLevel).write(id: id, into: &extensions) }
             if let id = transportWideCCExtensionID {
-                let transportSequence = transport.sendHistory.nextSequence()
-                slot[cursor] = id << 4 | 1
-                slot.writeU16(transportSequence, at: cursor + 1)
-                cursor += 3
-                transport.sendHistory.sent(transportSequence, size: total, at: now)
+                TransportWideSequenceExtension(sequence: stream.nextTransportSequence(size: total, now: now)).write(id: id, into: &extensions)
             }
-            while cursor < offset + extensionBlock { slot[cursor] = 0; cursor += 1 }
-            offset += extensionBlock
+            offset = extensions.finish()
         }
         if retransmission {
             slot.writeU16(sequence, at: offset)
@@ -297,10 +271,9 @@ public final class Consumer {
 
     /// A sender report for this stream, extrapolating the RTP clock to `now`.
     func senderReport(now: Nanoseconds, ntp: UInt64) -> SenderReport? {
-        guard packetsSent > 0 else { return nil }
         let elapsedMilliseconds = (now &- rewriter.lastSentAt) / 1_000_000
         let rtpNow = rewriter.lastTimestamp &+ UInt32(truncatingIfNeeded: elapsedMilliseconds * UInt64(clockRate) / 1000)
-        return SenderReport(ssrc: ssrc, ntpTimestamp: ntp, rtpTimestamp: rtpNow, packetCount: packetsSent, octetCount: octetsSent)
+        return stream.senderReport(ntp: ntp, rtpTimestamp: rtpNow)
     }
 
     /// True when a video consumer waiting for its first keyframe should ask the publisher: at once,

@@ -4,15 +4,6 @@ import ParleyMediaAPI
 import ParleyWire
 import ParleyTransport
 
-/// Header extensions the SFU reads or writes, by URI (RFC 8285 registrations).
-public enum HeaderExtensionURI {
-    public static let mid = "urn:ietf:params:rtp-hdrext:sdes:mid"
-    public static let audioLevel = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
-    public static let rid = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
-    public static let repairedRid = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
-    public static let transportWideCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
-}
-
 /// One encoding of a Producer: its only stream, or one simulcast layer (lowest first, as offered).
 public struct ProducerEncoding {
     public var rid: String?
@@ -100,7 +91,7 @@ public final class Producer {
     /// turned back into the packet they carry, in place, first.
     func receive(_ packet: UnsafeMutableRawBufferPointer, header: RTPHeader, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
         if blocked {
-            counters.droppedBlocked += 1
+            counters.dropped[.blocked] += 1
             return
         }
         var packet = packet
@@ -110,7 +101,7 @@ public final class Producer {
         if index == nil, let repaired = encodings.firstIndex(where: { $0.rtxSSRC == header.ssrc }) {
             guard let unwrapped = unwrapRetransmission(packet, header: header, primarySSRC: encodings[repaired].ssrc) else {
                 // Padding-only RTX: the publisher probing bandwidth.
-                counters.droppedUnroutable += 1
+                counters.dropped[.unroutable] += 1
                 return
             }
             (packet, header) = unwrapped
@@ -118,17 +109,17 @@ public final class Producer {
             isRepair = true
         }
         guard let index else {
-            counters.droppedUnroutable += 1
+            counters.dropped[.unroutable] += 1
             return
         }
         guard header.payloadType == codec.payloadType || (redPayloadType != nil && header.payloadType == redPayloadType), header.payloadLength > 0 else {
-            counters.droppedUnroutable += 1
+            counters.dropped[.unroutable] += 1
             return
         }
         // A packet that came before (a probe repeating it over RTX, a duplicate on the network)
         // is not forwarded again: subscribers would pay for it, and it would inflate the layer's rate.
         if kind == .video, !encodings[index].nack.received(header.sequenceNumber, now: now) {
-            counters.droppedDuplicate += 1
+            counters.dropped[.duplicate] += 1
             return
         }
         if isRepair { counters.repairsReceived += 1 }
@@ -162,7 +153,8 @@ public final class Producer {
         }
         encodings[index].retransmissions?.store(readable, sequence: header.sequenceNumber)
         for consumer in consumers {
-            if consumer.forward(readable, header: header, layer: index, isKeyframe: isKeyframe, vp8: vp8, audioLevel: audioLevel, now: now, output: output) {
+            if consumer.forward(readable, header: header, layer: index, isKeyframe: isKeyframe, vp8: vp8, audioLevel: audioLevel, now: now, output: output,
+                                counters: &counters) {
                 counters.rtpForwarded += 1
             }
         }
@@ -196,7 +188,7 @@ public final class Producer {
             guard !lost.isEmpty else { continue }
             var bytes: [UInt8] = []
             GenericNACK(senderSSRC: transport.rtcpSSRC, mediaSSRC: ssrc, lost: lost).write(into: &bytes)
-            transport.sendRTCP(bytes, output: output)
+            transport.sendRTCP(bytes, output: output, counters: &counters)
             counters.nacksSent += 1
         }
     }
@@ -227,7 +219,7 @@ public final class Producer {
             }
         }
         guard !bytes.isEmpty else { return }
-        transport.sendRTCP(bytes, output: output)
+        transport.sendRTCP(bytes, output: output, counters: &counters)
         counters.keyframeRequestsSent += 1
     }
 

@@ -27,8 +27,9 @@ public final class WebRtcTransport {
     /// Publishers number every packet transport-wide; we report arrivals back.
     var transportWideCCExtensionID: UInt8?
     var arrivals = TransportFeedbackRecorder()
-    /// Towards the subscriber: what we sent, and what its feedback says the path carries.
-    var sendHistory = SendHistory()
+    /// Towards the subscriber: where its send streams write and what they sent; and what its
+    /// feedback says the path carries.
+    let sendPath: SendPath
     var estimator = BandwidthEstimator()
     /// Whether the subscriber sends transport-wide feedback (else REMB, if anything, bounds us).
     var hasTransportFeedback = false
@@ -54,6 +55,7 @@ public final class WebRtcTransport {
         self.participantID = participantID
         self.role = role
         self.secure = secure
+        self.sendPath = SendPath(secure: secure)
         self.router = router
     }
 
@@ -63,7 +65,7 @@ public final class WebRtcTransport {
     func handleRTP(_ buffer: UnsafeMutableRawBufferPointer, length: Int, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
         let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
         guard let header = try? RTPHeader(parsing: packet) else {
-            counters.droppedMalformed += 1
+            counters.dropped[.malformed] += 1
             return
         }
         counters.rtpReceived += 1
@@ -73,7 +75,7 @@ public final class WebRtcTransport {
             }
         }
         guard let producer = producerBySSRC[header.ssrc] ?? learnSSRC(header, packet: packet) else {
-            counters.droppedUnroutable += 1
+            counters.dropped[.unroutable] += 1
             return
         }
         producer.receive(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), header: header, now: now, output: output, counters: &counters)
@@ -114,7 +116,7 @@ public final class WebRtcTransport {
         do {
             packets = try RTCPPacket.parseCompound(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
         } catch {
-            counters.droppedMalformed += 1
+            counters.dropped[.malformed] += 1
             return
         }
         for packet in packets {
@@ -133,7 +135,7 @@ public final class WebRtcTransport {
                 consumerBySSRC[nack.mediaSSRC]?.retransmit(nack.lostSequenceNumbers, now: now, output: output, counters: &counters)
             case .transportWideFeedback(let feedback):
                 hasTransportFeedback = true
-                estimator.update(sendHistory.results(for: feedback), now: now)
+                estimator.update(sendPath.history.results(for: feedback), now: now)
             case .remb(let remb):
                 // A subscriber without transport-wide feedback says what it can take.
                 if !hasTransportFeedback { estimator.bound(by: Int(clamping: remb.bitrate)) }
@@ -149,7 +151,7 @@ public final class WebRtcTransport {
     /// keyframes refresh the videos it receives and the ones it sends.
     func pathChanged(now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
         estimator = BandwidthEstimator()
-        sendHistory.startNewPath()
+        sendPath.history.startNewPath()
         probeBitrate = 0
         for consumer in consumers where consumer.kind == .video {
             consumer.producer?.requestKeyframe(now: now, output: output, counters: &counters)
@@ -169,19 +171,22 @@ public final class WebRtcTransport {
         probeCredit = min(probeCredit + Double(probeBitrate) * Double(now &- last) / 8e9, 20_000)
         guard let padder = consumers.first(where: { $0.kind == .video && $0.producer != nil }) else { return }
         while probeCredit >= 250 {
-            guard let sent = padder.sendPadding(bytes: 250, now: now, output: output) else { return }
+            guard let sent = padder.sendPadding(bytes: 250, now: now, output: output, counters: &counters) else { return }
             probeCredit -= Double(sent)
             counters.probePacketsSent += 1
         }
     }
 
     /// Encrypts and sends an RTCP compound packet to the peer.
-    func sendRTCP(_ bytes: [UInt8], output: any DatagramOutput) {
-        guard isConnected, let address = remoteAddress else { return }
+    func sendRTCP(_ bytes: [UInt8], output: any DatagramOutput, counters: inout PacketCounters) {
+        guard let address = sendPath.address else { return }
         let slot = output.reserveSlot()
         guard bytes.count + SRTPSession.maximumTrailer <= slot.count else { return }
         bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: slot[0..<bytes.count]).copyMemory(from: $0) }
-        guard let length = secure.protectRTCP(slot.baseAddress!, length: bytes.count, capacity: slot.count) else { return }
+        guard let length = secure.protectRTCP(slot.baseAddress!, length: bytes.count, capacity: slot.count) else {
+            counters.dropped[.encryptionFailed] += 1
+            return
+        }
         output.commitSlot(length: length, to: address)
     }
 
@@ -206,15 +211,15 @@ public final class WebRtcTransport {
         if let feedback = arrivals.feedback(senderSSRC: rtcpSSRC, now: now) {
             var bytes: [UInt8] = []
             feedback.write(into: &bytes)
-            sendRTCP(bytes, output: output)
+            sendRTCP(bytes, output: output, counters: &counters)
             counters.transportFeedbackSent += 1
         }
         guard now >= nextReportAt else { return }
         nextReportAt = now + .seconds(1)
-        sendReports(now: now, ntp: ntpClock.ntp(at: now), output: output)
+        sendReports(now: now, ntp: ntpClock.ntp(at: now), output: output, counters: &counters)
     }
 
-    private func sendReports(now: Nanoseconds, ntp: UInt64, output: any DatagramOutput) {
+    private func sendReports(now: Nanoseconds, ntp: UInt64, output: any DatagramOutput, counters: inout PacketCounters) {
         var bytes: [UInt8] = []
         var senderSSRCs: [UInt32] = []
         for consumer in consumers {
@@ -239,7 +244,7 @@ public final class WebRtcTransport {
             // A fixed ceiling lets publishers ramp up to a sharp picture; per-subscriber estimates come later.
             ReceiverEstimatedMaximumBitrate(senderSSRC: rtcpSSRC, bitrate: 2_500_000, ssrcs: videoSSRCs).write(into: &bytes)
         }
-        sendRTCP(bytes, output: output)
+        sendRTCP(bytes, output: output, counters: &counters)
     }
 
     /// Which remote track each receiving mid (of `only`, else all) shows, stamped with a version

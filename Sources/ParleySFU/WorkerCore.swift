@@ -71,13 +71,13 @@ public final class WorkerCore {
         let transport: WebRtcTransport
         if PacketClass(packet) == .stun {
             guard let found = transportForSTUN(packet) else {
-                counters.droppedUnknownSender += 1
+                counters.dropped[.unknownSender] += 1
                 return
             }
             transport = found
         } else {
             guard let found = byAddress[address] else {
-                counters.droppedUnknownSender += 1
+                counters.dropped[.unknownSender] += 1
                 return
             }
             transport = found
@@ -98,10 +98,17 @@ public final class WorkerCore {
             }
             checkState(transport, now: now, output: output)
         case .dropped(let reason):
-            switch reason {
-            case .stun, .srtp: counters.droppedUnauthenticated += 1
-            default: counters.droppedMalformed += 1
-            }
+            counters.dropped[Self.dropReason(reason)] += 1
+        }
+    }
+
+    static func dropReason(_ reason: SecureTransport.DropReason) -> DropReason {
+        switch reason {
+        case .stun(.notSTUN), .unknown: .malformed
+        case .stun, .srtp: .unauthenticated
+        case .dtlsBeforeICE: .dtlsBeforeICE
+        case .mediaBeforeSRTP: .mediaBeforeSRTP
+        case .wrongAddress: .wrongAddress
         }
     }
 

@@ -96,16 +96,25 @@ public final class SecureTransport {
         }
     }
 
-    /// Encrypts an outgoing RTP packet in place; nil if SRTP is not ready or refuses.
-    public func protectRTP(_ buffer: UnsafeMutableRawPointer, length: Int, capacity: Int) -> Int? {
-        guard length >= 12, let keys = localKeys else { return nil }
-        let ssrc = UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-        if let session = srtpOutBySSRC[ssrc] { return try? session.protectRTP(buffer, length: length, capacity: capacity) }
-        guard let session = try? SRTPSession(profile: keys.profile, key: keys.localKey, salt: keys.localSalt, direction: .outbound) else { return nil }
+    /// The SRTP context that encrypts RTP of `ssrc`: made on first use and kept as long as the
+    /// transport, so every packet of one SSRC goes through one context and no (SSRC, index) is
+    /// used twice. nil before DTLS has given keys, or if libsrtp2 refuses.
+    public func outboundSession(ssrc: UInt32) -> SRTPSession? {
+        if let session = srtpOutBySSRC[ssrc] { return session }
+        guard let keys = localKeys,
+              let session = try? SRTPSession(profile: keys.profile, key: keys.localKey, salt: keys.localSalt, direction: .outbound) else { return nil }
         srtpOutBySSRC[ssrc] = session
-        return try? session.protectRTP(buffer, length: length, capacity: capacity)
+        return session
     }
 
+    /// Encrypts an outgoing RTP packet in place; nil if SRTP is not ready or refuses.
+    public func protectRTP(_ buffer: UnsafeMutableRawPointer, length: Int, capacity: Int) -> Int? {
+        guard length >= 12 else { return nil }
+        let ssrc = UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        return try? outboundSession(ssrc: ssrc)?.protectRTP(buffer, length: length, capacity: capacity)
+    }
+
+    /// Encrypts an outgoing RTCP compound packet in place; nil if SRTP is not ready or refuses.
     public func protectRTCP(_ buffer: UnsafeMutableRawPointer, length: Int, capacity: Int) -> Int? {
         try? srtpOut?.protectRTCP(buffer, length: length, capacity: capacity)
     }

@@ -429,7 +429,7 @@ import ParleyWire
         network.output.sent.removeAll()
         network.send(publisher.bindingRequest(password: "not-the-password-at-all"), from: attacker)
         #expect(network.output.sent.isEmpty)
-        #expect(network.core.counters.droppedUnauthenticated == 1)
+        #expect(network.core.counters.dropped[.unauthenticated] == 1)
         // Random bytes from strangers and from a connected peer (failing SRTP authentication).
         var rng = SeededGenerator()
         for index in 0..<3000 {
@@ -437,9 +437,8 @@ import ParleyWire
             guard !junk.isEmpty else { continue }
             network.send(junk, from: index % 2 == 0 ? attacker : publisher.address)
         }
-        #expect(network.core.counters.droppedUnknownSender > 0, "\(rng.replay)")
-        #expect(network.core.counters.droppedUnauthenticated + network.core.counters.droppedMalformed + network.core.counters.droppedUnroutable > 100,
-                "\(rng.replay)")
+        #expect(network.core.counters.dropped[.unknownSender] > 0, "\(rng.replay)")
+        #expect(network.core.counters.dropped.total - network.core.counters.dropped[.unknownSender] > 100, "\(rng.replay)")
         // The call goes on.
         network.pump()
         player.receivedRTP.removeAll()
@@ -550,9 +549,9 @@ import ParleyWire
         network.output.sent.removeAll()
         network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
         #expect(network.output.sent.contains { $0.to == moved })
-        let refusedBefore = network.core.counters.droppedUnknownSender + network.core.counters.droppedUnauthenticated
+        let refusedBefore = network.core.counters.dropped[.unknownSender] + network.core.counters.dropped[.unauthenticated]
         network.send(oldCredentialsCheck(), from: player.address)
-        #expect(network.core.counters.droppedUnknownSender + network.core.counters.droppedUnauthenticated == refusedBefore + 1)
+        #expect(network.core.counters.dropped[.unknownSender] + network.core.counters.dropped[.unauthenticated] == refusedBefore + 1)
     }
 
     @Test func aNATRebindingIsFollowedAfterAValidCheckOnceTheOldAddressWentQuiet() throws {
@@ -667,7 +666,7 @@ import ParleyWire
         for packet in sent.prefix(3) { network.send(publisher.protect(publisher.rtxPacket(of: packet)), from: publisher.address) }
         network.pump()
         #expect(player.receivedRTP.count == 4)
-        #expect(network.core.counters.droppedDuplicate == 3)
+        #expect(network.core.counters.dropped[.duplicate] == 3)
         #expect(network.core.counters.repairsReceived == 0)
         // The stream goes on.
         network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address)
