@@ -19,7 +19,7 @@ SANITIZER_SUPPRESSIONS := $(CURDIR)/scripts/sanitizers
 SANITIZER_ENV_address := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 LSAN_OPTIONS=suppressions=$(SANITIZER_SUPPRESSIONS)/lsan.supp:print_suppressions=0
 SANITIZER_ENV_thread := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SANITIZER_SUPPRESSIONS)/tsan.supp
 
-.PHONY: run test bench build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test fuzz soak clean
+.PHONY: run test bench bench-compare build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test fuzz soak clean
 
 run: deps build
 	$(PARLEY) serve $(RUN_ARGS)
@@ -56,6 +56,17 @@ bench: deps test-deps
 	@# Micro-benchmarks (no network): a package of their own, so `make test` never builds their tooling.
 	cd bench/micro && swift package --disable-sandbox benchmark --format markdown --path stdout --no-progress > $(MICRO_RESULTS)
 	$(SUDO) unshare -n bash -c 'ip link set lo up && MICRO_RESULTS=$(MICRO_RESULTS) $(VENV)/bin/python bench/run.py'
+
+# Parley now against an older build of it (BASELINE, a git revision), in one run: packets per
+# CPU-second scenario by scenario, the two builds taking turns. The baseline is built in .build-baseline/.
+BASELINE ?= HEAD~1
+bench-compare: deps test-deps build
+	rm -rf .build-baseline/src && mkdir -p .build-baseline && git worktree prune
+	git worktree add --detach .build-baseline/src $(BASELINE)
+	cp Package.resolved .build-baseline/src/ 2>/dev/null || true
+	cd .build-baseline/src && swift build -c release --product parley --scratch-path $(CURDIR)/.build-baseline/build
+	$(SUDO) unshare -n bash -c 'ip link set lo up && BASELINE_BIN=$(CURDIR)/.build-baseline/build/release/parley $(VENV)/bin/python bench/compare.py'
+	git worktree remove --force .build-baseline/src
 
 # Media in the interop tests stays on loopback: they run in a network namespace that has only `lo`.
 # The churn test runs the AddressSanitizer build of `parley` (from `make asan-test`).

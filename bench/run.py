@@ -47,11 +47,13 @@ def rss_bytes(pid):
 
 class ParleySFU:
     name = "Parley"
+    # The binary that serves; `bench/compare.py` runs an older build beside it.
+    binary = PARLEY
 
     def __init__(self):
         self.port = free_port()
         self.process = subprocess.Popen(
-            [PARLEY, "serve", "--http-port", str(self.port), "--udp-port", str(41000), "--workers", "1",
+            [self.binary, "serve", "--http-port", str(self.port), "--udp-port", str(41000), "--workers", "1",
              "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
         self.load_args = ["--url", self.url]

@@ -93,7 +93,7 @@ public final class Consumer {
         guard let codec = matchingCodec(for: producer.codec) else { return false }
         detach()
         self.producer = producer
-        producer.consumers.append(self)
+        producer.sinks.append(.subscriber(self))
         payloadType = codec.payloadType
         clockRate = codec.clockRate
         vp8 = CodecPayload.kind(ofCodecNamed: codec.name) == .vp8 ? (vp8 ?? VP8Rewriter()) : nil
@@ -124,7 +124,7 @@ public final class Consumer {
     }
 
     func detach() {
-        if let producer { producer.consumers.removeAll { $0 === self } }
+        if let producer { producer.sinks.removeAll { $0.consumer === self } }
         producer = nil
     }
 
@@ -140,38 +140,55 @@ public final class Consumer {
         }
     }
 
-    /// Rewrites and sends one packet of layer `layer` (0 without simulcast); returns true if it went out.
-    func forward(_ packet: UnsafeRawBufferPointer, header: RTPHeader, layer: Int, isKeyframe: Bool, vp8 descriptor: VP8PayloadDescriptor? = nil,
-                 audioLevel: UInt8?, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) -> Bool {
-        guard let address = stream.path.address, !pausedForBandwidth else { return false }
-        if layer != currentLayer {
+    /// What to do with one packet of its producer; changes nothing (`forward` applies it).
+    func decide(_ packet: IncomingPacket, now: Nanoseconds) -> ForwardingDecision {
+        guard stream.path.address != nil else { return .drop(.notSending) }
+        guard !pausedForBandwidth else { return .drop(.pausedForBandwidth) }
+        if packet.layer != currentLayer {
             // Another simulcast layer: switch to it only if it is the wanted one, on a keyframe.
-            guard layer == targetLayer, isKeyframe else { return false }
+            if packet.layer == targetLayer, packet.isKeyframe { return .switchLayer(to: packet.layer) }
+            return keyframeAskDue(now: now) ? .requestKeyframe : .drop(.otherLayer)
+        }
+        if waitingForKeyframe, !packet.isKeyframe { return keyframeAskDue(now: now) ? .requestKeyframe : .drop(.waitingForKeyframe) }
+        if let temporal = packet.temporalLayer, temporal > (packet.startsBaseLayerFrame ? allocatedTemporalLayer : temporalLayerLimit) {
+            return .drop(.temporalLayerFiltered)
+        }
+        return .forward
+    }
+
+    /// Decides on one packet of its producer and acts on it: rewrites and sends it, or takes a
+    /// dropped frame's numbers out of the stream, or asks for a keyframe. True if it went out.
+    func forward(_ packet: IncomingPacket, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) -> Bool {
+        switch decide(packet, now: now) {
+        case .drop(.temporalLayerFiltered):
+            // A frame of a temporal layer left out: its numbers are taken out of the stream.
+            rewriter.drop(sequence: packet.header.sequenceNumber)
+            if let descriptor = packet.vp8 { vp8?.drop(descriptor) }
+            return false
+        case .drop:
+            return false
+        case .requestKeyframe:
+            if keyframeOverdue(now: now) { producer?.requestKeyframe(now: now, output: output, counters: &counters) }
+            return false
+        case .switchLayer(let layer):
             if currentLayer != nil {
                 rewriter.switchSource()
                 vp8?.switchSource()
             }
             currentLayer = layer
             waitingForKeyframe = false
-        } else if waitingForKeyframe {
-            guard isKeyframe else { return false }
+        case .forward:
             waitingForKeyframe = false
         }
-        if let descriptor, let temporal = descriptor.temporalLayer.map(Int.init) {
-            if temporal == 0, descriptor.startOfPartition, descriptor.partitionID == 0 { temporalLayerLimit = allocatedTemporalLayer }
-            if temporal > temporalLayerLimit {
-                // A frame of a temporal layer left out: its numbers are taken out of the stream.
-                rewriter.drop(sequence: header.sequenceNumber)
-                vp8?.drop(descriptor)
-                return false
-            }
-        }
-        guard let (sequence, timestamp) = rewriter.rewrite(sequence: header.sequenceNumber, timestamp: header.timestamp, now: now, clockRate: clockRate) else {
+        if packet.startsBaseLayerFrame { temporalLayerLimit = allocatedTemporalLayer }
+        let header = packet.header
+        guard let address = stream.path.address,
+              let (sequence, timestamp) = rewriter.rewrite(sequence: header.sequenceNumber, timestamp: header.timestamp, now: now, clockRate: clockRate) else {
             return false
         }
         let slot = output.reserveSlot()
-        guard let length = write(packet, header: header, sequence: sequence, timestamp: timestamp, audioLevel: audioLevel, vp8: descriptor, retransmission: false,
-                                 now: now, into: slot),
+        guard let length = write(packet.bytes, header: header, red: packet.isRED ? .some(packet.redPrimary) : nil, sequence: sequence, timestamp: timestamp,
+                                 audioLevel: packet.audioLevel, vp8: packet.vp8, retransmission: false, now: now, into: slot),
               stream.send(slot, length: length, repair: false, to: address, output: output, counters: &counters) != nil else { return false }
         stream.countMedia(payloadBytes: header.payloadLength)
         return true
@@ -185,7 +202,7 @@ public final class Consumer {
             guard let incoming = rewriter.incomingSequence(of: outgoing), let packet = buffer.packet(sequence: incoming),
                   let header = try? RTPHeader(parsing: packet) else { continue }
             let slot = output.reserveSlot()
-            guard let length = write(packet, header: header, sequence: outgoing, timestamp: rewriter.outgoingTimestamp(of: header.timestamp),
+            guard let length = write(packet, header: header, red: nil, sequence: outgoing, timestamp: rewriter.outgoingTimestamp(of: header.timestamp),
                                      audioLevel: nil, retransmission: rtxPayloadType != nil, resend: true, now: now, into: slot),
                   stream.send(slot, length: length, repair: rtxPayloadType != nil, to: address, output: output, counters: &counters) != nil else { continue }
             counters.retransmitted += 1
@@ -215,8 +232,9 @@ public final class Consumer {
     }
 
     /// Writes header (our SSRC, sequence, timestamp, payload type), our extensions, then the payload
-    /// (VP8: renumbered). `retransmission`: as RTX; `resend`: a packet sent before, by either means.
-    private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, sequence: UInt16, timestamp: UInt32,
+    /// (VP8: renumbered). `red`: for RED audio, where its primary block lies (nil inside when the
+    /// blocks did not parse). `retransmission`: as RTX; `resend`: a packet sent before, by either means.
+    private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, red: (offset: Int, length: Int)??, sequence: UInt16, timestamp: UInt32,
                        audioLevel: UInt8?, vp8 descriptor: VP8PayloadDescriptor? = nil, retransmission: Bool, resend: Bool = false, now: Nanoseconds,
                        into slot: UnsafeMutableRawBufferPointer) -> Int? {
         let writesMid = midExtensionID != nil && !midBytes.isEmpty, writesLevel = audioLevelExtensionID != nil && audioLevel != nil
@@ -228,16 +246,14 @@ public final class Consumer {
         var payloadStart = header.payloadOffset, payloadLength = header.payloadLength
         var outPayloadType = payloadType
         var renumberRED = false
-        if let incomingRED = producer?.redPayloadType, header.payloadType == incomingRED {
+        if let red {
             if let redPayloadType {
                 // Redundant audio as it came, its blocks renumbered for this subscriber's codec.
                 outPayloadType = redPayloadType
                 renumberRED = producer?.codec.payloadType != payloadType
             } else {
                 // A subscriber without RED gets the primary block as plain audio.
-                guard let primary = REDPayload.primary(in: UnsafeRawBufferPointer(rebasing: packet[payloadStart..<(payloadStart + payloadLength)])) else {
-                    return nil
-                }
+                guard let primary = red else { return nil }
                 payloadStart += primary.offset
                 payloadLength = primary.length
             }
@@ -277,11 +293,16 @@ public final class Consumer {
     }
 
     /// True when a video consumer waiting for its first keyframe should ask the publisher: at once,
-    /// then every second until one arrives.
+    /// then every second until one arrives. Counts as asking.
     func keyframeOverdue(now: Nanoseconds) -> Bool {
+        guard keyframeAskDue(now: now) else { return false }
+        lastKeyframeAsk = now
+        return true
+    }
+
+    func keyframeAskDue(now: Nanoseconds) -> Bool {
         guard needsKeyframe else { return false }
         if let lastKeyframeAsk, now < lastKeyframeAsk + .seconds(1) { return false }
-        lastKeyframeAsk = now
         return true
     }
 }

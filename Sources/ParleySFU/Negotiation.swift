@@ -180,14 +180,14 @@ extension WorkerCore {
                 let rids = kind == .video && extensionID(HeaderExtensionURI.rid) != nil ? Array(media.sendRids.prefix(4)) : []
                 section.receiveRids = rids.count > 1 ? rids : []
                 if existingProducer == nil {
-                    var encodings: [ProducerEncoding]
+                    var encodings: [ReceiveStream]
                     if rids.count > 1 {
-                        encodings = rids.map { ProducerEncoding(rid: $0) }
+                        encodings = rids.map { ReceiveStream(rid: $0) }
                     } else {
                         let rtxPairs = media.rtxPairs
                         let rtxSSRCs = Set(rtxPairs.map(\.rtx))
                         let primary = media.ssrcs.first { !rtxSSRCs.contains($0) }
-                        encodings = [ProducerEncoding(rid: rids.first, ssrc: primary, rtxSSRC: rtxPairs.first { $0.primary == primary }?.rtx)]
+                        encodings = [ReceiveStream(rid: rids.first, ssrc: primary, rtxSSRC: rtxPairs.first { $0.primary == primary }?.rtx)]
                     }
                     let producer = Producer(
                         id: RandomToken.make(length: 12), kind: kind, mid: mid,

@@ -4,43 +4,8 @@ import ParleyMediaAPI
 import ParleyWire
 import ParleyTransport
 
-/// One encoding of a Producer: its only stream, or one simulcast layer (lowest first, as offered).
-public struct ProducerEncoding {
-    public var rid: String?
-    public var ssrc: UInt32?
-    public var rtxSSRC: UInt32?
-    public var statistics = ReceiveStatistics()
-    public var nack = NACKGenerator()
-    /// The last packets of this stream (video), to answer NACKs.
-    var retransmissions: RetransmissionBuffer?
-    /// The picture size its last keyframe announced (VP8), once one came.
-    public var width: Int?
-    public var height: Int?
-    /// When its last packet came: a layer the publisher paused (or stopped sending) goes quiet.
-    public var lastPacketAt: Nanoseconds?
-    /// Bytes since the last rate sample, and the smoothed rate (bits per second).
-    var bytesSinceSample = 0
-    public internal(set) var bitrate = 0
-    /// The same per VP8 temporal layer (TID 0, 1, 2), when the publisher sends temporal layers.
-    var temporalBytesSinceSample = [0, 0, 0]
-    var temporalBitrates = [0, 0, 0]
-    /// The highest TID seen lately (nil: no temporal layers).
-    public internal(set) var highestTemporalLayer: Int?
-    var temporalLayerSeenAt: Nanoseconds = 0
-
-    public init(rid: String? = nil, ssrc: UInt32? = nil, rtxSSRC: UInt32? = nil) {
-        self.rid = rid; self.ssrc = ssrc; self.rtxSSRC = rtxSSRC
-    }
-
-    /// Sending now: a packet within the last second.
-    func isActive(now: Nanoseconds) -> Bool {
-        guard let lastPacketAt else { return false }
-        return now &- lastPacketAt < 1_000_000_000
-    }
-}
-
-/// One incoming track from a publisher (mediasoup's Producer): receives its RTP, keeps the
-/// retransmission buffer and the reception statistics, and hands each packet to its Consumers.
+/// One incoming track from a publisher (mediasoup's Producer): its receive streams (one per
+/// encoding) take its RTP, and each packet goes to its sinks (subscribers' Consumers).
 public final class Producer {
     public let id: String
     public let kind: MediaKind
@@ -52,10 +17,13 @@ public final class Producer {
     public let rtxPayloadType: UInt8?
     /// Audio with RFC 2198 redundancy: packets of this payload type wrap `codec`.
     public let redPayloadType: UInt8?
-    public var encodings: [ProducerEncoding]
+    public var encodings: [ReceiveStream]
     public let audioLevelExtensionID: UInt8?
     unowned let transport: WebRtcTransport
-    public internal(set) var consumers: [Consumer] = []
+    /// Where its packets go, in the order they were attached.
+    var sinks: [ProducerSink] = []
+    /// The subscribers among the sinks (not for the media path: it builds an array).
+    public var consumers: [Consumer] { sinks.compactMap(\.consumer) }
     var keyframeRequests = KeyframeRequestThrottle()
     private var firSequence: UInt8 = 0
     public private(set) var closed = false
@@ -69,7 +37,7 @@ public final class Producer {
     public var participantID: String { transport.participantID }
 
     init(id: String, kind: MediaKind, mid: String, source: String, codec: RTPCodec, rtxPayloadType: UInt8?, redPayloadType: UInt8? = nil,
-         encodings: [ProducerEncoding], audioLevelExtensionID: UInt8?, transport: WebRtcTransport, now: Nanoseconds) {
+         encodings: [ReceiveStream], audioLevelExtensionID: UInt8?, transport: WebRtcTransport, now: Nanoseconds) {
         self.id = id
         self.kind = kind
         self.mid = mid
@@ -78,7 +46,7 @@ public final class Producer {
         self.codecKind = CodecPayload.kind(ofCodecNamed: codec.name)
         self.rtxPayloadType = rtxPayloadType
         self.redPayloadType = redPayloadType
-        self.encodings = encodings.isEmpty ? [ProducerEncoding()] : encodings
+        self.encodings = encodings.isEmpty ? [ReceiveStream()] : encodings
         if kind == .video {
             for index in self.encodings.indices { self.encodings[index].retransmissions = RetransmissionBuffer() }
         }
@@ -87,75 +55,47 @@ public final class Producer {
         self.createdAt = now
     }
 
-    /// Forwards one decrypted RTP packet of this producer to every consumer. Repairs (RTX) are
-    /// turned back into the packet they carry, in place, first.
-    func receive(_ packet: UnsafeMutableRawBufferPointer, header: RTPHeader, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
+    /// Forwards one decrypted RTP packet of encoding `layer` to every sink. A repair (RTX) is
+    /// turned back into the packet it carries, in place, first.
+    func receive(_ packet: UnsafeMutableRawBufferPointer, header: RTPHeader, layer: Int, isRepair: Bool, now: Nanoseconds, output: any DatagramOutput,
+                 counters: inout PacketCounters) {
         if blocked {
             counters.dropped[.blocked] += 1
             return
         }
         var packet = packet
         var header = header
-        var isRepair = false
-        var index = encodings.firstIndex { $0.ssrc == header.ssrc }
-        if index == nil, let repaired = encodings.firstIndex(where: { $0.rtxSSRC == header.ssrc }) {
-            guard let unwrapped = unwrapRetransmission(packet, header: header, primarySSRC: encodings[repaired].ssrc) else {
+        if isRepair {
+            guard let unwrapped = unwrapRetransmission(packet, header: header, primarySSRC: encodings[layer].ssrc) else {
                 // Padding-only RTX: the publisher probing bandwidth.
                 counters.dropped[.unroutable] += 1
                 return
             }
             (packet, header) = unwrapped
-            index = repaired
-            isRepair = true
-        }
-        guard let index else {
-            counters.dropped[.unroutable] += 1
-            return
         }
         guard header.payloadType == codec.payloadType || (redPayloadType != nil && header.payloadType == redPayloadType), header.payloadLength > 0 else {
             counters.dropped[.unroutable] += 1
             return
         }
-        // A packet that came before (a probe repeating it over RTX, a duplicate on the network)
-        // is not forwarded again: subscribers would pay for it, and it would inflate the layer's rate.
-        if kind == .video, !encodings[index].nack.received(header.sequenceNumber, now: now) {
+        let incoming = IncomingPacket(UnsafeRawBufferPointer(packet), header: header, layer: layer, isRepair: isRepair, of: self)
+        guard encodings[layer].receive(header, kind: kind, clockRate: codec.clockRate, temporalLayer: incoming.temporalLayer, now: now) else {
             counters.dropped[.duplicate] += 1
             return
         }
         if isRepair { counters.repairsReceived += 1 }
-        encodings[index].statistics.update(sequence: header.sequenceNumber, timestamp: header.timestamp, arrival: now, clockRate: codec.clockRate)
-        encodings[index].lastPacketAt = now
-        encodings[index].bytesSinceSample &+= header.payloadLength + 40
-        let readable = UnsafeRawBufferPointer(packet)
-        let payload = UnsafeRawBufferPointer(rebasing: readable[header.payloadOffset..<(header.payloadOffset + header.payloadLength)])
-        let isKeyframe = kind == .video && CodecPayload.isKeyframe(codecKind, payload: payload)
-        let vp8 = codecKind == .vp8 ? try? VP8PayloadDescriptor(parsing: payload) : nil
-        if let temporal = vp8?.temporalLayer.map(Int.init), temporal < 3 {
-            encodings[index].temporalBytesSinceSample[temporal] &+= header.payloadLength + 40
-            if temporal >= encodings[index].highestTemporalLayer ?? 0 || now &- encodings[index].temporalLayerSeenAt > 2_000_000_000 {
-                encodings[index].highestTemporalLayer = temporal
-                encodings[index].temporalLayerSeenAt = now
-            }
-        }
-        if isKeyframe {
+        if incoming.isKeyframe {
             keyframeRequests.satisfied()
-            if codecKind == .vp8, let size = CodecPayload.vp8KeyframeSize(payload) {
-                encodings[index].width = size.width
-                encodings[index].height = size.height
+            if codecKind == .vp8, let size = CodecPayload.vp8KeyframeSize(incoming.payload) {
+                encodings[layer].width = size.width
+                encodings[layer].height = size.height
             }
         }
-        var audioLevel: UInt8?
-        if let audioLevelExtensionID {
-            header.forEachExtension(in: readable) { id, offset, length in
-                if id == audioLevelExtensionID, length >= 1 { audioLevel = readable[offset] }
-            }
-            if let audioLevel { speech.add(level: audioLevel) }
-        }
-        encodings[index].retransmissions?.store(readable, sequence: header.sequenceNumber)
-        for consumer in consumers {
-            if consumer.forward(readable, header: header, layer: index, isKeyframe: isKeyframe, vp8: vp8, audioLevel: audioLevel, now: now, output: output,
-                                counters: &counters) {
-                counters.rtpForwarded += 1
+        if let audioLevel = incoming.audioLevel { speech.add(level: audioLevel) }
+        encodings[layer].retransmissions?.store(incoming.bytes, sequence: header.sequenceNumber)
+        for sink in sinks {
+            switch sink {
+            case .subscriber(let consumer):
+                if consumer.forward(incoming, now: now, output: output, counters: &counters) { counters.rtpForwarded += 1 }
             }
         }
     }
@@ -318,6 +258,6 @@ public final class Producer {
     func close() {
         closed = true
         for consumer in consumers { consumer.detach() }
-        consumers.removeAll()
+        sinks.removeAll()
     }
 }

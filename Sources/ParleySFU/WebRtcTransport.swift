@@ -16,7 +16,9 @@ public final class WebRtcTransport {
     /// The local ICE ufrags this transport is found by (two for a while after an ICE restart).
     var registeredUfrags: [String] = []
     public internal(set) var producers: [Producer] = []
-    var producerBySSRC: [UInt32: Producer] = [:]
+    /// Which producer and encoding each incoming SSRC is (and whether it carries repairs): the
+    /// one lookup per received packet.
+    var streamBySSRC: [UInt32: StreamRoute] = [:]
     public internal(set) var consumers: [Consumer] = []
     var consumerBySSRC: [UInt32: Consumer] = [:]
     /// The publisher's id for the mid header extension, to learn SSRCs its SDP did not list.
@@ -74,16 +76,17 @@ public final class WebRtcTransport {
                 if id == transportWideCCExtensionID, length == 2 { arrivals.record(packet.readU16(at: offset), ssrc: header.ssrc, at: now) }
             }
         }
-        guard let producer = producerBySSRC[header.ssrc] ?? learnSSRC(header, packet: packet) else {
+        guard let route = streamBySSRC[header.ssrc] ?? learnSSRC(header, packet: packet) else {
             counters.dropped[.unroutable] += 1
             return
         }
-        producer.receive(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), header: header, now: now, output: output, counters: &counters)
+        route.producer.receive(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), header: header, layer: route.layer, isRepair: route.isRepair,
+                               now: now, output: output, counters: &counters)
     }
 
     /// Finds the producer of an unsignaled SSRC through the mid header extension (BUNDLE demux),
     /// and its simulcast layer through the rid (or, for repairs, repaired-rid) extension.
-    private func learnSSRC(_ header: RTPHeader, packet: UnsafeRawBufferPointer) -> Producer? {
+    private func learnSSRC(_ header: RTPHeader, packet: UnsafeRawBufferPointer) -> StreamRoute? {
         guard let midExtensionID else { return nil }
         var mid: String?, rid: String?, repairedRid: String?
         header.forEachExtension(in: packet) { id, offset, length in
@@ -99,15 +102,17 @@ public final class WebRtcTransport {
         } else {
             return nil
         }
-        if repairedRid != nil || header.payloadType == producer.rtxPayloadType {
+        let isRepair = repairedRid != nil || header.payloadType == producer.rtxPayloadType
+        if isRepair {
             guard producer.encodings[index].rtxSSRC == nil else { return nil }
             producer.encodings[index].rtxSSRC = header.ssrc
         } else {
             guard producer.encodings[index].ssrc == nil else { return nil }
             producer.encodings[index].ssrc = header.ssrc
         }
-        producerBySSRC[header.ssrc] = producer
-        return producer
+        let route = StreamRoute(producer: producer, layer: index, isRepair: isRepair)
+        streamBySSRC[header.ssrc] = route
+        return route
     }
 
     func handleRTCP(_ buffer: UnsafeMutableRawBufferPointer, length: Int, now: Nanoseconds, output: any DatagramOutput, counters: inout PacketCounters) {
@@ -122,8 +127,8 @@ public final class WebRtcTransport {
         for packet in packets {
             switch packet {
             case .senderReport(let report):
-                if let producer = producerBySSRC[report.ssrc], let index = producer.encodings.firstIndex(where: { $0.ssrc == report.ssrc }) {
-                    producer.encodings[index].statistics.senderReportArrived(report, at: now)
+                if let route = streamBySSRC[report.ssrc], !route.isRepair {
+                    route.producer.encodings[route.layer].statistics.senderReportArrived(report, at: now)
                 }
             case .pictureLossIndication(let pli):
                 consumerBySSRC[pli.mediaSSRC]?.producer?.requestKeyframe(now: now, output: output, counters: &counters)
@@ -272,15 +277,23 @@ public final class WebRtcTransport {
 
     func addProducer(_ producer: Producer) {
         producers.append(producer)
-        for encoding in producer.encodings {
-            if let ssrc = encoding.ssrc { producerBySSRC[ssrc] = producer }
-            if let rtx = encoding.rtxSSRC { producerBySSRC[rtx] = producer }
+        for (layer, encoding) in producer.encodings.enumerated() {
+            if let ssrc = encoding.ssrc { streamBySSRC[ssrc] = StreamRoute(producer: producer, layer: layer, isRepair: false) }
+            if let rtx = encoding.rtxSSRC { streamBySSRC[rtx] = StreamRoute(producer: producer, layer: layer, isRepair: true) }
         }
     }
 
     func removeProducer(_ producer: Producer) {
         producer.close()
         producers.removeAll { $0 === producer }
-        producerBySSRC = producerBySSRC.filter { $0.value !== producer }
+        streamBySSRC = streamBySSRC.filter { $0.value.producer !== producer }
     }
+}
+
+/// Where an incoming SSRC's packets go: its producer, the encoding (layer), and whether it is
+/// that encoding's repair stream.
+struct StreamRoute {
+    let producer: Producer
+    let layer: Int
+    let isRepair: Bool
 }

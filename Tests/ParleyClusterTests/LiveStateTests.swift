@@ -9,7 +9,7 @@ import ParleyTestSupport
 import Synchronization
 
 /// Two (or three) signaling nodes' hubs sharing one real redis-server, as `parley signal` runs them.
-@Suite(.serialized) struct LiveStateAcrossNodesTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct LiveStateAcrossNodesTests {
     final class Inbox: Sendable {
         let messages = Mutex<[String]>([])
         var sink: MessageSink { { message in self.messages.withLock { $0.append(message.json) } } }

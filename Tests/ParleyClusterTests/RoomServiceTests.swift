@@ -24,7 +24,7 @@ import ParleyTestSupport
     }
 }
 
-@Suite(.serialized) struct RoomServiceTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct RoomServiceTests {
     func node(_ id: String, capacity: Int = 1000, participants: Int = 0) -> SFUNode {
         SFUNode(id: id, announceAddress: "127.0.0.1", ports: [40000], controlURL: "http://127.0.0.1:1/\(id)", capacity: capacity, participants: participants)
     }
@@ -117,7 +117,7 @@ import ParleyTestSupport
     }
 }
 
-@Suite(.serialized) struct MeetingRecordStoreTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct MeetingRecordStoreTests {
     @Test func createdMeetingsOutliveTheHubThatMadeThem() async throws {
         let server = try RedisServer()
         let redis = try await RedisClient.connect(server.configuration)
@@ -157,7 +157,7 @@ import ParleyTestSupport
     }
 }
 
-@Suite(.serialized) struct MeetingChangesAcrossNodesTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct MeetingChangesAcrossNodesTests {
     final class Inbox: Sendable {
         let messages = Mutex<[String]>([])
         var sink: MessageSink { { message in self.messages.withLock { $0.append(message.json) } } }

@@ -13,7 +13,7 @@ import Testing
 /// process went on to exit while the worker threads were still closing and freeing OpenSSL state,
 /// and exit's OpenSSL cleanup freed the same handlers. These tests run a real SFU on loopback
 /// with load peers (Parley's own DTLS client) on real sockets.
-@Suite struct ShutdownTests {
+@Suite(.timeLimit(.minutes(3))) struct ShutdownTests {
     /// Meets `count` peers publishing audio and video in one meeting and waits until every one
     /// of the SFU's transports has connected.
     func connectedMeeting(count: Int) async throws -> (SFU, LoadLoop) {

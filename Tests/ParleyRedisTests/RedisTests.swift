@@ -4,7 +4,8 @@ import Testing
 @testable import ParleyRedis
 import ParleyTestSupport
 
-@Suite(.serialized) struct RedisClientTests {
+// Each test waits on a real redis-server: a hang fails the test rather than stalling `make test`.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct RedisClientTests {
     @Test func commandsRoundTripAndErrorRepliesAreErrors() async throws {
         let server = try RedisServer()
         let client = try await RedisClient.connect(server.configuration)
