@@ -125,14 +125,14 @@ let package = Package(
         .testTarget(name: "ParleyBaseTests", dependencies: ["ParleyBase"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyWireTests", dependencies: ["ParleyWire", "ParleyTestSupport"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyTransportTests", dependencies: ["ParleyBase", "ParleyTransport", "ParleyTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleyBase", "ParleyMediaAPI", "ParleySFU", "ParleyMediaNode", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleyLoadTests", dependencies: ["ParleyLoad", "ParleyTestSupport", "ParleyBase", "ParleyMediaAPI", "ParleySFU", "ParleyMediaNode", "ParleyTransport", "ParleyWire", .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
         .target(
             name: "ParleyCluster",
             dependencies: ["ParleyRedis", "ParleyBase", "ParleyMediaAPI", "ParleyControl", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Helpers the tests share (a real redis-server on a free port); never linked into parley.
-        .target(name: "ParleyTestSupport", dependencies: ["ParleyRedis"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
+        .target(name: "ParleyTestSupport", dependencies: ["ParleyRedis", "ParleyBase", "ParleySFU"], path: "Tests/ParleyTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "ParleyRedisTests", dependencies: ["ParleyRedis", "ParleyTestSupport", .product(name: "NIOCore", package: "swift-nio")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport", "ParleyControl", "ParleyMediaAPI",

@@ -1,4 +1,5 @@
 import Histogram
+import ParleyTestSupport
 import ParleyBase
 import ParleyMediaAPI
 import Testing
@@ -7,55 +8,61 @@ import ParleyTransport
 import ParleyWire
 @testable import ParleyLoad
 
-/// Load peers against the SFU's worker core in one process, on fake time, with a lossy wire.
+/// Load peers against the SFU's worker core in one process, on the tests' simulated network.
 final class Harness {
     let sfuAddress = PeerAddress(ipv4: (127, 0, 0, 1), port: 40000)
-    let output = CollectingOutput()
-    var now: Nanoseconds = .seconds(100)
-    let core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()), ntpClock: NTPClock(ntp: 3_900_000_000 << 32, at: 0), events: { _ in })
-    var peers: [(peer: LoadPeer, address: PeerAddress)] = []
-    /// Every n-th media datagram from the SFU is dropped (0: none), and every n-th to it.
-    var dropEvery = 0
-    var dropUpstreamEvery = 0
-    private var delivered = 0
-    private var deliveredUpstream = 0
+    let network = SimulatedNetwork(now: .seconds(100))
+    let sfu: WorkerCoreEndpoint
+    var core: WorkerCore { sfu.core }
+    var now: Nanoseconds { network.now }
+
+    init() {
+        sfu = WorkerCoreEndpoint(core: WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()),
+                                                  ntpClock: NTPClock(ntp: 3_900_000_000 << 32, at: 0), events: { _ in }), address: sfuAddress)
+        network.attach(sfu)
+    }
 
     func join(_ label: String, options: LoadPeerOptions, port: UInt16) throws -> LoadPeer {
         let peer = try LoadPeer(label: label, options: options, now: now)
-        let address = PeerAddress(ipv4: (127, 0, 0, 1), port: port)
-        peers.append((peer, address))
+        network.attach(LoadPeerEndpoint(peer: peer, address: PeerAddress(ipv4: (127, 0, 0, 1), port: port), sfu: sfuAddress))
         let result = try core.negotiate(NegotiationRequest(meetingID: "m", participantID: label, transportID: nil, role: .participant,
                                                            offer: SessionDescription(parsing: peer.offer())), now: now)
         try peer.apply(answer: result.answer, allowedHost: "127.0.0.1")
         return peer
     }
 
-    func run(milliseconds: Int) {
-        for _ in 0..<(milliseconds / 5) {
-            now += .milliseconds(5)
-            for (peer, address) in peers {
-                peer.tick(now: now)
-                for datagram in peer.outbox {
-                    if datagram.withUnsafeBytes({ PacketClass($0) }) == .rtp {
-                        deliveredUpstream += 1
-                        if dropUpstreamEvery > 0, deliveredUpstream % dropUpstreamEvery == 0 { continue }
-                    }
-                    var buffer = datagram + [UInt8](repeating: 0, count: 64)
-                    buffer.withUnsafeMutableBytes { core.receive($0, length: datagram.count, from: address, now: now, output: output) }
-                }
-                peer.outbox.removeAll()
-            }
-            core.tick(now: now, output: output)
-            let sent = output.sent
-            output.sent.removeAll()
-            for (bytes, to) in sent {
-                let isMedia = bytes.withUnsafeBytes { PacketClass($0) } == .rtp
-                if isMedia { delivered += 1 }
-                if isMedia, dropEvery > 0, delivered % dropEvery == 0 { continue }
-                guard let target = peers.first(where: { $0.address == to }) else { continue }
-                bytes.withUnsafeBytes { target.peer.receive($0, from: sfuAddress, now: now) }
-            }
-        }
+    /// Media (RTP) loss each way: every n-th packet from the SFU, and every n-th to it (0: none).
+    func dropMedia(downstreamEvery down: Int, upstreamEvery up: Int = 0) {
+        network.setConditions(LinkConditions(dropEvery: down, applies: Self.isRTP), from: sfuAddress)
+        network.setConditions(LinkConditions(dropEvery: up, applies: Self.isRTP), to: sfuAddress)
+    }
+
+    func run(milliseconds: Int) { network.run(for: .milliseconds(UInt64(milliseconds))) }
+
+    static func isRTP(_ datagram: [UInt8]) -> Bool { datagram.withUnsafeBytes { PacketClass($0) } == .rtp }
+}
+
+/// A load peer on the simulated network: everything it sends goes to the SFU.
+final class LoadPeerEndpoint: NetworkEndpoint {
+    let peer: LoadPeer
+    let address: PeerAddress
+    let sfu: PeerAddress
+
+    init(peer: LoadPeer, address: PeerAddress, sfu: PeerAddress) {
+        self.peer = peer
+        self.address = address
+        self.sfu = sfu
+    }
+
+    func receive(_ datagram: [UInt8], from sender: PeerAddress, now: Nanoseconds) {
+        datagram.withUnsafeBytes { peer.receive($0, from: sender, now: now) }
+    }
+
+    func tick(now: Nanoseconds) { peer.tick(now: now) }
+
+    func takeSent() -> [(bytes: [UInt8], to: PeerAddress)] {
+        defer { peer.outbox.removeAll() }
+        return peer.outbox.map { ($0, sfu) }
     }
 }
 
@@ -94,7 +101,7 @@ final class Harness {
         _ = try harness.join("speaker", options: publisher, port: 6001)
         let ear = try harness.join("ear", options: listener, port: 6002)
         harness.run(milliseconds: 300)
-        harness.dropEvery = 10
+        harness.dropMedia(downstreamEvery: 10)
         harness.run(milliseconds: 2000)
         let stream = try #require(ear.received.values.first)
         let lossRate = Double(stream.lost) / Double(stream.lost + stream.packets)
@@ -113,17 +120,35 @@ final class Harness {
         let camera = try harness.join("camera", options: publisher, port: 6001)
         let eye = try harness.join("eye", options: viewer, port: 6002)
         harness.run(milliseconds: 300)
-        harness.dropEvery = 13
-        harness.dropUpstreamEvery = 17
+        harness.dropMedia(downstreamEvery: 13, upstreamEvery: 17)
         harness.run(milliseconds: 3000)
-        harness.dropEvery = 0
-        harness.dropUpstreamEvery = 0
+        harness.dropMedia(downstreamEvery: 0)
         harness.run(milliseconds: 500)
         let stream = try #require(eye.received.values.first)
         // The viewer asked for what it missed and got it; the publisher sent again what the SFU asked for.
         #expect(eye.nacksSent > 0 && eye.packetsRepaired > 10)
         #expect(camera.retransmissionsSent > 0)
         #expect(stream.lost == 0, "\(stream.lost) of \(stream.packets + stream.lost) stayed lost")
+    }
+
+    @Test func delayOnTheWireIsTheLatencyTheListenerMeasures() throws {
+        let harness = Harness()
+        var speaker = LoadPeerOptions()
+        speaker.publishVideo = false
+        var listener = LoadPeerOptions()
+        listener.publishAudio = false
+        listener.publishVideo = false
+        listener.audioReceivers = 1
+        _ = try harness.join("speaker", options: speaker, port: 6001)
+        let ear = try harness.join("ear", options: listener, port: 6002)
+        harness.run(milliseconds: 300)
+        // 30 ms each way: 60 ms from the speaker through the SFU to the listener.
+        harness.network.setConditions(LinkConditions(delay: .milliseconds(30), applies: Harness.isRTP))
+        harness.run(milliseconds: 2000)
+        let stream = try #require(ear.received.values.first)
+        let median = stream.latency.valueAtPercentile(50)
+        #expect((59_000...66_000).contains(median), "median latency \(median) µs")
+        #expect(stream.lost == 0)
     }
 
     @Test func answersNamingAnotherHostAreRefused() throws {

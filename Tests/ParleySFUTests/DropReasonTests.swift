@@ -13,7 +13,7 @@ import Testing
     @Test func mediaAfterTheICECheckButBeforeDTLSIsCountedAsMediaBeforeSRTP() throws {
         let network = FakeNetwork()
         let peer = try TestPeer(port: 5001)
-        network.peers.append(peer)
+        network.add(peer)
         let result = try network.core.negotiate(NegotiationRequest(meetingID: "m", participantID: "p", transportID: nil, role: .whip,
                                                                    offer: SessionDescription(parsing: peer.offer(sending: true))), now: network.now)
         peer.answer = try SessionDescription(parsing: result.answer)

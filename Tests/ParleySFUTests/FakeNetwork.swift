@@ -1,5 +1,6 @@
 import ParleyBase
 import ParleyMediaAPI
+import ParleyTestSupport
 import ParleyTransport
 import ParleyWire
 @testable import ParleySFU
@@ -19,6 +20,9 @@ final class TestPeer {
     let videoSSRC = UInt32.random(in: 1...UInt32.max)
     let rtxSSRC = UInt32.random(in: 1...UInt32.max)
     static let context = try! DTLSContext(certificate: DTLSCertificate(commonName: "test-peer"))
+
+    /// Where what its transport sends goes (set when it joins a network).
+    var sfuAddress = PeerAddress(ipv4: (127, 0, 0, 1), port: 40000)
 
     init(port: UInt16) throws {
         address = PeerAddress(ipv4: (127, 0, 0, 1), port: port)
@@ -182,43 +186,45 @@ final class TestPeer {
     }
 }
 
-/// The SFU's worker core and its peers on fake addresses and fake time.
+/// The SFU's worker core and its peers on the tests' simulated network (clean links unless a
+/// test sets conditions), on fake time.
 final class FakeNetwork {
     let sfuAddress = PeerAddress(ipv4: (127, 0, 0, 1), port: 40000)
-    let output = CollectingOutput()
     var events: [SFUEvent] = []
-    var now: Nanoseconds = .seconds(1000)
+    let simulated = SimulatedNetwork(now: .seconds(1000))
+    var now: Nanoseconds {
+        get { simulated.now }
+        set { simulated.setTime(newValue) }
+    }
     /// The wall clock the SFU is given: 3.9 × 10⁹ s after 1900 at fake time zero.
     static let ntpClock = NTPClock(ntp: 3_900_000_000 << 32, at: 0)
-    lazy var core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()),
-                               ntpClock: Self.ntpClock, events: { [unowned self] in self.events.append($0) })
-    var peers: [TestPeer] = []
+    lazy var sfu: WorkerCoreEndpoint = {
+        let core = WorkerCore(announceAddress: "127.0.0.1", port: 40000, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()),
+                              ntpClock: Self.ntpClock, events: { [unowned self] in self.events.append($0) })
+        let endpoint = WorkerCoreEndpoint(core: core, address: sfuAddress)
+        simulated.attach(endpoint)
+        return endpoint
+    }()
+    var core: WorkerCore { sfu.core }
+    var output: CollectingOutput { sfu.output }
+    private(set) var peers: [TestPeer] = []
 
-    /// Sends a datagram from a peer (or anyone) to the SFU.
+    func add(_ peer: TestPeer) {
+        _ = sfu
+        peers.append(peer)
+        peer.sfuAddress = sfuAddress
+        simulated.attach(peer)
+    }
+
+    /// Puts a datagram from a peer (or anyone) into the SFU at once, past the network.
     func send(_ bytes: [UInt8], from address: PeerAddress) {
-        var buffer = bytes + [UInt8](repeating: 0, count: 64)
-        buffer.withUnsafeMutableBytes { core.receive($0, length: bytes.count, from: address, now: now, output: output) }
+        sfu.receive(bytes, from: address, now: now)
     }
 
-    /// Delivers what the SFU sent and what the peers answer until nothing moves.
-    func pump() {
-        for _ in 0..<50 {
-            var moved = false
-            let sent = output.sent
-            output.sent.removeAll()
-            for (bytes, to) in sent {
-                peers.first { $0.address == to }?.deliver(bytes, from: sfuAddress, now: now)
-                moved = true
-            }
-            for peer in peers {
-                let outbox = peer.transport.outbox
-                peer.transport.outbox.removeAll()
-                for (bytes, _) in outbox { send(bytes, from: peer.address); moved = true }
-            }
-            if !moved { return }
-        }
-    }
+    /// Carries what the SFU and the peers sent until nothing moves.
+    func pump() { simulated.pump() }
 
+    /// Moves time on and runs the SFU's timers once.
     func advance(milliseconds: UInt64) {
         now += .milliseconds(milliseconds)
         core.tick(now: now, output: output)
@@ -236,7 +242,7 @@ final class FakeNetwork {
     /// Negotiates, checks connectivity and runs DTLS until the peer has SRTP.
     @discardableResult
     func join(_ peer: TestPeer, meeting: String, participant: String, role: TransportRole, sending: Bool) throws -> NegotiationResult {
-        peers.append(peer)
+        add(peer)
         let offer = try SessionDescription(parsing: peer.offer(sending: sending))
         let result = try core.negotiate(NegotiationRequest(meetingID: meeting, participantID: participant, transportID: nil, role: role, offer: offer), now: now)
         peer.answer = try SessionDescription(parsing: result.answer)
@@ -245,5 +251,16 @@ final class FakeNetwork {
         peer.transport.startClient(to: sfuAddress)
         pump()
         return result
+    }
+}
+
+extension TestPeer: NetworkEndpoint {
+    func receive(_ datagram: [UInt8], from sender: PeerAddress, now: Nanoseconds) { deliver(datagram, from: sender, now: now) }
+
+    func tick(now: Nanoseconds) {}
+
+    func takeSent() -> [(bytes: [UInt8], to: PeerAddress)] {
+        defer { transport.outbox.removeAll() }
+        return transport.outbox.map { ($0.bytes, sfuAddress) }
     }
 }
