@@ -116,6 +116,47 @@ async def whep_status(server, meeting, token=None):
     return status, body
 
 
+async def whep_player(server, meeting, token=None):
+    """An aiortc WHEP player that takes every frame it gets; returns (status, pc)."""
+    pc = RTCPeerConnection(config())
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+
+    @pc.on("track")
+    def on_track(track):
+        async def drain():
+            while True:
+                try:
+                    await track.recv()
+                except Exception:
+                    return
+        asyncio.ensure_future(drain())
+
+    status, _, body = await post_offer(server, f"/whep/{meeting}", pc, token)
+    if status != 201:
+        await pc.close()
+        return status, None
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    return 201, pc
+
+
+async def packets_received(pc):
+    """RTP packets the peer connection has received so far, by kind."""
+    counts = {"audio": 0, "video": 0}
+    for stat in (await pc.getStats()).values():
+        if stat.type == "inbound-rtp":
+            counts[stat.kind] += stat.packetsReceived
+    return counts
+
+
+async def received_during(pc, seconds=1.5):
+    """Packets received by kind in the next `seconds`: what arrives now, not the total so far."""
+    before = await packets_received(pc)
+    await asyncio.sleep(seconds)
+    after = await packets_received(pc)
+    return {kind: after[kind] - before[kind] for kind in before}
+
+
 @pytest.mark.timeout(60)
 def test_passwords_and_invite_links_on_every_way_in(server):
     async def scenario(client):
@@ -284,6 +325,121 @@ def test_host_mute_and_removal_are_enforced_in_the_sfu(server):
         ws = await client.signaling()
         assert (await ws.join(meeting, name="Loud", token=issued["token"]))["code"] == "removed"
         await publisher.close()
+    with_client(server, scenario)
+
+
+@pytest.mark.timeout(120)
+def test_a_subscriber_gets_none_of_what_a_host_stopped_and_all_of_it_once_allowed(server):
+    """The publisher (aiortc through WHIP) ignores the host and keeps sending both tracks; a WHEP
+    player in the meeting is the subscriber whose received packets are counted in each window."""
+    async def scenario(client):
+        created = await client.create()
+        meeting = created["id"]
+        host = await client.signaling()
+        await host.join(meeting, name="Host", token=created["hostToken"])
+        status, _, issued = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Stubborn"})
+        status, _, publisher = await whip(client.server, meeting, token=issued["token"], name="Stubborn")
+        assert status == 201
+        target = (await host.expect("participant-joined"))["participant"]["id"]
+        status, _, watcher = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Watcher"})
+        status, player = await whep_player(client.server, meeting, token=watcher["token"])
+        assert status == 201
+        try:
+            flowing = None
+            for _ in range(40):
+                flowing = await received_during(player, 0.5)
+                if flowing["audio"] > 10 and flowing["video"] > 5:
+                    break
+            assert flowing["audio"] > 10 and flowing["video"] > 5, f"the player never received the publisher: {flowing}"
+
+            async def blocked(stop, allow, kind, targeted=True):
+                extra = {"participantId": target} if targeted else {}
+                await host.send(type="host", action=stop, **extra)
+                await asyncio.sleep(0.5)  # what was already on its way
+                during = await received_during(player)
+                assert during[kind] == 0, f"after {stop} the subscriber still received {during[kind]} {kind} packets"
+                other = "video" if kind == "audio" else "audio"
+                assert during[other] > 5, f"{stop} stopped {other} too: {during}"
+                if allow:
+                    await host.send(type="host", action=allow, participantId=target)
+                else:
+                    # Everyone's mute is lifted one by one; the participant lifts its own (allowed by default).
+                    await host.send(type="host", action="allow-audio" if kind == "audio" else "allow-video", participantId=target)
+                for _ in range(20):
+                    again = await received_during(player, 0.5)
+                    if again[kind] > 5:
+                        break
+                assert again[kind] > 5, f"{kind} did not flow again after {allow or stop} was lifted: {again}"
+                print(f"measured: {stop}: 0 {kind} packets reached the subscriber in 1.5 s ({during[other]} {other}); "
+                      f"after allowing, {again[kind]} in 0.5 s")
+
+            await blocked("mute-audio", "allow-audio", "audio")
+            await blocked("stop-video", "allow-video", "video")
+            await blocked("mute-all-audio", None, "audio", targeted=False)
+            await blocked("stop-all-video", None, "video", targeted=False)
+        finally:
+            await player.close()
+            await publisher.close()
+    with_client(server, scenario)
+
+
+@pytest.mark.timeout(90)
+def test_hosts_only_screen_share_stops_a_participants_screen_at_the_sfu_until_allowed(server):
+    """A participant (aiortc over signaling) shares a "screen" and ignores the meeting's rule; the
+    host's own aiortc peer connection is the subscriber whose received packets are counted."""
+    async def scenario(client):
+        created = await client.create()
+        meeting = created["id"]
+        host = await client.signaling()
+        await host.join(meeting, name="Host", token=created["hostToken"])
+        watching = RTCPeerConnection(config())
+        watching.addTransceiver("video", direction="recvonly")
+
+        @watching.on("track")
+        def on_track(track):
+            async def drain():
+                while True:
+                    try:
+                        await track.recv()
+                    except Exception:
+                        return
+            asyncio.ensure_future(drain())
+
+        await watching.setLocalDescription(await watching.createOffer())
+        await host.send(type="offer", sdp=watching.localDescription.sdp, sources={}, newConnection=True)
+        await watching.setRemoteDescription(RTCSessionDescription(sdp=(await host.expect("answer"))["sdp"], type="answer"))
+
+        status, _, issued = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Sharer"})
+        sharer = await client.signaling()
+        assert (await sharer.join(meeting, name="Sharer", token=issued["token"]))["type"] == "joined"
+        sharing = RTCPeerConnection(config())
+        screen = sharing.addTransceiver(NoiseVideoTrack(), direction="sendonly")
+        await sharing.setLocalDescription(await sharing.createOffer())
+        await sharer.send(type="offer", sdp=sharing.localDescription.sdp, sources={screen.mid: "screen"}, newConnection=True)
+        await sharing.setRemoteDescription(RTCSessionDescription(sdp=(await sharer.expect("answer"))["sdp"], type="answer"))
+        try:
+            flowing = None
+            for _ in range(40):
+                flowing = await received_during(watching, 0.5)
+                if flowing["video"] > 5:
+                    break
+            assert flowing["video"] > 5, f"the host never received the shared screen: {flowing}"
+            await host.send(type="host", action="hosts-only-screen-share")
+            await asyncio.sleep(0.5)
+            during = await received_during(watching)
+            assert during["video"] == 0, f"with hosts-only screen share the host still received {during['video']} screen packets"
+            await host.send(type="host", action="everyone-screen-share")
+            again = None
+            for _ in range(20):
+                again = await received_during(watching, 0.5)
+                if again["video"] > 5:
+                    break
+            assert again["video"] > 5, f"the screen did not flow again once everyone may share: {again}"
+            print(f"measured: hosts-only screen share: 0 screen packets reached the host in 1.5 s; "
+                  f"after everyone-screen-share, {again['video']} in 0.5 s")
+        finally:
+            await sharing.close()
+            await watching.close()
     with_client(server, scenario)
 
 
