@@ -116,11 +116,11 @@ async def whep_status(server, meeting, token=None):
     return status, body
 
 
-async def whep_player(server, meeting, token=None):
-    """An aiortc WHEP player that takes every frame it gets; returns (status, pc)."""
+def receiving(*kinds):
+    """An aiortc peer connection that receives `kinds` and takes every frame it gets."""
     pc = RTCPeerConnection(config())
-    pc.addTransceiver("audio", direction="recvonly")
-    pc.addTransceiver("video", direction="recvonly")
+    for kind in kinds:
+        pc.addTransceiver(kind, direction="recvonly")
 
     @pc.on("track")
     def on_track(track):
@@ -131,7 +131,12 @@ async def whep_player(server, meeting, token=None):
                 except Exception:
                     return
         asyncio.ensure_future(drain())
+    return pc
 
+
+async def whep_player(server, meeting, token=None):
+    """An aiortc WHEP player that takes every frame it gets; returns (status, pc)."""
+    pc = receiving("audio", "video")
     status, _, body = await post_offer(server, f"/whep/{meeting}", pc, token)
     if status != 201:
         await pc.close()
@@ -392,19 +397,7 @@ def test_hosts_only_screen_share_stops_a_participants_screen_at_the_sfu_until_al
         meeting = created["id"]
         host = await client.signaling()
         await host.join(meeting, name="Host", token=created["hostToken"])
-        watching = RTCPeerConnection(config())
-        watching.addTransceiver("video", direction="recvonly")
-
-        @watching.on("track")
-        def on_track(track):
-            async def drain():
-                while True:
-                    try:
-                        await track.recv()
-                    except Exception:
-                        return
-            asyncio.ensure_future(drain())
-
+        watching = receiving("video")
         await watching.setLocalDescription(await watching.createOffer())
         await host.send(type="offer", sdp=watching.localDescription.sdp, sources={}, newConnection=True)
         await watching.setRemoteDescription(RTCSessionDescription(sdp=(await host.expect("answer"))["sdp"], type="answer"))
