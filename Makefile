@@ -6,7 +6,7 @@ VENV := .venv
 PARLEY := .build/release/parley
 BUILD_PACKAGES := libssl-dev libsrtp2-dev pkg-config build-essential
 # Janus is the SFU the benchmark compares Parley with (its adapter in `parley load` is tested too).
-TEST_PACKAGES := chromium chromium-driver python3-venv iproute2 util-linux iptables janus redis-server openssl nginx coturn
+TEST_PACKAGES := chromium chromium-driver nodejs python3-venv iproute2 util-linux iptables janus redis-server openssl nginx coturn
 RUN_ARGS ?=
 MICRO_RESULTS := $(CURDIR)/.build/micro-benchmarks.md
 # libsrtp2 built with OpenSSL (scripts/build-libsrtp2.sh); SwiftPM finds it through pkg-config.
@@ -19,7 +19,7 @@ SANITIZER_SUPPRESSIONS := $(CURDIR)/scripts/sanitizers
 SANITIZER_ENV_address := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 LSAN_OPTIONS=suppressions=$(SANITIZER_SUPPRESSIONS)/lsan.supp:print_suppressions=0
 SANITIZER_ENV_thread := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SANITIZER_SUPPRESSIONS)/tsan.supp
 
-.PHONY: run test bench bench-compare build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test fuzz soak clean
+.PHONY: run test web-test bench bench-compare build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test fuzz soak clean
 
 run: deps build
 	$(PARLEY) serve $(RUN_ARGS)
@@ -30,12 +30,18 @@ build:
 test: deps test-deps
 	swift build --build-tests
 	swift test --skip-build
+	$(MAKE) web-test
 	$(MAKE) sanitizer-test
 	swift build -c release --product parley
 	$(MAKE) interop-test
 
 unit-test:
 	swift test
+
+# The web client's pure modules (session state machine, recovery decisions, …) and its shell on a
+# fake page, with node's own test runner: no browser, no build step.
+web-test: test-packages
+	node --test Web/meeting/tests/
 
 # The unit tests again under AddressSanitizer (with LeakSanitizer) and under ThreadSanitizer.
 sanitizer-test: asan-test tsan-test
