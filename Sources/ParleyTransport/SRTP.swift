@@ -2,6 +2,9 @@ import CSRTP
 import ParleyBase
 import ParleyWire
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The SRTP protection profiles Parley negotiates in DTLS use_srtp (RFC 5764, RFC 7714).
 public enum SRTPProfile: Sendable, Equatable {
@@ -38,6 +41,19 @@ private let srtpLibraryReady: Bool = {
 /// One libsrtp2 session for one direction of one transport. Owns its `srtp_t`.
 public final class SRTPSession {
     public enum Direction: Sendable { case inbound, outbound }
+
+    /// Whether the libsrtp2 linked in encrypts with OpenSSL, as scripts/build-libsrtp2.sh builds
+    /// it. Debian's own libsrtp2 is built on NSS, which allocates five times per packet on each
+    /// side (a PKCS#11 context per call): a build that found it instead (no PKG_CONFIG_PATH to
+    /// .build-deps) would break the allocation-free media path, so tests and benchmarks check this.
+    public static var encryptsWithOpenSSL: Bool {
+        #if canImport(Glibc)
+        // RTLD_DEFAULT: every object loaded; NSS's PKCS#11 entry point is there only with NSS.
+        return dlsym(UnsafeMutableRawPointer(bitPattern: 0), "PK11_Encrypt") == nil
+        #else
+        return true
+        #endif
+    }
 
     /// Bytes `protect` may add past the packet (auth tag, SRTCP index).
     public static let maximumTrailer = Int(SRTP_MAX_TRAILER_LEN) + 4

@@ -41,6 +41,11 @@ func handshake(_ client: DTLSEndpoint, _ server: DTLSEndpoint) {
         guard case .failed(.fingerprintMismatch) = client.state else { Issue.record("client state \(client.state)"); return }
     }
 
+    @Test func libsrtp2IsTheOpenSSLBuildNotDebiansNSSOne() {
+        // The NSS build allocates per packet; `make` builds and links the OpenSSL one (.build-deps).
+        #expect(SRTPSession.encryptsWithOpenSSL, "built without PKG_CONFIG_PATH=.build-deps/libsrtp2/lib/pkgconfig: use make")
+    }
+
     @Test func srtpRoundTripBothProfilesAndTamperingIsRefused() throws {
         for profile in [SRTPProfile.aeadAES128GCM, .aes128CMHMACSHA1_80] {
             let key = [UInt8](repeating: 7, count: profile.keyLength), salt = [UInt8](repeating: 9, count: profile.saltLength)

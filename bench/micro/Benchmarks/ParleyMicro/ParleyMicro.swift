@@ -10,6 +10,9 @@ import ParleyTransport
 import ParleyWire
 
 let benchmarks: @Sendable () -> Void = {
+    // Built without `make bench` (no PKG_CONFIG_PATH to .build-deps), SwiftPM finds Debian's
+    // NSS-based libsrtp2, whose five allocations per packet are not Parley's.
+    precondition(SRTPSession.encryptsWithOpenSSL, "libsrtp2 is the NSS build: run these through `make bench`")
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .mallocCountTotal, .throughput],
         scalingFactor: .kilo,
