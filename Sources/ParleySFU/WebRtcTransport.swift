@@ -73,7 +73,9 @@ public final class WebRtcTransport {
         counters.rtpReceived += 1
         if let transportWideCCExtensionID {
             header.forEachExtension(in: packet) { id, offset, length in
-                if id == transportWideCCExtensionID, length == 2 { arrivals.record(packet.readU16(at: offset), ssrc: header.ssrc, at: now) }
+                if id == transportWideCCExtensionID, let number = try? TransportWideSequenceExtension(parsing: UnsafeRawBufferPointer(rebasing: packet[offset..<(offset + length)])) {
+                    arrivals.record(number.sequence, ssrc: header.ssrc, at: now)
+                }
             }
         }
         guard let route = streamBySSRC[header.ssrc] ?? learnSSRC(header, packet: packet) else {
@@ -90,8 +92,14 @@ public final class WebRtcTransport {
         guard let midExtensionID else { return nil }
         var mid: String?, rid: String?, repairedRid: String?
         header.forEachExtension(in: packet) { id, offset, length in
-            let value = String(decoding: packet[offset..<(offset + length)], as: UTF8.self)
-            if id == midExtensionID { mid = value } else if id == ridExtensionID { rid = value } else if id == repairedRidExtensionID { repairedRid = value }
+            let element = UnsafeRawBufferPointer(rebasing: packet[offset..<(offset + length)])
+            if id == midExtensionID {
+                mid = (try? MidExtension(parsing: element))?.mid
+            } else if id == ridExtensionID {
+                rid = (try? RidExtension(parsing: element))?.rid
+            } else if id == repairedRidExtensionID {
+                repairedRid = (try? RidExtension(parsing: element))?.rid
+            }
         }
         guard let mid, let producer = producers.first(where: { $0.mid == mid }) else { return nil }
         let index: Int
