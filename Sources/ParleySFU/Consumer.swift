@@ -69,7 +69,7 @@ public final class Consumer {
         self.midExtensionID = midExtensionID.flatMap { writable.contains($0) ? $0 : nil }
         self.audioLevelExtensionID = audioLevelExtensionID.flatMap { writable.contains($0) ? $0 : nil }
         self.transportWideCCExtensionID = transportWideCCExtensionID.flatMap { writable.contains($0) ? $0 : nil }
-        self.midBytes = MidExtension.bytes(of: mid)
+        self.midBytes = OneByteExtensionWriter.elementBytes(of: mid)
     }
 
     /// The subscriber's codec matching a producer's (same name; H.264 also same packetization mode).
@@ -266,7 +266,7 @@ public final class Consumer {
                                           ssrc: retransmission ? stream.rtxSSRC : stream.ssrc)
         if extensionBlock > 0 {
             var extensions = OneByteExtensionWriter(into: slot, at: offset)
-            if writesMid, let id = midExtensionID { MidExtension.write(midBytes, id: id, into: &extensions) }
+            if writesMid, let id = midExtensionID { extensions.append(id: id, bytes: midBytes) }
             if let id = audioLevelExtensionID, let audioLevel { AudioLevelExtension(byte: audioLevel).write(id: id, into: &extensions) }
             if let id = transportWideCCExtensionID {
                 TransportWideSequenceExtension(sequence: stream.nextTransportSequence(size: total, now: now)).write(id: id, into: &extensions)

@@ -34,6 +34,16 @@ public struct OneByteExtensionWriter {
         cursor += 1 + length
     }
 
+    /// Appends one element holding `bytes` (nothing when empty): the mid and rid, whose values are text.
+    @inlinable
+    public mutating func append(id: UInt8, bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        append(id: id, length: bytes.count) { data in bytes.withUnsafeBytes { data.copyMemory(from: $0) } }
+    }
+
+    /// The bytes of a text value that fit one element: at most 16.
+    public static func elementBytes(of text: String) -> [UInt8] { Array(text.utf8.prefix(maximumDataLength)) }
+
     /// Pads the block to whole words and writes its length; returns the offset just past it.
     @inlinable
     public mutating func finish() -> Int {

@@ -11,8 +11,6 @@ public struct RidExtension: Equatable, Sendable {
     }
 
     public func write(id: UInt8, into writer: inout OneByteExtensionWriter) {
-        let bytes = Array(rid.utf8.prefix(OneByteExtensionWriter.maximumDataLength))
-        guard !bytes.isEmpty else { return }
-        writer.append(id: id, length: bytes.count) { data in bytes.withUnsafeBytes { data.copyMemory(from: $0) } }
+        writer.append(id: id, bytes: OneByteExtensionWriter.elementBytes(of: rid))
     }
 }
