@@ -162,6 +162,30 @@ async def received_during(pc, seconds=1.5):
     return {kind: after[kind] - before[kind] for kind in before}
 
 
+async def window_where(pc, enough, windows):
+    """Half-second windows of received packets until one is `enough` (at most `windows`): the last one."""
+    counts = None
+    for _ in range(windows):
+        counts = await received_during(pc, 0.5)
+        if enough(counts):
+            break
+    return counts
+
+
+async def host_and_whip_publisher(client, name):
+    """A new meeting, its host on signaling and an aiortc WHIP publisher called `name` with a token
+    the API issued; returns (meeting, host, issued token body, publisher pc, publisher's participant id)."""
+    created = await client.create()
+    meeting = created["id"]
+    host = await client.signaling()
+    await host.join(meeting, name="Host", token=created["hostToken"])
+    status, _, issued = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": name})
+    status, _, publisher = await whip(client.server, meeting, token=issued["token"], name=name)
+    assert status == 201
+    target = (await host.expect("participant-joined"))["participant"]["id"]
+    return meeting, host, issued, publisher, target
+
+
 @pytest.mark.timeout(60)
 def test_passwords_and_invite_links_on_every_way_in(server):
     async def scenario(client):
@@ -289,15 +313,7 @@ def test_waiting_room_admit_and_deny(server):
 @pytest.mark.timeout(90)
 def test_host_mute_and_removal_are_enforced_in_the_sfu(server):
     async def scenario(client):
-        created = await client.create()
-        meeting = created["id"]
-        host = await client.signaling()
-        await host.join(meeting, name="Host", token=created["hostToken"])
-        status, _, issued = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Loud"})
-        status, _, publisher = await whip(client.server, meeting, token=issued["token"], name="Loud")
-        assert status == 201
-        joined = await host.expect("participant-joined")
-        target = joined["participant"]["id"]
+        meeting, host, issued, publisher, target = await host_and_whip_publisher(client, "Loud")
         for _ in range(100):
             if client.server.health()["sfu"]["counters"]["rtpReceived"] > 100:
                 break
@@ -338,23 +354,12 @@ def test_a_subscriber_gets_none_of_what_a_host_stopped_and_all_of_it_once_allowe
     """The publisher (aiortc through WHIP) ignores the host and keeps sending both tracks; a WHEP
     player in the meeting is the subscriber whose received packets are counted in each window."""
     async def scenario(client):
-        created = await client.create()
-        meeting = created["id"]
-        host = await client.signaling()
-        await host.join(meeting, name="Host", token=created["hostToken"])
-        status, _, issued = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Stubborn"})
-        status, _, publisher = await whip(client.server, meeting, token=issued["token"], name="Stubborn")
-        assert status == 201
-        target = (await host.expect("participant-joined"))["participant"]["id"]
+        meeting, host, _, publisher, target = await host_and_whip_publisher(client, "Stubborn")
         status, _, watcher = await client.api("POST", f"/api/meetings/{meeting}/tokens", {"name": "Watcher"})
         status, player = await whep_player(client.server, meeting, token=watcher["token"])
         assert status == 201
         try:
-            flowing = None
-            for _ in range(40):
-                flowing = await received_during(player, 0.5)
-                if flowing["audio"] > 10 and flowing["video"] > 5:
-                    break
+            flowing = await window_where(player, lambda c: c["audio"] > 10 and c["video"] > 5, 40)
             assert flowing["audio"] > 10 and flowing["video"] > 5, f"the player never received the publisher: {flowing}"
 
             async def blocked(stop, allow, kind, targeted=True):
@@ -370,10 +375,7 @@ def test_a_subscriber_gets_none_of_what_a_host_stopped_and_all_of_it_once_allowe
                 else:
                     # Everyone's mute is lifted one by one; the participant lifts its own (allowed by default).
                     await host.send(type="host", action="allow-audio" if kind == "audio" else "allow-video", participantId=target)
-                for _ in range(20):
-                    again = await received_during(player, 0.5)
-                    if again[kind] > 5:
-                        break
+                again = await window_where(player, lambda c: c[kind] > 5, 20)
                 assert again[kind] > 5, f"{kind} did not flow again after {allow or stop} was lifted: {again}"
                 print(f"measured: {stop}: 0 {kind} packets reached the subscriber in 1.5 s ({during[other]} {other}); "
                       f"after allowing, {again[kind]} in 0.5 s")
@@ -411,22 +413,14 @@ def test_hosts_only_screen_share_stops_a_participants_screen_at_the_sfu_until_al
         await sharer.send(type="offer", sdp=sharing.localDescription.sdp, sources={screen.mid: "screen"}, newConnection=True)
         await sharing.setRemoteDescription(RTCSessionDescription(sdp=(await sharer.expect("answer"))["sdp"], type="answer"))
         try:
-            flowing = None
-            for _ in range(40):
-                flowing = await received_during(watching, 0.5)
-                if flowing["video"] > 5:
-                    break
+            flowing = await window_where(watching, lambda c: c["video"] > 5, 40)
             assert flowing["video"] > 5, f"the host never received the shared screen: {flowing}"
             await host.send(type="host", action="hosts-only-screen-share")
             await asyncio.sleep(0.5)
             during = await received_during(watching)
             assert during["video"] == 0, f"with hosts-only screen share the host still received {during['video']} screen packets"
             await host.send(type="host", action="everyone-screen-share")
-            again = None
-            for _ in range(20):
-                again = await received_during(watching, 0.5)
-                if again["video"] > 5:
-                    break
+            again = await window_where(watching, lambda c: c["video"] > 5, 20)
             assert again["video"] > 5, f"the screen did not flow again once everyone may share: {again}"
             print(f"measured: hosts-only screen share: 0 screen packets reached the host in 1.5 s; "
                   f"after everyone-screen-share, {again['video']} in 0.5 s")
