@@ -50,7 +50,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // What the other planes know of the media plane: the MediaServer protocol and its types.
-        .target(name: "ParleyMediaAPI", dependencies: ["ParleyBase", "ParleyWire"], swiftSettings: swiftSettings),
+        .target(name: "ParleyMediaAPI", dependencies: ["ParleyWire"], swiftSettings: swiftSettings),
         // The media core, sans I/O: no socket, no thread, no clock of its own.
         .target(name: "ParleySFU", dependencies: ["ParleyBase", "ParleyWire", "ParleyTransport", "ParleyMediaAPI"], swiftSettings: swiftSettings),
         // The SFU process: worker loops that own the sockets (UDP mmsg batches, ICE-TCP) and drive the core.
