@@ -13,6 +13,7 @@ import Synchronization
 /// - signaling nodes heartbeat `signal:{id}` (set `signals`), so the others see a dead one within 1 s.
 public final class RedisLiveMeetingStore: LiveMeetingStore {
     public let nodeID: String
+    public var isShared: Bool { true }
     let redis: RedisClient
     let subscriber: RedisSubscriber
     let registry: NodeRegistry
@@ -155,9 +156,9 @@ public final class RedisLiveMeetingStore: LiveMeetingStore {
                 throw .forbidden("the participant to resume is unreadable")
             }
             return .resumed(participant)
-        case ("refused", "removed"): throw .removed
-        case ("refused", "locked"): throw .locked
-        case ("refused", "meeting-full"): throw .meetingFull
+        case ("refused", let reason):
+            guard let refusal = AdmissionRules.Refusal(rawValue: reason) else { throw .forbidden("the meeting's state store refused: \(reason)") }
+            throw refusal.error
         default: throw .forbidden("the meeting's state store answered \(verdict)")
         }
     }
@@ -196,8 +197,10 @@ public final class RedisLiveMeetingStore: LiveMeetingStore {
 
     /// KEYS: record, participants, waiting. ARGV: resume id or "", subject, credential keys (JSON
     /// array), moderator "1"/"0", capacity, "participant" or "waiting", participant id, entry JSON,
-    /// expiry seconds. A resume by the same subject wins over every rule (they are in already);
-    /// otherwise removals and the lock (for non-moderators), then capacity.
+    /// expiry seconds. `AdmissionRules.decide` over Redis keys: a resume by the same subject wins
+    /// over every rule (they are in already); otherwise removals and the lock (for non-moderators),
+    /// then capacity. The request's own `locked` and `removedKeys` are not used: the record here
+    /// is the one every node writes through.
     static let admission = """
         if ARGV[1] ~= '' then
           local existing = redis.call('HGET', KEYS[2], ARGV[1])

@@ -88,7 +88,8 @@ public final class Gatekeeper: Sendable {
     /// The password, typed or carried by an invite link, against the meeting's bcrypt hash.
     private func checkPassword(_ request: JoinRequest, hash: String, meeting: String, address: String) async throws(SignalingError) {
         let keys = ["address:" + address, "meeting:" + meeting]
-        if let wait = [perAddress.retryAfter(keys[0]), perMeeting.retryAfter(keys[1])].compactMap({ $0 }).max() {
+        let now = Date(timeIntervalSince1970: hub.clock.wallNow())
+        if let wait = [perAddress.retryAfter(keys[0], now: now), perMeeting.retryAfter(keys[1], now: now)].compactMap({ $0 }).max() {
             throw .tooManyAttempts(retryAfter: wait)
         }
         let candidate: String
@@ -112,15 +113,17 @@ public final class Gatekeeper: Sendable {
     }
 
     private func recordFailure(_ keys: [String]) {
-        perAddress.recordFailure(keys[0])
-        perMeeting.recordFailure(keys[1])
+        let now = Date(timeIntervalSince1970: hub.clock.wallNow())
+        perAddress.recordFailure(keys[0], now: now)
+        perMeeting.recordFailure(keys[1], now: now)
     }
 
     /// The access token a participant gets once in: for reconnecting and for WHIP/WHEP.
     public func token(for identity: JoinIdentity, meeting: String, role: MeetingRole) async throws -> String {
         try await tokens.issue(AccessClaims(subject: identity.subject, meeting: meeting, role: role, name: identity.name, email: identity.email,
                                             admitted: identity.admitted || role == .host,
-                                            lifetime: role == .host ? Self.hostTokenLifetime : Self.participantTokenLifetime))
+                                            lifetime: role == .host ? Self.hostTokenLifetime : Self.participantTokenLifetime,
+                                            now: Date(timeIntervalSince1970: hub.clock.wallNow())))
     }
 }
 

@@ -28,7 +28,7 @@ public struct LiveWaiting: Codable, Sendable, Equatable {
 
 /// One change to a meeting's live state, or one message for some of its participants, as a node
 /// publishes it on the meeting's channel (`meeting:{id}`) for the other nodes.
-public struct MeetingEvent: Codable, Sendable {
+public struct MeetingEvent: Codable, Sendable, Equatable {
     public enum Change: Codable, Sendable, Equatable {
         case participant(LiveParticipant)
         case participantLeft(String, node: String)
@@ -44,10 +44,16 @@ public struct MeetingEvent: Codable, Sendable {
         case moderators
     }
 
-    public struct Delivery: Codable, Sendable {
+    public struct Delivery: Codable, Sendable, Equatable {
         public var to: Recipients
         public var json: String
         public var endsMeeting: Bool
+
+        public init(to: Recipients, _ message: OutgoingMessage) {
+            self.to = to; json = message.json; endsMeeting = message.endsMeeting
+        }
+
+        public var message: OutgoingMessage { OutgoingMessage(json: json, endsMeeting: endsMeeting) }
     }
 
     /// The node that made the change.
@@ -76,6 +82,17 @@ public struct AdmissionRequest: Sendable {
     /// Exactly one of these is set: in as a participant, or into the waiting room.
     public var participant: LiveParticipant?
     public var waiting: LiveWaiting?
+    /// This node's copy of the meeting's lock and removals. The local store decides with them;
+    /// Redis reads its own record (`meeting:{id}:record`), which every node writes through.
+    public var locked: Bool
+    public var removedKeys: Set<String>
+
+    public init(meeting: String, subject: String, credentialKeys: Set<String>, moderator: Bool, maximumParticipants: Int, resume: String? = nil,
+                participant: LiveParticipant? = nil, waiting: LiveWaiting? = nil, locked: Bool = false, removedKeys: Set<String> = []) {
+        self.meeting = meeting; self.subject = subject; self.credentialKeys = credentialKeys; self.moderator = moderator
+        self.maximumParticipants = maximumParticipants; self.resume = resume; self.participant = participant; self.waiting = waiting
+        self.locked = locked; self.removedKeys = removedKeys
+    }
 }
 
 public enum AdmissionOutcome: Sendable, Equatable {
@@ -95,7 +112,9 @@ public enum LiveStoreEvent: Sendable {
 /// rooms, admission decided atomically, events fanned out per meeting, and which nodes are alive.
 public protocol LiveMeetingStore: Sendable {
     var nodeID: String { get }
-    /// Admits, queues or resumes in one atomic step; throws `locked`, `removed` or `meetingFull`.
+    /// Other signaling nodes share this state: a shutdown ends no meeting (clients resume elsewhere).
+    var isShared: Bool { get }
+    /// Admits, queues or resumes in one atomic step (`AdmissionRules.decide`); throws `locked`, `removed` or `meetingFull`.
     func admit(_ request: AdmissionRequest) async throws(SignalingError) -> AdmissionOutcome
     /// Everyone in (and waiting for) a meeting, or nil when the store cannot be read.
     func snapshot(_ meeting: String) async -> (participants: [LiveParticipant], waiting: [LiveWaiting])?

@@ -115,7 +115,7 @@ public final class SignalingService: Sendable {
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             let body = try Validation.chatText(text)
             let name = await hub.participant(meeting: meetingID, id: participantID)?.info.name ?? ""
-            await hub.broadcast(meeting: meetingID, .chat(from: participantID, name: name, text: body, at: Date().timeIntervalSince1970), except: nil)
+            await hub.broadcast(meeting: meetingID, .chat(from: participantID, name: name, text: body, at: hub.clock.wallNow()), except: nil)
         case .mute(let kind, let muted):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             await applyBlocks(meetingID, try await hub.setOwnMute(meeting: meetingID, participantID: participantID, kind: kind, muted: muted))
@@ -149,7 +149,7 @@ public final class SignalingService: Sendable {
         let role = await hub.participant(meeting: meeting, id: participantID)?.info.role ?? .participant
         let state = await hub.state(meeting)
         sink?(OutgoingMessage(.joined(participantID: participantID, meeting: meeting, participants: others, role: role, token: token, state: state,
-                                      resumed: resumed, iceServers: turn.map { [$0.credentials(for: participantID)] })))
+                                      resumed: resumed, iceServers: turn.map { [$0.credentials(for: participantID, now: Date(timeIntervalSince1970: hub.clock.wallNow()))] })))
         if role != .participant { sink?(OutgoingMessage(.waitingRoom(await hub.waitingList(meeting)))) }
         if let speaker = await hub.activeSpeaker(meeting: meeting) { sink?(OutgoingMessage(.activeSpeaker(participantID: speaker))) }
     }
