@@ -6,26 +6,11 @@ import ParleyControl
 import ParleyMediaAPI
 import ParleyRedis
 import ParleyTestSupport
+import ParleyBase
 import Synchronization
 
 /// Two (or three) signaling nodes' hubs sharing one real redis-server, as `parley signal` runs them.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct LiveStateAcrossNodesTests {
-    final class Inbox: Sendable {
-        let messages = Mutex<[String]>([])
-        var sink: MessageSink { { message in self.messages.withLock { $0.append(message.json) } } }
-        func contains(_ fragments: String...) -> Bool {
-            messages.withLock { $0.contains { message in fragments.allSatisfy { message.contains($0) } } }
-        }
-        /// Waits up to 3 s for a message with every fragment.
-        func waitFor(_ fragments: String...) async -> Bool {
-            for _ in 0..<150 {
-                if messages.withLock({ $0.contains { message in fragments.allSatisfy { message.contains($0) } } }) { return true }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            return false
-        }
-    }
-
     final class Node: Sendable {
         let hub: MeetingHub
         let live: RedisLiveMeetingStore
@@ -33,12 +18,13 @@ import Synchronization
         init(hub: MeetingHub, live: RedisLiveMeetingStore) { self.hub = hub; self.live = live }
     }
 
-    func node(_ id: String, _ server: RedisServer, maximum: Int = 500, grace: Duration = .seconds(10)) async throws -> Node {
+    func node(_ id: String, _ server: RedisServer, maximum: Int = 500, grace: Duration = .seconds(10),
+              clock: any ServiceClock = SystemServiceClock()) async throws -> Node {
         let logger = Logger(label: id)
         let redis = try await RedisClient.connect(server.configuration)
         let live = try await RedisLiveMeetingStore(redis: redis, configuration: server.configuration, nodeID: id, logger: logger)
         let hub = MeetingHub(maximumParticipants: maximum, adhocMeetings: true, store: RedisMeetingRecordStore(redis: redis, logger: logger),
-                             live: live, reconnectGrace: grace)
+                             live: live, reconnectGrace: grace, clock: clock)
         let node = Node(hub: hub, live: live)
         await hub.follow(HubCallbacks(blocksChanged: { _, _ in },
                                       admitted: { _, participantID, _, _, sink in
@@ -86,8 +72,9 @@ import Synchronization
         let blocks = await a.hub.block(meeting: "board", participantID: adaID, .audio, by: "Hostess")
         #expect(blocks[adaID] == [.audio])
         #expect(await ada.waitFor(#""moderated""#, "mute-audio"))
+        // Once Ada's entry with the block reached node B, her own unmute is refused there.
+        #expect(await ada.waitFor(#""participant-updated""#, #""audioMuted":true"#))
         await #expect(throws: SignalingError.self) {
-            try await Task.sleep(for: .milliseconds(100))
             _ = try await b.hub.setOwnMute(meeting: "board", participantID: adaID, kind: .audio, muted: false)
         }
         try await a.hub.setCoHost(meeting: "board", participantID: adaID, true)
@@ -95,24 +82,19 @@ import Synchronization
 
         // Locked on A: a newcomer on B is refused by the shared admission, even before B reloads the record.
         await a.hub.setLocked("board", true)
-        var refused = false
-        for _ in 0..<50 where !refused {
-            do { _ = try await b.hub.admit(meeting: "board", identity: JoinIdentity(subject: "eve", name: "Eve", admitted: true), sink: eve.sink) } catch {
-                refused = error == .locked
-            }
-            if !refused { try await Task.sleep(for: .milliseconds(20)) }
+        await a.hub.flush()
+        await #expect(throws: SignalingError.locked) {
+            try await b.hub.admit(meeting: "board", identity: JoinIdentity(subject: "eve", name: "Eve", admitted: true), sink: eve.sink)
         }
-        #expect(refused)
 
         // Removal from A: Ada's connection on B is told and she is out everywhere.
         try await a.hub.setCoHost(meeting: "board", participantID: adaID, false)
         try await a.hub.remove(meeting: "board", participantID: adaID, by: "Hostess")
         #expect(await ada.waitFor(#""meeting-ended""#))
         #expect(await host.waitFor(#""participant-left""#, adaID))
-        for _ in 0..<50 where await b.hub.contains(meeting: "board", participantID: adaID) { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(await !b.hub.contains(meeting: "board", participantID: adaID))
+        await eventually { await !b.hub.contains(meeting: "board", participantID: adaID) }
         // The removal reaches B's copy of the meeting record a moment after the departure (slower under ThreadSanitizer).
-        for _ in 0..<100 where await !b.hub.hasRemoved(meeting: "board", participantID: adaID) { try await Task.sleep(for: .milliseconds(20)) }
+        await eventually { await b.hub.hasRemoved(meeting: "board", participantID: adaID) }
         await #expect(throws: SignalingError.removed) {
             try await b.hub.admit(meeting: "board", identity: JoinIdentity(subject: "ada", name: "Ada", admitted: true), sink: nil)
         }
@@ -145,8 +127,9 @@ import Synchronization
 
     @Test func aClientOfADeadNodeResumesThroughAnotherAndOthersAreDroppedAfterTheGrace() async throws {
         let server = try RedisServer()
-        let a = try await node("signal-a", server, grace: .seconds(1))
-        let b = try await node("signal-b", server, grace: .seconds(1))
+        let clock = ManualServiceClock()
+        let a = try await node("signal-a", server, grace: .seconds(1), clock: clock)
+        let b = try await node("signal-b", server, grace: .seconds(1), clock: ManualServiceClock())
         let watcher = Inbox()
         guard case .joined(let watcherID, _) = try await a.hub.admit(meeting: "m", identity: JoinIdentity(subject: "w", name: "Watcher"),
                                                                   sink: watcher.sink),
@@ -156,9 +139,10 @@ import Synchronization
         }
         await b.hub.setTransport(meeting: "m", participantID: adaID, "transport-1")
         #expect(await watcher.waitFor(#""participant-joined""#, bobID))
-        // Node B dies (no more heartbeats, no more events); a third node takes Ada back.
-        b.live.stop()
-        let c = try await node("signal-c", server, grace: .seconds(1))
+        // Node B dies (no more heartbeats, no more events; its heartbeat key goes at once rather
+        // than after its TTL); a third node takes Ada back.
+        await b.live.leave()
+        let c = try await node("signal-c", server, grace: .seconds(1), clock: ManualServiceClock())
         defer { a.live.stop(); c.live.stop() }
         // Someone else naming Ada's participant id only joins as themselves.
         guard case .joined(let malloryID, _) = try await c.hub.admit(meeting: "m", identity: JoinIdentity(subject: "mallory", name: "Ada"),
@@ -173,10 +157,16 @@ import Synchronization
         }
         #expect(resumedID == adaID && transportID == "transport-1")
         #expect(Set(others.map(\.id)).isSuperset(of: [watcherID, bobID]))
-        // Bob never comes back: dropped after the grace (1 s) once B's heartbeat expired (1.5 s).
-        var bobLeft = false
-        for _ in 0..<3 where !bobLeft { bobLeft = await watcher.waitFor(#""participant-left""#, bobID) }
-        #expect(bobLeft)
+        // Node A has Ada's entry from node C once C's next event arrives (events leave in order).
+        await c.hub.broadcast(meeting: "m", .chat(from: adaID, name: "Ada", text: "I am back", at: 0), except: nil)
+        #expect(await watcher.waitFor("I am back"))
+        // Bob never comes back: node A's sweep marks him, keeps him through the grace, then drops him.
+        await clock.waitForSleepers()
+        clock.advance(by: .seconds(1))
+        await clock.waitForSleepers()
+        #expect(!watcher.contains(#""participant-left""#, bobID), "dropped before the grace was over")
+        clock.advance(by: .seconds(1))
+        #expect(await watcher.waitFor(#""participant-left""#, bobID))
         #expect(!watcher.contains(#""participant-left""#, adaID), "Ada resumed and must not leave")
         #expect(await a.hub.participants(in: "m").map(\.id).sorted() == [watcherID, adaID, malloryID].sorted())
         await a.hub.broadcast(meeting: "m", .chat(from: watcherID, name: "Watcher", text: "after the failover", at: 0), except: nil)
@@ -185,8 +175,9 @@ import Synchronization
 
     @Test func aDeadNodesWHIPPublisherIsTakenOverAndAnyNodeCanEndIt() async throws {
         let server = try RedisServer()
-        let a = try await node("signal-a", server, grace: .milliseconds(500))
-        let b = try await node("signal-b", server, grace: .milliseconds(500))
+        let clock = ManualServiceClock()
+        let a = try await node("signal-a", server, grace: .milliseconds(500), clock: clock)
+        let b = try await node("signal-b", server, grace: .milliseconds(500), clock: ManualServiceClock())
         let watcher = Inbox()
         guard case .joined = try await a.hub.admit(meeting: "cast", identity: JoinIdentity(subject: "w", name: "Watcher"), sink: watcher.sink),
               case .joined(let whipID, _) = try await b.hub.admit(meeting: "cast", identity: JoinIdentity(subject: "obs", name: "OBS", client: "whip"),
@@ -194,14 +185,15 @@ import Synchronization
             Issue.record("not in"); return
         }
         #expect(await watcher.waitFor(#""participant-joined""#, whipID))
-        b.live.stop()
-        // Node A takes the publisher over rather than ending its media.
-        var adopted = false
-        for _ in 0..<200 where !adopted {
-            adopted = await a.hub.contains(meeting: "cast", participantID: whipID)
-            if !adopted { try await Task.sleep(for: .milliseconds(25)) }
-        }
-        #expect(adopted, "no live node took the WHIP publisher over")
+        await b.live.leave()
+        // Node A takes the publisher over, after the grace, rather than ending its media.
+        await clock.waitForSleepers()
+        clock.advance(by: .seconds(1))
+        await clock.waitForSleepers()
+        #expect(await !a.hub.contains(meeting: "cast", participantID: whipID), "taken over before the grace was over")
+        clock.advance(by: .seconds(1))
+        await clock.waitForSleepers()
+        #expect(await a.hub.contains(meeting: "cast", participantID: whipID), "no live node took the WHIP publisher over")
         #expect(!watcher.contains(#""participant-left""#, whipID))
         // A DELETE reaching a node that holds no connection of this meeting ends it everywhere.
         let c = try await node("signal-c", server)

@@ -135,12 +135,8 @@ import ParleyTestSupport
         await first.setLocked("board", true)
         // Another process (a restarted signaling node) reads it all back from Redis.
         let second = MeetingHub(adhocMeetings: false, store: store)
-        var view: MeetingView?
-        for _ in 0..<50 {
-            view = await MeetingHub(adhocMeetings: false, store: store).view("board")
-            if view?.locked == true { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        await first.flush()
+        let view = await second.view("board")
         #expect(view?.locked == true && view?.hasPassword == true && view?.settings.waitingRoom == true)
         #expect(await second.access("board")?.passwordHash == "$2b$10$hash")
         #expect(await second.isHost(meeting: "board", subject: "host-1"))
@@ -158,11 +154,6 @@ import ParleyTestSupport
 }
 
 @Suite(.serialized, .timeLimit(.minutes(3))) struct MeetingChangesAcrossNodesTests {
-    final class Inbox: Sendable {
-        let messages = Mutex<[String]>([])
-        var sink: MessageSink { { message in self.messages.withLock { $0.append(message.json) } } }
-    }
-
     @Test func aLockSetOnOneNodeHoldsOnTheOther() async throws {
         let server = try RedisServer()
         let logger = Logger(label: "test")
@@ -179,15 +170,12 @@ import ParleyTestSupport
         }
         await nodeA.setLocked("board", true)
         _ = await nodeA.setHostsOnlyScreenShare("board", true)
-        var locked = false
-        for _ in 0..<100 where !locked {
-            locked = await nodeB.view("board")?.locked == true && screenRules.withLock { $0[bobID] == [.screen] }
-            if !locked { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        #expect(locked, "node B never saw the lock set on node A")
+        // Node B reloads the record and tells Bob; the SFU hears of the screen rule.
+        await bob.waitFor(#""meeting-state""#, #""locked":true"#, #""hostsOnlyScreenShare":true"#)
+        await eventually { screenRules.withLock { $0[bobID] == [.screen] } }
+        #expect(await nodeB.view("board")?.locked == true)
         await #expect(throws: SignalingError.locked) {
             try await nodeB.admit(meeting: "board", identity: JoinIdentity(subject: "eve", name: "Eve"), sink: nil)
         }
-        #expect(bob.messages.withLock { $0 }.contains { $0.contains(#""meeting-state""#) && $0.contains(#""locked":true"#) })
     }
 }
