@@ -22,13 +22,15 @@ public final class Consumer {
     /// Numbers every packet transport-wide, so the subscriber's feedback drives our estimate.
     let transportWideCCExtensionID: UInt8?
     let midBytes: [UInt8]
+    /// The length of the header-extension block we write, without and with an audio level (nil:
+    /// the subscriber takes none); worked out once, at attach.
+    private let extensionBlockLength: (plain: Int, withLevel: Int?)
     public private(set) var producer: Producer?
     private var payloadType: UInt8 = 0
     private var rtxPayloadType: UInt8?
     /// The subscriber's RFC 2198 payload type around our codec, if it takes redundant audio.
     private var redPayloadType: UInt8?
     private var clockRate: UInt32 = 90000
-    var rewriter = RTPRewriter()
     /// VP8 picture numbering, continuous across source changes (nil for other codecs).
     private var vp8: VP8Rewriter?
     private(set) var waitingForKeyframe = false
@@ -70,6 +72,12 @@ public final class Consumer {
         self.audioLevelExtensionID = audioLevelExtensionID.flatMap { writable.contains($0) ? $0 : nil }
         self.transportWideCCExtensionID = transportWideCCExtensionID.flatMap { writable.contains($0) ? $0 : nil }
         self.midBytes = OneByteExtensionWriter.elementBytes(of: mid)
+        // The extension block's layout is the same for every packet of this subscriber, but for
+        // the audio level, which only audio packets that carry one have.
+        let writesMid = self.midExtensionID != nil && !midBytes.isEmpty, writesSequence = self.transportWideCCExtensionID != nil
+        let elements = (writesMid ? 1 : 0) + (writesSequence ? 1 : 0), dataBytes = (writesMid ? midBytes.count : 0) + (writesSequence ? 2 : 0)
+        self.extensionBlockLength = (OneByteExtensionWriter.blockLength(elements: elements, dataBytes: dataBytes),
+                                     self.audioLevelExtensionID == nil ? nil : OneByteExtensionWriter.blockLength(elements: elements + 1, dataBytes: dataBytes + 1))
     }
 
     /// The subscriber's codec matching a producer's (same name; H.264 also same packetization mode).
@@ -100,7 +108,7 @@ public final class Consumer {
         vp8?.switchSource()
         rtxPayloadType = codecs.first { $0.name.lowercased() == "rtx" && $0.associatedPayloadType == codec.payloadType }?.payloadType
         redPayloadType = MediaCapabilities.red(for: codec, in: codecs)?.payloadType
-        rewriter.switchSource()
+        stream.numbering.switchSource()
         waitingForKeyframe = kind == .video
         lastKeyframeAsk = nil
         currentLayer = producer.isSimulcast ? nil : 0
@@ -162,7 +170,7 @@ public final class Consumer {
         switch decide(packet, now: now) {
         case .drop(.temporalLayerFiltered):
             // A frame of a temporal layer left out: its numbers are taken out of the stream.
-            rewriter.drop(sequence: packet.header.sequenceNumber)
+            stream.numbering.drop(sequence: packet.header.sequenceNumber)
             if let descriptor = packet.vp8 { vp8?.drop(descriptor) }
             return false
         case .drop:
@@ -172,7 +180,7 @@ public final class Consumer {
             return false
         case .switchLayer(let layer):
             if currentLayer != nil {
-                rewriter.switchSource()
+                stream.numbering.switchSource()
                 vp8?.switchSource()
             }
             currentLayer = layer
@@ -183,7 +191,7 @@ public final class Consumer {
         if packet.startsBaseLayerFrame { temporalLayerLimit = allocatedTemporalLayer }
         let header = packet.header
         guard let address = stream.path.address,
-              let (sequence, timestamp) = rewriter.rewrite(sequence: header.sequenceNumber, timestamp: header.timestamp, now: now, clockRate: clockRate) else {
+              let (sequence, timestamp) = stream.numbering.rewrite(sequence: header.sequenceNumber, timestamp: header.timestamp, now: now, clockRate: clockRate) else {
             return false
         }
         let slot = output.reserveSlot()
@@ -199,10 +207,10 @@ public final class Consumer {
         guard let producer, let layer = currentLayer, layer < producer.encodings.count, let buffer = producer.encodings[layer].retransmissions,
               let address = stream.path.address else { return }
         for outgoing in sequences.prefix(64) {
-            guard let incoming = rewriter.incomingSequence(of: outgoing), let packet = buffer.packet(sequence: incoming),
+            guard let incoming = stream.numbering.incomingSequence(of: outgoing), let packet = buffer.packet(sequence: incoming),
                   let header = try? RTPHeader(parsing: packet) else { continue }
             let slot = output.reserveSlot()
-            guard let length = write(packet, header: header, red: nil, sequence: outgoing, timestamp: rewriter.outgoingTimestamp(of: header.timestamp),
+            guard let length = write(packet, header: header, red: nil, sequence: outgoing, timestamp: stream.numbering.outgoingTimestamp(of: header.timestamp),
                                      audioLevel: nil, retransmission: rtxPayloadType != nil, resend: true, now: now, into: slot),
                   stream.send(slot, length: length, repair: rtxPayloadType != nil, to: address, output: output, counters: &counters) != nil else { continue }
             counters.retransmitted += 1
@@ -219,7 +227,7 @@ public final class Consumer {
         let headerLength = 12 + OneByteExtensionWriter.blockLength(elements: 1, dataBytes: 2)
         guard headerLength + padding + SRTPSession.maximumTrailer <= slot.count else { return nil }
         let offset = RTPHeader.writeFixed(into: slot, hasExtension: true, marker: false, payloadType: rtxPayloadType, sequenceNumber: stream.nextRTXSequence(),
-                                          timestamp: rewriter.lastTimestamp, ssrc: stream.rtxSSRC)
+                                          timestamp: stream.numbering.lastTimestamp, ssrc: stream.rtxSSRC)
         slot[0] |= 0x20  // padding
         let length = headerLength + padding
         var extensions = OneByteExtensionWriter(into: slot, at: offset)
@@ -237,11 +245,8 @@ public final class Consumer {
     private func write(_ packet: UnsafeRawBufferPointer, header: RTPHeader, red: (offset: Int, length: Int)??, sequence: UInt16, timestamp: UInt32,
                        audioLevel: UInt8?, vp8 descriptor: VP8PayloadDescriptor? = nil, retransmission: Bool, resend: Bool = false, now: Nanoseconds,
                        into slot: UnsafeMutableRawBufferPointer) -> Int? {
-        let writesMid = midExtensionID != nil && !midBytes.isEmpty, writesLevel = audioLevelExtensionID != nil && audioLevel != nil
-        let writesSequence = transportWideCCExtensionID != nil
-        let elements = (writesMid ? 1 : 0) + (writesLevel ? 1 : 0) + (writesSequence ? 1 : 0)
-        let extensionBlock = OneByteExtensionWriter.blockLength(elements: elements, dataBytes: (writesMid ? midBytes.count : 0) + (writesLevel ? 1 : 0)
-                                                                    + (writesSequence ? 2 : 0))
+        let writesMid = midExtensionID != nil && !midBytes.isEmpty
+        let extensionBlock = audioLevel == nil ? extensionBlockLength.plain : extensionBlockLength.withLevel ?? extensionBlockLength.plain
         let extra = retransmission ? 2 : 0
         var payloadStart = header.payloadOffset, payloadLength = header.payloadLength
         var outPayloadType = payloadType
@@ -287,9 +292,7 @@ public final class Consumer {
 
     /// A sender report for this stream, extrapolating the RTP clock to `now`.
     func senderReport(now: Nanoseconds, ntp: UInt64) -> SenderReport? {
-        let elapsedMilliseconds = (now &- rewriter.lastSentAt) / 1_000_000
-        let rtpNow = rewriter.lastTimestamp &+ UInt32(truncatingIfNeeded: elapsedMilliseconds * UInt64(clockRate) / 1000)
-        return stream.senderReport(ntp: ntp, rtpTimestamp: rtpNow)
+        stream.senderReport(ntp: ntp, now: now, clockRate: clockRate)
     }
 
     /// True when a video consumer waiting for its first keyframe should ask the publisher: at once,

@@ -15,16 +15,19 @@ final class SendPath {
     var address: PeerAddress? { secure.isConnected ? secure.remoteAddress : nil }
 }
 
-/// One outgoing stream towards a subscriber: an SSRC and its RTX repair SSRC, their SRTP
-/// contexts (taken once, when keys exist, not looked up per packet), the RTX numbering and the
-/// counts sender reports carry. Its Consumer rewrites each packet; the stream numbers it
-/// transport-wide, encrypts it and hands it to the output.
+/// One outgoing stream towards a subscriber: an SSRC and its RTX repair SSRC, their numbering
+/// (sequence numbers and timestamps continuous across source changes and planned drops, and the
+/// RTX sequence), their SRTP contexts (taken once, when keys exist, not looked up per packet) and
+/// the counts sender reports carry. Its Consumer decides and writes each packet with the
+/// stream's numbers; the stream numbers it transport-wide, encrypts it and hands it to the output.
 final class SendStream {
     let ssrc: UInt32
     let rtxSSRC: UInt32
     let path: SendPath
     private var session: SRTPSession?
     private var rtxSession: SRTPSession?
+    /// The media SSRC's sequence numbers and timestamps.
+    var numbering = RTPRewriter()
     private(set) var rtxSequence: UInt16
     private(set) var packetsSent: UInt32 = 0
     private(set) var octetsSent: UInt32 = 0
@@ -68,10 +71,13 @@ final class SendStream {
         octetsSent &+= UInt32(truncatingIfNeeded: payloadBytes)
     }
 
-    /// A sender report at NTP time `ntp` whose RTP time is `rtpTimestamp`; nil before any media.
-    func senderReport(ntp: UInt64, rtpTimestamp: UInt32) -> SenderReport? {
+    /// A sender report at NTP time `ntp`, the RTP clock (`clockRate`) extrapolated from the last
+    /// packet sent to `now`; nil before any media.
+    func senderReport(ntp: UInt64, now: Nanoseconds, clockRate: UInt32) -> SenderReport? {
         guard packetsSent > 0 else { return nil }
-        return SenderReport(ssrc: ssrc, ntpTimestamp: ntp, rtpTimestamp: rtpTimestamp, packetCount: packetsSent, octetCount: octetsSent)
+        let elapsedMilliseconds = (now &- numbering.lastSentAt) / 1_000_000
+        let rtpNow = numbering.lastTimestamp &+ UInt32(truncatingIfNeeded: elapsedMilliseconds * UInt64(clockRate) / 1000)
+        return SenderReport(ssrc: ssrc, ntpTimestamp: ntp, rtpTimestamp: rtpNow, packetCount: packetsSent, octetCount: octetsSent)
     }
 
     private func context(repair: Bool) -> SRTPSession? {
