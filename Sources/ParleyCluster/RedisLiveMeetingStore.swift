@@ -102,10 +102,12 @@ public final class RedisLiveMeetingStore: LiveMeetingStore {
         try? await registry.leave(nodeID)
     }
 
-    /// Stops heartbeating and receiving events (to the others, this node is dead after the TTL).
+    /// Stops heartbeating, receiving events and publishing (to the others, this node is dead
+    /// after the TTL); its tasks end.
     public func stop() {
         heartbeats.withLock { $0?.cancel() }
         subscriber.close()
+        writes.finish()
     }
 
     public func snapshot(_ meeting: String) async -> (participants: [LiveParticipant], waiting: [LiveWaiting])? {

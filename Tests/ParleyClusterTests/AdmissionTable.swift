@@ -160,7 +160,7 @@ enum AdmissionTable {
         let redis = try await RedisClient.connect(server.configuration)
         let records = RedisMeetingRecordStore(redis: redis, logger: logger)
         let store = try await RedisLiveMeetingStore(redis: redis, configuration: server.configuration, nodeID: "signal-a", logger: logger)
-        defer { store.stop() }
+        defer { store.stop(); redis.close() }
         let encoder = JSONEncoder()
         for (index, row) in AdmissionTable.cases.enumerated() {
             let meeting = "table-\(index)"
@@ -188,7 +188,7 @@ enum AdmissionTable {
         let logger = Logger(label: "admission-table")
         let redis = try await RedisClient.connect(server.configuration)
         let store = try await RedisLiveMeetingStore(redis: redis, configuration: server.configuration, nodeID: "signal-a", logger: logger)
-        defer { store.stop() }
+        defer { store.stop(); redis.close() }
         _ = try await redis.send(["HSET", RedisLiveMeetingStore.participantsKey("m"), "p1", "{not json"])
         let row = AdmissionCase(name: "corrupt", present: [:], capacity: 3, resume: "p1", expected: .admitted)
         #expect(await verdict(store, row.request(meeting: "m")) == .admitted)

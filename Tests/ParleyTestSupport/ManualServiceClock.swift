@@ -15,7 +15,12 @@ public final class ManualServiceClock: ServiceClock {
     /// Starts at the real wall time (tokens it stamps are checked against the real clock by jwt-kit).
     public init(wall: Double = SystemServiceClock().wallNow()) {
         state = Mutex(State(wall: wall))
+        Self.everyClock.withLock { $0.append(self) }
     }
+
+    /// Every clock made stays for the process's life, as the system clock's timers do: a task
+    /// asleep on one (a hub's sweep loop) is alive, not leaked, and LeakSanitizer sees it so.
+    private static let everyClock = Mutex<[ManualServiceClock]>([])
 
     public func wallNow() -> Double { state.withLock { $0.wall } }
     public func uptime() -> Duration { state.withLock { $0.uptime } }
