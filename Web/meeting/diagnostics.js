@@ -22,6 +22,9 @@ export function createDiagnostics({ session, panel, room }) {
     mediaEvents: [],
     get participants() { return [...room.participants.values()]; },
     get connectionState() { return room.peer?.pc.connectionState ?? 'new'; },
+    // The RTCPeerConnection in use: a test keeps it to tell an ICE restart (the same object, new
+    // credentials) from a fresh peer connection (another object).
+    get peerConnection() { return room.peer?.pc ?? null; },
     cameraLayers: () => room.peer?.cameraLayers() ?? Promise.resolve({}),
     get publishedLayers() { return room.peer?.publishedLayers ?? null; },
     stats: () => room.peer?.statsByParticipant() ?? Promise.resolve({}),

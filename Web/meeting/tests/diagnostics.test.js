@@ -73,6 +73,17 @@ test('getters read the page as it is now', async () => {
     [null, [], [], null, null, []]);
 });
 
+test('peerConnection is the peer connection in use, the same object until it is replaced', () => {
+  const { diagnostics, room } = fake();
+  assert.equal(diagnostics.peerConnection, null);
+  const first = { connectionState: 'connected' };
+  room.peer = { pc: first };
+  assert.equal(diagnostics.peerConnection, first);
+  assert.equal(diagnostics.peerConnection, diagnostics.peerConnection);
+  room.peer = { pc: { connectionState: 'new' } };
+  assert.notEqual(diagnostics.peerConnection, first);
+});
+
 test('counters are absent until counted, then count', () => {
   const { diagnostics } = fake();
   assert.equal(diagnostics.iceRestarts, undefined);
