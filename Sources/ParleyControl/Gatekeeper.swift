@@ -71,6 +71,9 @@ public final class Gatekeeper: Sendable {
         return JoinIdentity(subject: subject, name: name, email: verified?.email, client: client, credentialKeys: keys)
     }
 
+    /// The hub's clock, as attempt windows and tokens take it.
+    private var now: Date { Date(timeIntervalSince1970: hub.clock.wallNow()) }
+
     private func displayName(_ raw: String, fallback: String?) throws(SignalingError) -> String {
         if raw.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, let fallback { return fallback }
         return try Validation.displayName(raw)
@@ -88,7 +91,7 @@ public final class Gatekeeper: Sendable {
     /// The password, typed or carried by an invite link, against the meeting's bcrypt hash.
     private func checkPassword(_ request: JoinRequest, hash: String, meeting: String, address: String) async throws(SignalingError) {
         let keys = ["address:" + address, "meeting:" + meeting]
-        let now = Date(timeIntervalSince1970: hub.clock.wallNow())
+        let now = self.now
         if let wait = [perAddress.retryAfter(keys[0], now: now), perMeeting.retryAfter(keys[1], now: now)].compactMap({ $0 }).max() {
             throw .tooManyAttempts(retryAfter: wait)
         }
@@ -113,7 +116,7 @@ public final class Gatekeeper: Sendable {
     }
 
     private func recordFailure(_ keys: [String]) {
-        let now = Date(timeIntervalSince1970: hub.clock.wallNow())
+        let now = self.now
         perAddress.recordFailure(keys[0], now: now)
         perMeeting.recordFailure(keys[1], now: now)
     }
@@ -123,7 +126,7 @@ public final class Gatekeeper: Sendable {
         try await tokens.issue(AccessClaims(subject: identity.subject, meeting: meeting, role: role, name: identity.name, email: identity.email,
                                             admitted: identity.admitted || role == .host,
                                             lifetime: role == .host ? Self.hostTokenLifetime : Self.participantTokenLifetime,
-                                            now: Date(timeIntervalSince1970: hub.clock.wallNow())))
+                                            now: now))
     }
 }
 

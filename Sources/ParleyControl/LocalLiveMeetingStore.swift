@@ -17,6 +17,7 @@ public final class LocalLiveMeetingStore: LiveMeetingStore {
     public init() {}
 
     public func admit(_ request: AdmissionRequest) async throws(SignalingError) -> AdmissionOutcome {
+        guard request.participant != nil || request.waiting != nil else { throw .badRequest("nothing to admit") }
         // Check and insert under one lock, as the Lua script does in one EVAL.
         let verdict: AdmissionRules.Verdict = meetings.withLock { meetings in
             var live = meetings[request.meeting] ?? Live()
@@ -29,9 +30,7 @@ public final class LocalLiveMeetingStore: LiveMeetingStore {
             return verdict
         }
         switch verdict {
-        case .admitted:
-            guard request.participant != nil || request.waiting != nil else { throw .badRequest("nothing to admit") }
-            return .admitted
+        case .admitted: return .admitted
         case .resumed(let participant): return .resumed(participant)
         case .refused(let refusal): throw refusal.error
         }

@@ -105,7 +105,8 @@ public actor MeetingHub {
     private var callbacks: HubCallbacks?
     private struct Write: Sendable {
         var id: String
-        var record: MeetingRecord
+        /// Nil: nothing to store, only a mark that everything before it is stored (`flush`).
+        var record: MeetingRecord?
         /// Resumed once this write (and every earlier one) is stored.
         var stored: CheckedContinuation<Void, Never>?
     }
@@ -126,7 +127,7 @@ public actor MeetingHub {
         writes = continuation
         Task {
             for await write in stream {
-                if write.id.isEmpty == false { await store.save(write.id, write.record) }
+                if let record = write.record { await store.save(write.id, record) }
                 write.stored?.resume()
             }
         }
@@ -246,7 +247,7 @@ public actor MeetingHub {
     /// Returns once every record written so far is stored.
     public func flush() async {
         await withCheckedContinuation { continuation in
-            writes.yield(Write(id: "", record: MeetingRecord(), stored: continuation))
+            writes.yield(Write(id: "", record: nil, stored: continuation))
         }
     }
 

@@ -195,6 +195,23 @@ class Call:
                 return False
         return True
 
+    def watch_recovery(self, since, turned, back=lambda: True, seconds=25):
+        """Samples until `turned()` first holds (the recovery began: its sample's time is returned)
+        and media came back after that sample with `back()` holding too, or `seconds` passed; then a
+        second more of samples, so the gaps are measured past the recovery."""
+        turned_at = None
+        while time.monotonic() < since + seconds:
+            self.sample()
+            if turned_at is None and turned():
+                turned_at = self.samples["to the moving client"][-1][0]
+            if turned_at is not None and self.media_back_since(turned_at) and back():
+                break
+            time.sleep(0.1)
+        for _ in range(10):
+            self.sample()
+            time.sleep(0.1)
+        return turned_at
+
     def gaps(self, since):
         return {direction: longest_gap(s, since) for direction, s in self.samples.items()}
 
@@ -249,18 +266,9 @@ def test_after_the_clients_address_changes_a_fresh_peer_connection_brings_the_me
         time.sleep(1)
         call.network.take_down_a()
         moved_at, moved_wall = time.monotonic(), time.time()
-        rebuilt_at = None
-        while time.monotonic() < moved_at + 25:
-            call.sample()
-            if rebuilt_at is None and call.peer_connection_number("to the moving client") != pc_before:
-                # Its first sample: what the new peer connection decodes from here on came after the move.
-                rebuilt_at = call.samples["to the moving client"][-1][0]
-            if rebuilt_at is not None and call.media_back_since(rebuilt_at) and selected_local_candidate(moving, "address") == "10.77.2.2":
-                break
-            time.sleep(0.1)
-        for _ in range(10):
-            call.sample()
-            time.sleep(0.1)
+        # From the new peer connection's first sample on, what it decodes came after the move.
+        rebuilt_at = call.watch_recovery(moved_at, turned=lambda: call.peer_connection_number("to the moving client") != pc_before,
+                                         back=lambda: selected_local_candidate(moving, "address") == "10.77.2.2")
 
         gaps = call.gaps(moved_at)
         after = recovery_counters(moving)
@@ -299,18 +307,8 @@ def test_when_the_clients_flows_stop_getting_through_an_ice_restart_brings_the_m
             assert any(s[0] == "udp" and s[2] == old_port for s in sockets), f"the selected pair's socket is not among {sockets}"
             firewall.drop_flows_from(sockets)
             cut_at, cut_wall = time.monotonic(), time.time()
-            restarted_at = None
-            while time.monotonic() < cut_at + 25:
-                call.sample()
-                if restarted_at is None and recovery_counters(moving)["iceRestarts"] > before["iceRestarts"]:
-                    # Seconds after the cut: what is decoded from here on came another way than the cut flows.
-                    restarted_at = call.samples["to the moving client"][-1][0]
-                if restarted_at is not None and call.media_back_since(restarted_at):
-                    break
-                time.sleep(0.1)
-            for _ in range(10):
-                call.sample()
-                time.sleep(0.1)
+            # Seconds after the cut: what is decoded from the restart on came another way than the cut flows.
+            restarted_at = call.watch_recovery(cut_at, turned=lambda: recovery_counters(moving)["iceRestarts"] > before["iceRestarts"])
 
             gaps = call.gaps(cut_at)
             after = recovery_counters(moving)
