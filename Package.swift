@@ -115,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyServer", "ParleyLoad", "ParleyAccess", "ParleyCluster", "ParleyRedis", "ParleyMediaNode",
+                "ParleyServer", "ParleyLoad", "ParleyAccess", "ParleyCluster", "ParleyRedis", "ParleyMediaAPI", "ParleyMediaNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -82,7 +82,9 @@ const effects = {
     if (role) panel.role = role;
     if (meetingState) panel.meetingState = meetingState;
   },
-  setParticipants: ({ participants }) => {
+  setParticipants: ({ participants, media: slots }) => {
+    // How many speakers and videos the server sends us at once (older servers: no limit).
+    if (slots) room.slots = slots;
     room.participants.clear();
     for (const participant of participants) room.participants.set(participant.id, participant);
   },

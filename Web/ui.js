@@ -18,12 +18,41 @@ function requestSoundUnlock() {
   soundPromptShown = true;
   showBanner('Click anywhere to turn on the sound.');
   document.addEventListener('click', () => {
-    for (const video of document.querySelectorAll('.tile:not(.local) video')) {
-      video.muted = false;
-      video.play().catch(() => {});
+    for (const element of document.querySelectorAll('.tile:not(.local) video, audio.speaker-slot')) {
+      element.muted = false;
+      element.play().catch(() => {});
     }
     showBanner('');
   }, { once: true });
+}
+
+/// Plays one received audio slot (the SFU puts the loudest speakers in them, switching packet by
+/// packet): a hidden element per slot, so a voice does not jump between tiles' players.
+export class SpeakerSlotPlayer {
+  constructor(mid) {
+    this.mid = mid;
+    this.track = null;
+    this.element = document.createElement('audio');
+    this.element.className = 'speaker-slot';
+    this.element.autoplay = true;
+    this.element.dataset.mid = mid;
+    this.element.hidden = true;
+    document.body.append(this.element);
+  }
+
+  play(track) {
+    if (track === this.track) return;
+    this.track = track;
+    this.element.srcObject = track ? new MediaStream([track]) : null;
+    if (!track) return;
+    this.element.play?.().catch(() => {
+      this.element.muted = true;
+      this.element.play().catch(() => {});
+      requestSoundUnlock();
+    });
+  }
+
+  remove() { this.element.remove(); }
 }
 
 export class Tile {

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyMediaAPI
 
 /// A meeting's security settings, as the API takes and shows them (the password is write-only:
 /// it is kept as a bcrypt hash and shown as `hasPassword`).
@@ -17,6 +18,9 @@ public struct MeetingSettings: Codable, Sendable, Equatable {
     /// Participants a host muted may unmute themselves (as in most meeting tools); when false,
     /// only a host lifts the mute.
     public var allowSelfUnmute = true
+    /// How many of the loudest speakers each participant hears (1–10); nil: the server's
+    /// `--audio-speakers`.
+    public var audioSpeakers: Int?
 
     public init() {}
 }
@@ -32,6 +36,7 @@ public struct MeetingSettingsPatch: Codable, Sendable {
     public var lockOnStart: Bool?
     public var hostsOnlyScreenShare: Bool?
     public var allowSelfUnmute: Bool?
+    public var audioSpeakers: Int?
     public var locked: Bool?
 
     public init() {}
@@ -44,6 +49,7 @@ public struct MeetingSettingsPatch: Codable, Sendable {
         if let lockOnStart { settings.lockOnStart = lockOnStart }
         if let hostsOnlyScreenShare { settings.hostsOnlyScreenShare = hostsOnlyScreenShare }
         if let allowSelfUnmute { settings.allowSelfUnmute = allowSelfUnmute }
+        if let audioSpeakers { settings.audioSpeakers = audioSpeakers }
     }
 
     /// Refuses values that cannot be right, with the reason.
@@ -54,6 +60,9 @@ public struct MeetingSettingsPatch: Codable, Sendable {
             guard !password.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                 throw .badRequest("password contains control characters")
             }
+        }
+        if let audioSpeakers, !MeetingMediaSettings.audioSpeakersRange.contains(audioSpeakers) {
+            throw .badRequest("audioSpeakers must be \(MeetingMediaSettings.audioSpeakersRange.lowerBound)–\(MeetingMediaSettings.audioSpeakersRange.upperBound)")
         }
         if let allowedDomains {
             guard allowedDomains.count <= 50 else { throw .badRequest("at most 50 allowed domains") }

@@ -224,7 +224,7 @@ public enum SignalingError: Error, Equatable, Sendable, CustomStringConvertible 
 public enum ServerMessage: Sendable {
     /// `resumed`: a reconnect took the participant back (same id; the media connection stays).
     case joined(participantID: String, meeting: String, participants: [ParticipantInfo], role: ParticipantRole, token: String?,
-                state: MeetingStateView, resumed: Bool = false, iceServers: [TURNCredentials]? = nil)
+                state: MeetingStateView, resumed: Bool = false, iceServers: [TURNCredentials]? = nil, media: MeetingMediaSettings? = nil)
     /// In the waiting room: `joined` follows if a host admits, an error `denied` if not.
     case waiting(participantID: String)
     /// To hosts and co-hosts: who waits.
@@ -284,14 +284,15 @@ public enum ServerMessage: Sendable {
         var mids: [String]?
         var id: String?
         var iceServers: [TURNCredentials]?
+        var media: MeetingMediaSettings?
     }
 
     public var json: String {
         var wire: Wire
         switch self {
-        case .joined(let id, let meeting, let participants, let role, let token, let state, let resumed, let iceServers):
+        case .joined(let id, let meeting, let participants, let role, let token, let state, let resumed, let iceServers, let media):
             wire = Wire(type: "joined", version: signalingProtocolVersion, participantId: id, meeting: meeting, participants: participants,
-                        role: role, token: token, state: state, resumed: resumed ? true : nil, iceServers: iceServers)
+                        role: role, token: token, state: state, resumed: resumed ? true : nil, iceServers: iceServers, media: media)
         case .waiting(let id): wire = Wire(type: "waiting", participantId: id)
         case .waitingRoom(let list): wire = Wire(type: "waiting-room", waiting: list)
         case .meetingState(let locked, let hostsOnly, let waitingRoom):

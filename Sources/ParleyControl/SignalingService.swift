@@ -30,15 +30,26 @@ public final class SignalingService: Sendable {
     private let transportClosed: @Sendable (String) async -> Void
     /// TURN servers for clients, with credentials made per participant in `joined`.
     public let turn: TURNConfiguration?
+    /// The server's slot counts (`--audio-speakers`, `--video-slots`); a meeting may set its own
+    /// speaker count.
+    public let media: MeetingMediaSettings
 
-    public init(gatekeeper: Gatekeeper, sfu: any MediaServer, logger: Logger, turn: TURNConfiguration? = nil,
+    public init(gatekeeper: Gatekeeper, sfu: any MediaServer, logger: Logger, turn: TURNConfiguration? = nil, media: MeetingMediaSettings = .defaults,
                 transportClosed: @escaping @Sendable (String) async -> Void = { _ in }) {
         self.hub = gatekeeper.hub
         self.gatekeeper = gatekeeper
         self.sfu = sfu
         self.logger = logger
         self.turn = turn
+        self.media = media
         self.transportClosed = transportClosed
+    }
+
+    /// A meeting's slot counts: the server's, with the meeting's own speaker count if it set one.
+    public func media(of meeting: String) async -> MeetingMediaSettings {
+        var media = self.media
+        if let speakers = await hub.access(meeting)?.settings.audioSpeakers { media.audioSpeakers = speakers }
+        return media.clamped
     }
 
     /// Handles one text message from a WebSocket; errors go back to the same client.
@@ -149,7 +160,8 @@ public final class SignalingService: Sendable {
         let role = await hub.participant(meeting: meeting, id: participantID)?.info.role ?? .participant
         let state = await hub.state(meeting)
         sink?(OutgoingMessage(.joined(participantID: participantID, meeting: meeting, participants: others, role: role, token: token, state: state,
-                                      resumed: resumed, iceServers: turn.map { [$0.credentials(for: participantID, now: Date(timeIntervalSince1970: hub.clock.wallNow()))] })))
+                                      resumed: resumed, iceServers: turn.map { [$0.credentials(for: participantID, now: Date(timeIntervalSince1970: hub.clock.wallNow()))] },
+                                      media: await media(of: meeting))))
         if role != .participant { sink?(OutgoingMessage(.waitingRoom(await hub.waitingList(meeting)))) }
         if let speaker = await hub.activeSpeaker(meeting: meeting) { sink?(OutgoingMessage(.activeSpeaker(participantID: speaker))) }
     }
@@ -204,7 +216,7 @@ public final class SignalingService: Sendable {
         let result: NegotiationResult
         do {
             result = try await sfu.negotiate(NegotiationRequest(meetingID: meetingID, participantID: participantID, transportID: transportID,
-                                                                role: role, offer: offer, sources: sources))
+                                                                role: role, offer: offer, sources: sources, media: await media(of: meetingID)))
         } catch NegotiationError.unknownTransport {
             throw SignalingError.mediaFailed("the media connection is gone (its media server stopped): start a new connection")
         } catch let error as NegotiationError {

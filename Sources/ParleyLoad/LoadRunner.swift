@@ -240,7 +240,13 @@ public final class LoadRunner: Sendable {
                           let type = object["type"] as? String else { continue }
                     switch type {
                     case "joined":
-                        let peerIndex = try await loop.submit { loop in
+                        // As a browser does: no more receiving sections than the server has slots.
+                        var options = options
+                        if let media = object["media"] as? [String: Any] {
+                            if let speakers = media["audioSpeakers"] as? Int { options.audioReceivers = min(options.audioReceivers, max(0, speakers)) }
+                            if let videos = media["videoSlots"] as? Int { options.videoReceivers = min(options.videoReceivers, max(0, videos)) }
+                        }
+                        let peerIndex = try await loop.submit { [options] loop in
                             try loop.add(LoadPeer(label: name, options: options, now: MonotonicClock.now()), bindHost: bindHost)
                         }
                         session.peer.withLock { $0 = peerIndex }

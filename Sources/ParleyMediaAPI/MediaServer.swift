@@ -24,16 +24,18 @@ public struct NegotiationMessage: Codable, Sendable {
     public var role: TransportRole
     public var sdp: String
     public var sources: [String: String]
+    /// Absent from a node that predates slots: the defaults.
+    public var media: MeetingMediaSettings?
 
     public init(_ request: NegotiationRequest) {
         meetingID = request.meetingID; participantID = request.participantID; transportID = request.transportID
-        role = request.role; sdp = request.offer.serialized; sources = request.sources
+        role = request.role; sdp = request.offer.serialized; sources = request.sources; media = request.media
     }
 
     public func request() throws(NegotiationError) -> NegotiationRequest {
         let offer: SessionDescription
         do { offer = try SessionDescription(parsing: sdp) } catch { throw .badOffer("\(error)") }
         return NegotiationRequest(meetingID: meetingID, participantID: participantID, transportID: transportID, role: role, offer: offer,
-                                  sources: sources)
+                                  sources: sources, media: (media ?? .defaults).clamped)
     }
 }

@@ -29,3 +29,28 @@ public enum BlockedMedia: String, Sendable, Hashable, Codable, CaseIterable {
     /// Screen share.
     case screen
 }
+
+/// How many receiving slots a subscriber's peer connection has, whatever the meeting's size: the
+/// SFU fills `audioSpeakers` audio slots with the loudest current speakers (per packet) and up to
+/// `videoSlots` video slots with the videos the subscriber shows, so a 1,000-person meeting
+/// negotiates the same few sections as a 10-person one.
+public struct MeetingMediaSettings: Sendable, Codable, Equatable {
+    public static let audioSpeakersRange = 1...10
+    public static let videoSlotsRange = 1...49
+    public static let defaults = MeetingMediaSettings(audioSpeakers: 3, videoSlots: 25)
+
+    /// The N loudest speakers each subscriber hears (`--audio-speakers`, or the meeting's own).
+    public var audioSpeakers: Int
+    /// The most videos a subscriber receives at once (`--video-slots`).
+    public var videoSlots: Int
+
+    public init(audioSpeakers: Int, videoSlots: Int) {
+        self.audioSpeakers = audioSpeakers; self.videoSlots = videoSlots
+    }
+
+    /// Values out of range are brought into it (a request from another node is not trusted blindly).
+    public var clamped: MeetingMediaSettings {
+        MeetingMediaSettings(audioSpeakers: min(max(audioSpeakers, Self.audioSpeakersRange.lowerBound), Self.audioSpeakersRange.upperBound),
+                             videoSlots: min(max(videoSlots, Self.videoSlotsRange.lowerBound), Self.videoSlotsRange.upperBound))
+    }
+}

@@ -10,10 +10,13 @@ public struct NegotiationRequest: Sendable {
     public var offer: SessionDescription
     /// mid → what the client says the track is ("camera", "microphone", "screen").
     public var sources: [String: String]
+    /// The meeting's slot counts: how many speakers and videos this subscriber receives.
+    public var media: MeetingMediaSettings
 
-    public init(meetingID: String, participantID: String, transportID: String?, role: TransportRole, offer: SessionDescription, sources: [String: String] = [:]) {
+    public init(meetingID: String, participantID: String, transportID: String?, role: TransportRole, offer: SessionDescription, sources: [String: String] = [:],
+                media: MeetingMediaSettings = .defaults) {
         self.meetingID = meetingID; self.participantID = participantID; self.transportID = transportID
-        self.role = role; self.offer = offer; self.sources = sources
+        self.role = role; self.offer = offer; self.sources = sources; self.media = media
     }
 }
 
@@ -23,9 +26,17 @@ public struct PublishedTrack: Sendable, Codable, Equatable {
     public var mid: String
     public var kind: MediaKind
     public var source: String
+    /// Audio: the CSRC the SFU writes on this track's packets in a subscriber's speaker slot, so
+    /// a client can tell who speaks in a slot packet by packet.
+    public var sourceID: UInt32?
 
-    public init(id: String, mid: String, kind: MediaKind, source: String) {
-        self.id = id; self.mid = mid; self.kind = kind; self.source = source
+    public init(id: String, mid: String, kind: MediaKind, source: String, sourceID: UInt32? = nil) {
+        self.id = id; self.mid = mid; self.kind = kind; self.source = source; self.sourceID = sourceID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, mid, kind, source
+        case sourceID = "sourceId"
     }
 }
 

@@ -26,6 +26,9 @@ public final class Consumer {
     /// the subscriber takes none); worked out once, at attach.
     private let extensionBlockLength: (plain: Int, withLevel: Int?)
     public private(set) var producer: Producer?
+    /// Audio: the CSRC its packets carry, naming the speaker in this slot (RFC 3550 §7.1, as a
+    /// mixer names its sources), so a client tells speakers apart packet by packet.
+    private var contributingSource: UInt32?
     private var payloadType: UInt8 = 0
     private var rtxPayloadType: UInt8?
     /// The subscriber's RFC 2198 payload type around our codec, if it takes redundant audio.
@@ -98,10 +101,27 @@ public final class Consumer {
     /// Starts (or switches) this consumer's source. Video waits for a keyframe, asked for now.
     @discardableResult
     func attach(to producer: Producer, now: Nanoseconds) -> Bool {
+        guard take(producer, now: now) else { return false }
+        producer.sinks.append(.subscriber(self))
+        return true
+    }
+
+    /// A speaker slot (an audio consumer) starts carrying `producer`: not one of its sinks, its
+    /// packets come through the meeting's `SpeakerFanout`; the numbering continues across.
+    func takeSpeakerSlot(for producer: Producer, now: Nanoseconds) -> Bool {
+        take(producer, now: now)
+    }
+
+    /// A speaker slot falls empty (its source closed, or the subscriber renegotiated it away).
+    func leaveSpeakerSlot() {
+        producer = nil
+    }
+
+    private func take(_ producer: Producer, now: Nanoseconds) -> Bool {
         guard let codec = matchingCodec(for: producer.codec) else { return false }
         detach()
         self.producer = producer
-        producer.sinks.append(.subscriber(self))
+        contributingSource = kind == .audio ? producer.sourceID : nil
         payloadType = codec.payloadType
         clockRate = codec.clockRate
         vp8 = CodecPayload.kind(ofCodecNamed: codec.name) == .vp8 ? (vp8 ?? VP8Rewriter()) : nil
@@ -263,12 +283,12 @@ public final class Consumer {
                 payloadLength = primary.length
             }
         }
-        let total = 12 + extensionBlock + extra + payloadLength
+        let total = 12 + (contributingSource == nil ? 0 : 4) + extensionBlock + extra + payloadLength
         guard total + SRTPSession.maximumTrailer <= slot.count else { return nil }
         var offset = RTPHeader.writeFixed(into: slot, hasExtension: extensionBlock > 0, marker: header.marker,
                                           payloadType: retransmission ? rtxPayloadType! : outPayloadType,
                                           sequenceNumber: retransmission ? stream.nextRTXSequence() : sequence, timestamp: timestamp,
-                                          ssrc: retransmission ? stream.rtxSSRC : stream.ssrc)
+                                          ssrc: retransmission ? stream.rtxSSRC : stream.ssrc, contributingSource: contributingSource)
         if extensionBlock > 0 {
             var extensions = OneByteExtensionWriter(into: slot, at: offset)
             if writesMid, let id = midExtensionID { extensions.append(id: id, bytes: midBytes) }

@@ -124,7 +124,7 @@ extension WorkerCore {
             }
             secure.ice.remoteUfrag = ufrag
             secure.ice.remotePassword = password
-            let router = routers[request.meetingID] ?? Router(meetingID: request.meetingID)
+            let router = routers[request.meetingID] ?? Router(meetingID: request.meetingID, media: request.media)
             routers[request.meetingID] = router
             transport = WebRtcTransport(id: RandomToken.make(length: 12), meetingID: request.meetingID, participantID: request.participantID,
                                         role: request.role, secure: secure, router: router)
@@ -134,6 +134,11 @@ extension WorkerCore {
             transport.registeredUfrags = [secure.ice.localUfrag]
         }
         let router = transport.router
+        router.update(media: request.media)
+        // A subscriber's receiving sections are bounded, whatever the meeting's size: the
+        // speakers it hears and the videos it shows at once. Sections past these are inactive.
+        let slotLimit: [MediaKind: Int] = [.audio: router.media.audioSpeakers, .video: router.media.videoSlots]
+        var slotsTaken: [MediaKind: Int] = [:]
 
         var sections: [AnswerSection] = []
         var removedProducers: [Producer] = []
@@ -199,7 +204,8 @@ extension WorkerCore {
                     addedProducers.append(producer)
                 }
                 if let consumer = existingConsumer { transport.removeConsumer(consumer) }
-            } else if direction.receives && request.role != .whip {
+            } else if direction.receives && request.role != .whip && slotsTaken[kind, default: 0] < slotLimit[kind, default: 0] {
+                slotsTaken[kind, default: 0] += 1
                 let supported = offered.filter { MediaCapabilities.isSupported($0, kind: kind) }
                 // RED only around a codec accepted too.
                 let accepted = supported.filter { codec in
@@ -246,10 +252,11 @@ extension WorkerCore {
         var changed = router.producersRemoved(removedProducers, now: now)
         for producer in addedProducers { changed += router.producerAdded(producer, now: now) }
 
-        // Feed idle consumers: web clients take producers nobody on this connection shows yet,
-        // WHEP players the most recent publisher.
+        router.updateSpeakerSlots(of: transport)
+        // Feed idle video consumers: web clients take producers nobody on this connection shows
+        // yet, WHEP players the most recent publisher. (Speaker slots fill from loud packets.)
         var taken = Router.producersShown(by: transport)
-        for consumer in transport.consumers where consumer.producer == nil || consumer.producer!.closed {
+        for consumer in transport.consumers where consumer.kind == .video && (consumer.producer == nil || consumer.producer!.closed) {
             let source = transport.role == .whep ? router.latestProducer(for: consumer) : router.unassignedProducer(for: consumer, taken: taken)
             if let source {
                 consumer.attach(to: source, now: now)
@@ -261,7 +268,9 @@ extension WorkerCore {
         }
         let answer = writeAnswer(sections: sections, offer: offer, transport: transport, setup: setup)
         let own = transport.assignments()
-        let published = transport.producers.map { PublishedTrack(id: $0.id, mid: $0.mid, kind: $0.kind, source: $0.source) }
+        let published = transport.producers.map {
+            PublishedTrack(id: $0.id, mid: $0.mid, kind: $0.kind, source: $0.source, sourceID: $0.kind == .audio ? $0.sourceID : nil)
+        }
         let updates = Self.updates(for: changed.filter { $0.transport !== transport })
         return NegotiationResult(transportID: transport.id, answer: answer, assignments: own.list, published: published,
                                  assignmentsVersion: own.version, changedAssignments: updates)

@@ -105,6 +105,10 @@ public struct PacketCounters: Sendable, Equatable {
     public var transportFeedbackSent = 0
     /// Padding packets sent to probe a subscriber's path for more bandwidth.
     public var probePacketsSent = 0
+    /// Audio packets of a source not among the meeting's loudest: ranked, then sent to nobody.
+    public var audioNotLoudest = 0
+    /// A subscriber's speaker slot taken over by another source.
+    public var speakerSwitches = 0
     public var dropped = DropCounts()
 
     public init() {}
@@ -115,6 +119,7 @@ public struct PacketCounters: Sendable, Equatable {
         ("rtpForwarded", \.rtpForwarded), ("retransmitted", \.retransmitted), ("nacksSent", \.nacksSent),
         ("repairsReceived", \.repairsReceived), ("keyframeRequestsSent", \.keyframeRequestsSent),
         ("transportFeedbackSent", \.transportFeedbackSent), ("probePacketsSent", \.probePacketsSent),
+        ("audioNotLoudest", \.audioNotLoudest), ("speakerSwitches", \.speakerSwitches),
     ]
 
     /// Every count by name, drops as `dropped<Reason>`: what `/healthz` shows.

@@ -34,6 +34,8 @@ public final class Producer {
     /// Simulcast: the layers (bit per index) the publisher was last told somebody receives.
     var announcedLayers: UInt64 = 0
     public let createdAt: Nanoseconds
+    /// Audio: the CSRC naming this source in subscribers' speaker slots (random, never 0).
+    public let sourceID = UInt32.random(in: 1...UInt32.max)
     public var participantID: String { transport.participantID }
 
     init(id: String, kind: MediaKind, mid: String, source: String, codec: RTPCodec, rtxPayloadType: UInt8?, redPayloadType: UInt8? = nil,
@@ -96,6 +98,8 @@ public final class Producer {
             switch sink {
             case .subscriber(let consumer):
                 if consumer.forward(incoming, now: now, output: output, counters: &counters) { counters.rtpForwarded += 1 }
+            case .speakers(let fanout):
+                fanout.forward(incoming, of: self, owner: transport.owner, now: now, output: output, counters: &counters)
             }
         }
     }

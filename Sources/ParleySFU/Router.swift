@@ -13,16 +13,57 @@ final class Router {
     /// Who speaks now (audio levels), and who is about to take over.
     var activeSpeaker: String?
     var speakerCandidate: String?
+    /// The meeting's slot counts (from signaling, with every negotiation).
+    private(set) var media: MeetingMediaSettings
+    /// Every audio producer's sink: the loudest go into each subscriber's speaker slots.
+    private(set) var speakers: SpeakerFanout
+    private var owners: [String: Int] = [:]
 
-    init(meetingID: String) { self.meetingID = meetingID }
+    init(meetingID: String, media: MeetingMediaSettings = .defaults) {
+        self.meetingID = meetingID
+        self.media = media
+        self.speakers = SpeakerFanout(speakers: media.audioSpeakers)
+    }
 
     var isEmpty: Bool { transports.isEmpty }
+
+    /// A participant's number in this meeting (the same for each of its transports).
+    func owner(of participantID: String) -> Int {
+        if let owner = owners[participantID] { return owner }
+        let owner = owners.count
+        owners[participantID] = owner
+        return owner
+    }
+
+    /// Takes the meeting's slot counts from a negotiation. A new speaker count re-ranks from
+    /// scratch (the slots keep what they hold until the next loud packet).
+    func update(media: MeetingMediaSettings) {
+        guard media != self.media else { return }
+        if media.audioSpeakers != self.media.audioSpeakers {
+            let fanout = SpeakerFanout(speakers: media.audioSpeakers)
+            for subscriber in speakers.subscribers { fanout.setSlots(subscriber.slots, of: subscriber.transport, owner: subscriber.owner) }
+            for producer in producers where producer.kind == .audio { producer.sinks = [.speakers(fanout)] }
+            speakers = fanout
+        }
+        self.media = media
+    }
+
+    /// A transport's audio consumers become its speaker slots (WHEP players' and participants').
+    func updateSpeakerSlots(of transport: WebRtcTransport) {
+        guard transport.role != .whip else { return }
+        speakers.setSlots(transport.consumers.filter { $0.kind == .audio }, of: transport, owner: transport.owner)
+    }
 
     /// Feeds a new producer to whoever waits for one: WHEP players (they follow the newest
     /// publisher) and web participants' idle consumers. Returns the web participants' consumers
     /// that now show something else.
     func producerAdded(_ producer: Producer, now: Nanoseconds) -> [Consumer] {
         producers.append(producer)
+        if producer.kind == .audio {
+            // Audio reaches subscribers through their speaker slots, filled packet by packet.
+            producer.sinks = [.speakers(speakers)]
+            return []
+        }
         var changed: [Consumer] = []
         for transport in transports.values where transport.participantID != producer.participantID {
             switch transport.role {
@@ -45,12 +86,14 @@ final class Router {
     func producersRemoved(_ removed: [Producer], now: Nanoseconds) -> [Consumer] {
         guard !removed.isEmpty else { return [] }
         var orphaned: [Consumer] = []
+        var emptiedSlots: [Consumer] = []
         for producer in removed {
+            if producer.kind == .audio { emptiedSlots += speakers.remove(producer) }
             orphaned += producer.consumers
             producers.removeAll { $0 === producer }
             producer.transport.removeProducer(producer)
         }
-        var changed: [Consumer] = []
+        var changed = emptiedSlots.filter { $0.transport.role == .participant }
         for consumer in orphaned where consumer.transport.router === self {
             let next = consumer.transport.role == .whep ? latestProducer(for: consumer) : unassignedProducer(for: consumer)
             if let next { consumer.attach(to: next, now: now) }

@@ -9,6 +9,8 @@ public final class WebRtcTransport {
     public let id: String
     public let meetingID: String
     public let participantID: String
+    /// The participant as a number within its Router: what speaker selection compares per packet.
+    let owner: Int
     public let role: TransportRole
     let secure: SecureTransport
     unowned let router: Router
@@ -59,6 +61,7 @@ public final class WebRtcTransport {
         self.secure = secure
         self.sendPath = SendPath(secure: secure)
         self.router = router
+        self.owner = router.owner(of: participantID)
     }
 
     public var isConnected: Bool { secure.isConnected }

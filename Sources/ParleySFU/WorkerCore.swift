@@ -150,6 +150,19 @@ public final class WorkerCore {
             nextLayerCheckAt = now + Self.layerCheckInterval
             checkLayers(now: now)
             checkSpeakers()
+            reportSpeakerSlotChanges()
+        }
+    }
+
+    /// Tells signaling which speaker each participant's audio slots carry now: at most one
+    /// update per subscriber per layer check, however often its slots changed hands.
+    private func reportSpeakerSlotChanges() {
+        for router in routers.values {
+            let changed = router.speakers.takeChangedSlots()
+            guard !changed.isEmpty else { continue }
+            for update in Self.updates(for: changed.filter { $0.transport.role == .participant }) {
+                emit(.assignmentsChanged(meetingID: router.meetingID, update: update))
+            }
         }
     }
 
@@ -187,6 +200,7 @@ public final class WorkerCore {
         transport.flushOutbox(output: output)
         let router = transport.router
         for consumer in transport.consumers { transport.removeConsumer(consumer) }
+        router.updateSpeakerSlots(of: transport)
         let changed = router.producersRemoved(transport.producers, now: now)
         router.transports[transport.id] = nil
         if router.isEmpty { routers[router.meetingID] = nil }

@@ -44,7 +44,7 @@ public struct ParleyServer: Sendable {
             ? nil : OpenIDVerifier(providers: configuration.identityProviders, logger: logger)
         self.identities = identities as? OpenIDVerifier
         let gatekeeper = Gatekeeper(hub: hub, secret: configuration.secret, identities: identities)
-        self.signaling = SignalingService(gatekeeper: gatekeeper, sfu: sfu, logger: logger, turn: configuration.turn,
+        self.signaling = SignalingService(gatekeeper: gatekeeper, sfu: sfu, logger: logger, turn: configuration.turn, media: configuration.media,
                                           transportClosed: { await sessions.forget(transportID: $0) })
     }
 

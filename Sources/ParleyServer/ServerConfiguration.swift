@@ -1,6 +1,7 @@
 import Foundation
 import ParleyAccess
 import ParleyControl
+import ParleyMediaAPI
 import ParleyMediaNode
 
 /// Everything `parley serve` is configured with (flags; see `parley serve --help`).
@@ -34,6 +35,9 @@ public struct ServerConfiguration: Sendable {
     /// the secret they share with Parley (coturn's `static-auth-secret`) and how long the
     /// credentials handed out in `joined` last.
     public var turn: TURNConfiguration?
+    /// Receiving slots per subscriber: the loudest speakers heard (`--audio-speakers`) and the
+    /// videos shown at once (`--video-slots`).
+    public var media = MeetingMediaSettings.defaults
 
     public init() {}
 

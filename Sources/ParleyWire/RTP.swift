@@ -90,18 +90,20 @@ public struct RTPHeader: Sendable, Equatable {
         }
     }
 
-    /// Writes a 12-byte header without CSRCs; returns the bytes written.
+    /// Writes the 12-byte fixed header, and one CSRC when given (16 bytes); returns the bytes written.
     @inlinable
     public static func writeFixed(
         into out: UnsafeMutableRawBufferPointer, hasExtension: Bool, marker: Bool, payloadType: UInt8,
-        sequenceNumber: UInt16, timestamp: UInt32, ssrc: UInt32
+        sequenceNumber: UInt16, timestamp: UInt32, ssrc: UInt32, contributingSource: UInt32? = nil
     ) -> Int {
-        out[0] = 0x80 | (hasExtension ? 0x10 : 0)
+        out[0] = 0x80 | (hasExtension ? 0x10 : 0) | (contributingSource == nil ? 0 : 1)
         out[1] = (marker ? 0x80 : 0) | (payloadType & 0x7F)
         out.writeU16(sequenceNumber, at: 2)
         out.writeU32(timestamp, at: 4)
         out.writeU32(ssrc, at: 8)
-        return 12
+        guard let contributingSource else { return 12 }
+        out.writeU32(contributingSource, at: 12)
+        return 16
     }
 }
 

@@ -4,6 +4,7 @@ import Logging
 import ParleyAccess
 import ParleyCluster
 import ParleyRedis
+import ParleyMediaAPI
 import ParleyMediaNode
 import ParleyServer
 
@@ -26,6 +27,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var http: HTTPOptions
 
+    @OptionGroup var slots: SlotOptions
+
     @OptionGroup var media: MediaPlaneOptions
 
     @OptionGroup var log: LogOptions
@@ -36,6 +39,7 @@ struct Serve: AsyncParsableCommand {
         let logger = log.bootstrap()
         var configuration = ServerConfiguration()
         http.apply(to: &configuration)
+        configuration.media = slots.settings
         configuration.sfu = media.configuration
         try access.apply(to: &configuration)
         let server = try ParleyServer(configuration: configuration, logger: logger)
@@ -63,6 +67,23 @@ struct HTTPOptions: ParsableArguments {
         configuration.httpPort = httpPort
         if let webRoot { configuration.webRoot = webRoot }
     }
+}
+
+/// How many streams each subscriber receives, whatever the meeting's size: `serve` and `signal`.
+struct SlotOptions: ParsableArguments {
+    @Option(help: "The loudest speakers each participant hears at once (1-10; a meeting may set its own, audioSpeakers in the API).")
+    var audioSpeakers = MeetingMediaSettings.defaults.audioSpeakers
+
+    @Option(help: "The most videos a participant receives at once (1-49); the web client pages through the rest.")
+    var videoSlots = MeetingMediaSettings.defaults.videoSlots
+
+    func validate() throws {
+        let speakers = MeetingMediaSettings.audioSpeakersRange, videos = MeetingMediaSettings.videoSlotsRange
+        guard speakers.contains(audioSpeakers) else { throw ValidationError("--audio-speakers must be \(speakers.lowerBound)-\(speakers.upperBound)") }
+        guard videos.contains(videoSlots) else { throw ValidationError("--video-slots must be \(videos.lowerBound)-\(videos.upperBound)") }
+    }
+
+    var settings: MeetingMediaSettings { MeetingMediaSettings(audioSpeakers: audioSpeakers, videoSlots: videoSlots) }
 }
 
 /// The SFU's sockets: `serve` and `sfu`.
@@ -230,6 +251,8 @@ struct Signal: AsyncParsableCommand {
 
     @OptionGroup var http: HTTPOptions
 
+    @OptionGroup var slots: SlotOptions
+
     @OptionGroup var access: AccessOptions
 
     @OptionGroup var cluster: RedisOptions
@@ -240,6 +263,7 @@ struct Signal: AsyncParsableCommand {
         let logger = log.bootstrap()
         var configuration = ServerConfiguration()
         http.apply(to: &configuration)
+        configuration.media = slots.settings
         try access.apply(to: &configuration)
         let controlToken = try cluster.controlToken()
         let redisConfiguration = try cluster.configuration()

@@ -41,9 +41,13 @@ final class TestPeer {
     lazy var layerSequences: [UInt16] = simulcastRids.map { _ in UInt16.random(in: 0...60000) }
     lazy var layerTimestamps: [UInt32] = simulcastRids.map { _ in UInt32.random(in: 0...UInt32.max / 2) }
 
+    /// Receiving audio sections after the first (a subscriber that hears several speakers): mids 2, 3, …
+    var extraAudioReceivers = 0
+
     func offer(sending: Bool) -> String {
         let direction = sending ? "sendonly" : "recvonly"
-        var sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+        let extraMids = sending ? [] : (0..<extraAudioReceivers).map { String($0 + 2) }
+        var sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE \((["0", "1"] + extraMids).joined(separator: " "))\r\n"
         let common = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:\(ufrag)\r\na=ice-pwd:\(password)\r\na=fingerprint:sha-256 \(Self.context.certificate.fingerprint)\r\na=setup:actpass\r\na=rtcp-mux\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=\(direction)\r\n"
         if let red = redPayloadType {
             sdp += "m=audio 9 UDP/TLS/RTP/SAVPF \(opusPayloadType) \(red)\r\n" + common + "a=mid:0\r\na=rtpmap:\(opusPayloadType) opus/48000/2\r\n"
@@ -58,6 +62,9 @@ final class TestPeer {
             sdp += simulcastRids.map { "a=rid:\($0) send\r\n" }.joined() + "a=simulcast:send \(simulcastRids.joined(separator: ";"))\r\n"
         } else if sending {
             sdp += "a=ssrc-group:FID \(videoSSRC) \(rtxSSRC)\r\na=ssrc:\(videoSSRC) cname:peer\r\na=ssrc:\(rtxSSRC) cname:peer\r\n"
+        }
+        for mid in extraMids {
+            sdp += "m=audio 9 UDP/TLS/RTP/SAVPF \(opusPayloadType)\r\n" + common + "a=mid:\(mid)\r\na=rtpmap:\(opusPayloadType) opus/48000/2\r\n"
         }
         return sdp
     }

@@ -91,11 +91,17 @@ export class MediaConnection {
     this.room.peer = null;
   }
 
-  /// Enough receiving transceivers for every track the others publish.
+  /// Enough receiving transceivers for the others' tracks, up to the server's slots: the loudest
+  /// speakers and the videos shown at once. A 1,000-person meeting offers as many as a 10-person one.
   wantReceivers() {
     const counts = { audio: 0, video: 0 };
     for (const participant of this.room.participants.values()) {
       for (const track of participant.tracks) counts[track.kind] += 1;
+    }
+    const slots = this.room.slots;
+    if (slots) {
+      counts.audio = Math.min(counts.audio, slots.audioSpeakers);
+      counts.video = Math.min(counts.video, slots.videoSlots);
     }
     this.room.peer?.want(counts);
   }

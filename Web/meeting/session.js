@@ -63,7 +63,7 @@ function enterRoom(state, { detail }) {
     { type: 'rememberToken', token: detail.token },
     { type: 'adoptRole', role: detail.role ?? 'participant', meetingState: detail.state ?? null },
     { type: 'noteJoinedAt' },
-    { type: 'setParticipants', participants: detail.participants ?? [] },
+    { type: 'setParticipants', participants: detail.participants ?? [], media: detail.media ?? null },
     { type: 'showLocalMedia', name: state.name },
     { type: 'startPeer' },
     { type: 'render' },
@@ -89,7 +89,7 @@ function reenterRoom(state, { detail }) {
     { type: 'rememberToken', token: detail.token },
     // null: keep the role and the meeting's state we knew.
     { type: 'adoptRole', role: detail.role ?? null, meetingState: detail.state ?? null },
-    { type: 'setParticipants', participants: detail.participants ?? [] },
+    { type: 'setParticipants', participants: detail.participants ?? [], media: detail.media ?? null },
     { type: 'showBanner', text: '' },
     ...media,
     { type: 'render' },

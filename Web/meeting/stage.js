@@ -1,7 +1,7 @@
 // The stage: a tile per participant (camera and microphone) and per shared screen, ours included;
 // the active speaker outlined and, with enough people, enlarged; and the size each received video
 // is shown at, told to the SFU.
-import { Tile } from '../ui.js';
+import { SpeakerSlotPlayer, Tile } from '../ui.js';
 import { featureSpeaker, noFeature } from './speaker.js';
 
 const isLocal = (key) => key.startsWith('local');
@@ -16,6 +16,7 @@ export class Stage {
     this.diagnostics = diagnostics;
     this.renderPanel = renderPanel;
     this.tiles = new Map();  // tile key (participant id, "id:screen", "local", "local:screen") → Tile
+    this.speakerSlots = new Map();  // receiving audio mid → SpeakerSlotPlayer
     this.activeSpeaker = null;
     this.pausedMids = new Set();
     this.featuring = noFeature();
@@ -23,9 +24,11 @@ export class Stage {
     this.reportedViewport = null;
   }
 
-  /// Puts every remote track in its participant's tile (camera + microphone) or screen tile.
+  /// Puts every remote video in its participant's tile (camera) or screen tile; sound plays from
+  /// the speaker slots, whoever speaks in them.
   render() {
     const { participants, peer } = this.room;
+    this.renderSpeakerSlots(peer);
     const wanted = new Map();
     for (const participant of participants.values()) {
       wanted.set(participant.id, { name: participant.name, participant, tracks: [] });
@@ -35,7 +38,7 @@ export class Stage {
     }
     if (peer) {
       for (const [mid, assignment] of peer.assignments) {
-        if (!assignment.participantId) continue;
+        if (!assignment.participantId || assignment.kind === 'audio') continue;
         const key = tileKey(assignment.participantId, assignment.source);
         const track = peer.trackFor(mid);
         if (track && wanted.has(key)) wanted.get(key).tracks.push(track);
@@ -103,6 +106,23 @@ export class Stage {
   clear() {
     for (const tile of this.tiles.values()) tile.remove();
     this.tiles.clear();
+    this.renderSpeakerSlots(null);
+  }
+
+  /// One player per receiving audio mid, playing whatever track the SFU sends on it.
+  renderSpeakerSlots(peer) {
+    const mids = new Set();
+    for (const [mid, assignment] of peer?.assignments ?? []) {
+      if (assignment.kind !== 'audio') continue;
+      const track = peer.trackFor(mid);
+      if (!track) continue;
+      mids.add(mid);
+      if (!this.speakerSlots.has(mid)) this.speakerSlots.set(mid, new SpeakerSlotPlayer(mid));
+      this.speakerSlots.get(mid).play(track);
+    }
+    for (const [mid, player] of this.speakerSlots) {
+      if (!mids.has(mid)) { player.remove(); this.speakerSlots.delete(mid); }
+    }
   }
 
   /// The one speaking is outlined and moved first (with three or more people on the stage); only

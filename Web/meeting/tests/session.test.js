@@ -19,7 +19,7 @@ function run(events, state = initialSession('demo')) {
 
 const joinedDetail = (over = {}) => ({
   participantId: 'p1', role: 'host', token: 't1', iceServers: [{ urls: 'turn:x' }], state: { locked: true },
-  participants: [{ id: 'p2', name: 'Bob', tracks: [] }], ...over,
+  participants: [{ id: 'p2', name: 'Bob', tracks: [] }], media: { audioSpeakers: 3, videoSlots: 25 }, ...over,
 });
 
 // A state reached the way the page reaches it.
@@ -92,7 +92,7 @@ test('joined: the room is set up in the order the page needs (participants befor
       { type: 'rememberToken', token: 't1' },
       { type: 'adoptRole', role: 'host', meetingState: { locked: true } },
       { type: 'noteJoinedAt' },
-      { type: 'setParticipants', participants: [{ id: 'p2', name: 'Bob', tracks: [] }] },
+      { type: 'setParticipants', participants: [{ id: 'p2', name: 'Bob', tracks: [] }], media: { audioSpeakers: 3, videoSlots: 25 } },
       { type: 'showLocalMedia', name: 'Ada' },
       { type: 'startPeer' },
       { type: 'render' },
@@ -162,7 +162,7 @@ test('resumed as the same participant: the same peer connection goes on over the
     { type: 'useIceServers', iceServers: [] },
     { type: 'rememberToken', token: 't2' },
     { type: 'adoptRole', role: null, meetingState: null },
-    { type: 'setParticipants', participants: [] },
+    { type: 'setParticipants', participants: [], media: null },
     { type: 'showBanner', text: '' },
     { type: 'count', counter: 'signalingResumes' },
     { type: 'noteMediaEvent', event: 'signaling-resumed' },
