@@ -168,6 +168,11 @@ public final class ClusterMediaServer: MediaServer {
         fireAndForget(meetingID: meetingID, "viewport", body: Body(meetingID: meetingID, participantID: participantID, sizes: sizes))
     }
 
+    public func selectVideos(meetingID: String, participantID: String, sources: [VideoSource]) {
+        struct Body: Encodable { var meetingID: String; var participantID: String; var sources: [VideoSource] }
+        fireAndForget(meetingID: meetingID, "select-videos", body: Body(meetingID: meetingID, participantID: participantID, sources: sources))
+    }
+
     /// Every live SFU's status, summed.
     public func status() async -> SFUStatus {
         var total = SFUStatus(workers: 0, ports: [], meetings: 0, transports: 0, counters: [:])

@@ -17,6 +17,8 @@ public enum ClientMessage: Sendable, Equatable {
     case report(participantID: String, reason: String)
     /// How large the client shows each received video, by mid (device pixels): simulcast layer choice.
     case viewport(sizes: [String: VideoSize])
+    /// The videos the client shows now (its gallery page), in order: its video slots carry these.
+    case selectVideos([VideoSource])
     /// Is the server still there? Answered at once with `pong` (the client checks its socket
     /// when its network changed, before it waits on it for an ICE restart's answer).
     case ping(id: String?)
@@ -41,6 +43,7 @@ public enum ClientMessage: Sendable, Equatable {
         var newConnection: Bool?
         var resume: String?
         var sizes: [String: VideoSize]?
+        var videos: [VideoSource]?
         var id: String?
     }
 
@@ -80,6 +83,13 @@ public enum ClientMessage: Sendable, Equatable {
         case "report":
             guard let target = envelope.participantId, let reason = envelope.reason else { throw .badMessage("report needs \"participantId\" and \"reason\"") }
             self = .report(participantID: target, reason: reason)
+        case "select-videos":
+            guard let videos = envelope.videos else { throw .badMessage("select-videos needs \"videos\": [{participantId, source}]") }
+            let limit = MeetingMediaSettings.videoSlotsRange.upperBound
+            guard videos.count <= limit, videos.allSatisfy({ ["camera", "screen"].contains($0.source) && $0.participantID.count <= 64 }) else {
+                throw .badMessage("select-videos: at most \(limit) videos, each {participantId, source: camera or screen}")
+            }
+            self = .selectVideos(videos)
         case "viewport":
             guard let sizes = envelope.sizes else { throw .badMessage("viewport needs \"sizes\": {mid: {width, height}}") }
             guard sizes.count <= 256, sizes.values.allSatisfy({ (0...16384).contains($0.width) && (0...16384).contains($0.height) }) else {

@@ -143,6 +143,10 @@ public final class SignalingService: Sendable {
         case .viewport(let sizes):
             guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
             sfu.setViewport(meetingID: meetingID, participantID: participantID, sizes: sizes)
+        case .selectVideos(let videos):
+            guard let meetingID = connection.meetingID, let participantID = connection.participantID else { throw SignalingError.notJoined }
+            let slots = await media(of: meetingID).videoSlots
+            sfu.selectVideos(meetingID: meetingID, participantID: participantID, sources: Array(videos.prefix(slots)))
         case .ping(let id):
             sink(OutgoingMessage(.pong(id: id)))
         case .leave:

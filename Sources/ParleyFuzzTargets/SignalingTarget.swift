@@ -26,6 +26,8 @@ enum SignalingTarget {
             require(decoded?["type"] == "pong" && decoded?["id"] == id, "pong does not carry the ping's id")
         case .viewport(let sizes):
             require(sizes.count <= 256, "viewport with more than 256 mids")
+        case .selectVideos(let videos):
+            require(videos.count <= 49, "select-videos with more than 49 videos")
         case .mute, .host, .leave:
             break
         }

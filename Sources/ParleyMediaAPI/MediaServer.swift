@@ -10,6 +10,9 @@ public protocol MediaServer: Sendable {
     func setBlockedMedia(meetingID: String, participantID: String, blocked: Set<BlockedMedia>)
     /// How large a subscriber shows each received video (by mid): simulcast sends the layer that fits.
     func setViewport(meetingID: String, participantID: String, sizes: [String: VideoSize])
+    /// The videos a subscriber shows now (a page of a gallery), at most its video slots: its video
+    /// mids carry these and no others, from now on.
+    func selectVideos(meetingID: String, participantID: String, sources: [VideoSource])
     func status() async -> SFUStatus
     /// A participant reconnected its signaling through this node with a transport another node
     /// made: watch it as one of ours (a cluster learns which SFU holds it).

@@ -54,3 +54,17 @@ public struct MeetingMediaSettings: Sendable, Codable, Equatable {
                              videoSlots: min(max(videoSlots, Self.videoSlotsRange.lowerBound), Self.videoSlotsRange.upperBound))
     }
 }
+
+/// One video a subscriber asks to see: a participant's camera or screen share.
+public struct VideoSource: Sendable, Codable, Equatable, Hashable {
+    public var participantID: String
+    /// "camera" or "screen".
+    public var source: String
+
+    public init(participantID: String, source: String) { self.participantID = participantID; self.source = source }
+
+    enum CodingKeys: String, CodingKey {
+        case source
+        case participantID = "participantId"
+    }
+}

@@ -104,6 +104,13 @@ public final class SFU: Sendable {
         }
     }
 
+    /// A subscriber's gallery page: the videos its slots carry.
+    public func selectVideos(meetingID: String, participantID: String, sources: [VideoSource]) {
+        worker(for: meetingID).execute { core, _ in
+            core.selectVideos(meetingID: meetingID, participantID: participantID, sources: sources, now: MonotonicClock.now())
+        }
+    }
+
     public func status() async -> SFUStatus {
         var meetingIDs: [String] = [], transports = 0, producers = 0
         var counters = PacketCounters()

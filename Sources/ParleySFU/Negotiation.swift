@@ -256,7 +256,9 @@ extension WorkerCore {
         // Feed idle video consumers: web clients take producers nobody on this connection shows
         // yet, WHEP players the most recent publisher. (Speaker slots fill from loud packets.)
         var taken = Router.producersShown(by: transport)
-        for consumer in transport.consumers where consumer.kind == .video && (consumer.producer == nil || consumer.producer!.closed) {
+        if transport.videoSelection != nil { _ = router.reconcileSelectedVideos(of: transport, now: now) }
+        for consumer in transport.consumers where transport.videoSelection == nil && consumer.kind == .video
+            && (consumer.producer == nil || consumer.producer!.closed) {
             let source = transport.role == .whep ? router.latestProducer(for: consumer) : router.unassignedProducer(for: consumer, taken: taken)
             if let source {
                 consumer.attach(to: source, now: now)

@@ -69,6 +69,8 @@ final class Router {
             switch transport.role {
             case .whep:
                 for consumer in transport.consumers where consumer.canConsume(producer) { consumer.attach(to: producer, now: now) }
+            case .participant where transport.videoSelection != nil:
+                changed += reconcileSelectedVideos(of: transport, now: now)
             case .participant:
                 if let idle = transport.consumers.first(where: { $0.producer == nil && $0.canConsume(producer) }) {
                     idle.attach(to: producer, now: now)
@@ -94,11 +96,20 @@ final class Router {
             producer.transport.removeProducer(producer)
         }
         var changed = emptiedSlots.filter { $0.transport.role == .participant }
+        var selecting: [WebRtcTransport] = []
         for consumer in orphaned where consumer.transport.router === self {
+            if consumer.transport.videoSelection != nil {
+                // Its slot frees; the selection decides what, if anything, takes it.
+                if !selecting.contains(where: { $0 === consumer.transport }) { selecting.append(consumer.transport) }
+                consumer.detach()
+                changed.append(consumer)
+                continue
+            }
             let next = consumer.transport.role == .whep ? latestProducer(for: consumer) : unassignedProducer(for: consumer)
             if let next { consumer.attach(to: next, now: now) }
             if consumer.transport.role == .participant { changed.append(consumer) }
         }
+        for transport in selecting { changed += reconcileSelectedVideos(of: transport, now: now) }
         return changed
     }
 

@@ -129,7 +129,7 @@ extension WorkerCore {
 
     /// Per simulcast producer: the lowest layer always (a fallback that is quick to switch to),
     /// every layer a viewport asks for, and layers still forwarded until a switch completes.
-    private func announceWantedLayers(in meetingID: String, now: Nanoseconds) {
+    func announceWantedLayers(in meetingID: String, now: Nanoseconds) {
         guard let router = routers[meetingID] else { return }
         for producer in router.producers where producer.isSimulcast {
             var wanted: UInt64 = 1

@@ -22,6 +22,8 @@ public final class WebRtcTransport {
     /// one lookup per received packet.
     var streamBySSRC: [UInt32: StreamRoute] = [:]
     public internal(set) var consumers: [Consumer] = []
+    /// The videos the subscriber chose to see (`select-videos`); nil: whatever arrives, in order.
+    var videoSelection: [VideoSource]?
     var consumerBySSRC: [UInt32: Consumer] = [:]
     /// The publisher's id for the mid header extension, to learn SSRCs its SDP did not list.
     var midExtensionID: UInt8?

@@ -101,6 +101,8 @@ public struct SFUNodeServer: Sendable {
     public struct Blocked: Codable, Sendable { public var meetingID: String; public var participantID: String; public var blocked: [BlockedMedia] }
     /// `POST /control/viewport`.
     public struct Viewport: Codable, Sendable { public var meetingID: String; public var participantID: String; public var sizes: [String: VideoSize] }
+    /// `POST /control/select-videos`.
+    public struct SelectVideos: Codable, Sendable { public var meetingID: String; public var participantID: String; public var sources: [VideoSource] }
 
     private func registerControl(on router: Hummingbird.Router<BasicRequestContext>) {
         let control = router.group("control").add(middleware: ControlTokenMiddleware(token: configuration.controlToken))
@@ -134,6 +136,11 @@ public struct SFUNodeServer: Sendable {
         control.post("viewport") { request, context -> Response in
             let body = try await request.decode(as: Viewport.self, context: context)
             sfu.setViewport(meetingID: body.meetingID, participantID: body.participantID, sizes: body.sizes)
+            return Response(status: .noContent)
+        }
+        control.post("select-videos") { request, context -> Response in
+            let body = try await request.decode(as: SelectVideos.self, context: context)
+            sfu.selectVideos(meetingID: body.meetingID, participantID: body.participantID, sources: Array(body.sources.prefix(MeetingMediaSettings.videoSlotsRange.upperBound)))
             return Response(status: .noContent)
         }
         control.get("status") { _, _ -> Response in jsonResponse(await sfu.status()) }

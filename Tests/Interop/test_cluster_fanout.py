@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 
 from conftest import PARLEY, ROOT, free_media_ports, free_port
 from test_browsers_chromium import Browser, receiving_from_everyone, wait_for
-from test_cluster_sfus import Process, answer_port, health, wait_for_workers, wait_port
+from test_cluster_sfus import Process, answer_port, health, redis_get, wait_for_workers, wait_port
 from test_cluster_signaling import cluster_folder, nginx_config, redis_command
 from test_whip_whep_aiortc import http, play, publish
 
@@ -326,6 +326,10 @@ def test_a_redis_that_lost_its_data_is_refilled_by_the_nodes(two_of_each):
             joined = await next_of_type(counter, "joined")
             ids = {p["id"] for p in joined["participants"]}
             assert {near_id, far_id} <= ids and any(p["client"] == "whip" for p in joined["participants"]), joined["participants"]
+            # The SFU claims its meeting back with its first heartbeat to the new Redis (signaling's
+            # state may come back first: chat above needs only that).
+            owner = wait_for(lambda: redis_get(two_of_each["redis"], "meeting:amnesia:sfu"), 10)
+            assert owner, "the SFU did not claim its meeting back"
             second, _ = await publish(nodes["signal-2"]["url"], "amnesia")
             assert answer_port(second.remoteDescription.sdp) == sfu_port, "the meeting moved to another SFU after Redis lost its data"
             print(f"measured: Redis restarted empty -> state written back, chat crossing nodes again {refilled:.2f} s after Redis was back")

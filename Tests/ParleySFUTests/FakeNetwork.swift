@@ -43,11 +43,14 @@ final class TestPeer {
 
     /// Receiving audio sections after the first (a subscriber that hears several speakers): mids 2, 3, …
     var extraAudioReceivers = 0
+    /// Receiving video sections after the first: mids v2, v3, …
+    var extraVideoReceivers = 0
 
     func offer(sending: Bool) -> String {
         let direction = sending ? "sendonly" : "recvonly"
         let extraMids = sending ? [] : (0..<extraAudioReceivers).map { String($0 + 2) }
-        var sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE \((["0", "1"] + extraMids).joined(separator: " "))\r\n"
+        let extraVideoMids = sending ? [] : (0..<extraVideoReceivers).map { "v\($0 + 2)" }
+        var sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE \((["0", "1"] + extraMids + extraVideoMids).joined(separator: " "))\r\n"
         let common = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:\(ufrag)\r\na=ice-pwd:\(password)\r\na=fingerprint:sha-256 \(Self.context.certificate.fingerprint)\r\na=setup:actpass\r\na=rtcp-mux\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=\(direction)\r\n"
         if let red = redPayloadType {
             sdp += "m=audio 9 UDP/TLS/RTP/SAVPF \(opusPayloadType) \(red)\r\n" + common + "a=mid:0\r\na=rtpmap:\(opusPayloadType) opus/48000/2\r\n"
@@ -65,6 +68,10 @@ final class TestPeer {
         }
         for mid in extraMids {
             sdp += "m=audio 9 UDP/TLS/RTP/SAVPF \(opusPayloadType)\r\n" + common + "a=mid:\(mid)\r\na=rtpmap:\(opusPayloadType) opus/48000/2\r\n"
+        }
+        for mid in extraVideoMids {
+            sdp += "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n" + common + "a=mid:\(mid)\r\na=rtpmap:96 VP8/90000\r\n"
+                + videoFeedback.map { "a=rtcp-fb:96 \($0)\r\n" }.joined() + "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
         }
         return sdp
     }
@@ -248,10 +255,12 @@ final class FakeNetwork {
 
     /// Negotiates, checks connectivity and runs DTLS until the peer has SRTP.
     @discardableResult
-    func join(_ peer: TestPeer, meeting: String, participant: String, role: TransportRole, sending: Bool) throws -> NegotiationResult {
+    func join(_ peer: TestPeer, meeting: String, participant: String, role: TransportRole, sending: Bool,
+              media: MeetingMediaSettings = .defaults) throws -> NegotiationResult {
         add(peer)
         let offer = try SessionDescription(parsing: peer.offer(sending: sending))
-        let result = try core.negotiate(NegotiationRequest(meetingID: meeting, participantID: participant, transportID: nil, role: role, offer: offer), now: now)
+        let result = try core.negotiate(NegotiationRequest(meetingID: meeting, participantID: participant, transportID: nil, role: role, offer: offer,
+                                                           media: media), now: now)
         peer.answer = try SessionDescription(parsing: result.answer)
         peer.transport.dtls.expectedRemoteFingerprint = String(peer.answer!.media[0].attribute("fingerprint")!.split(separator: " ")[1])
         send(peer.bindingRequest(), from: peer.address)

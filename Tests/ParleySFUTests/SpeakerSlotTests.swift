@@ -194,3 +194,61 @@ import Testing
         #expect(Set(received(player, ids: ids).values.flatMap { $0 }) == [2])
     }
 }
+
+/// Video slots: bounded by the meeting's count, filled with what the subscriber selects.
+@Suite struct VideoSlotTests {
+    /// Four WHIP cameras and a participant with `slots` video sections.
+    func meeting(slots: Int, videoSlots: Int = 25) throws -> (FakeNetwork, [TestPeer], TestPeer, NegotiationResult) {
+        let network = FakeNetwork()
+        var publishers: [TestPeer] = []
+        for index in 0..<4 {
+            let publisher = try TestPeer(port: UInt16(5001 + index))
+            try network.join(publisher, meeting: "m", participant: "p\(index)", role: .whip, sending: true)
+            publishers.append(publisher)
+        }
+        let viewer = try TestPeer(port: 5100)
+        viewer.extraVideoReceivers = slots - 1
+        let result = try network.join(viewer, meeting: "m", participant: "viewer", role: .participant, sending: false,
+                                      media: MeetingMediaSettings(audioSpeakers: 3, videoSlots: videoSlots))
+        return (network, publishers, viewer, result)
+    }
+
+    func shown(_ network: FakeNetwork) -> [String: String] {
+        let transport = network.core.transports.values.first { $0.participantID == "viewer" }!
+        var shown: [String: String] = [:]
+        for consumer in transport.consumers where consumer.kind == .video { shown[consumer.mid] = consumer.producer?.participantID ?? "-" }
+        return shown
+    }
+
+    @Test func aGalleryPageIsWhatTheSlotsCarryAndAVideoAlreadyShownKeepsItsSlot() throws {
+        let (network, publishers, viewer, result) = try meeting(slots: 2)
+        #expect(Set(result.assignments.filter { $0.kind == .video }.compactMap(\.participantID)) == ["p0", "p1"], "arrival order before a selection")
+        network.core.selectVideos(meetingID: "m", participantID: "viewer",
+                                  sources: [VideoSource(participantID: "p1", source: "camera"), VideoSource(participantID: "p3", source: "camera")],
+                                  now: network.now)
+        let slots = shown(network)
+        #expect(Set(slots.values) == ["p1", "p3"])
+        #expect(slots.values.filter { $0 == "p1" }.count == 1)
+        let update = try #require(network.events.compactMap { event -> AssignmentUpdate? in
+            if case .assignmentsChanged(_, let update) = event { return update } else { return nil }
+        }.last)
+        #expect(update.participantID == "viewer")
+        #expect(update.assignments.map(\.participantID) == ["p3"], "only the slot that changed")
+        // Media follows: p3's keyframe reaches the viewer, p0's does not.
+        network.send(publishers[3].protect(publishers[3].videoPacket(keyframe: true)), from: publishers[3].address)
+        network.send(publishers[0].protect(publishers[0].videoPacket(keyframe: true)), from: publishers[0].address)
+        network.pump()
+        #expect(viewer.receivedRTP.filter { $0.header.payloadType == 96 }.count == 1)
+        // A selected camera leaves: its slot falls empty rather than showing someone not selected.
+        let p3 = network.core.transports.values.first { $0.participantID == "p3" }!
+        network.core.closeTransport(id: p3.id, reason: "left", now: network.now, output: network.output)
+        #expect(Set(shown(network).values) == ["p1", "-"])
+    }
+
+    @Test func answersBoundTheVideoSectionsByTheMeetingsSlots() throws {
+        let (_, _, viewer, result) = try meeting(slots: 4, videoSlots: 2)
+        let video = viewer.answer!.media.filter { $0.kind == "video" }
+        #expect(video.filter { $0.direction == .sendonly }.count == 2)
+        #expect(result.assignments.filter { $0.kind == .video }.count == 2)
+    }
+}

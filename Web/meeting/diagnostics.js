@@ -20,6 +20,12 @@ export function createDiagnostics({ session, panel, room }) {
     activeSpeaker: null,
     featured: null,
     mediaEvents: [],
+    // The gallery (set by the stage): the page shown, how many there are, the videos asked for.
+    page: 0,
+    pageCount: 1,
+    selectedVideos: [],
+    nextPage: () => {},
+    previousPage: () => {},
     get participants() { return [...room.participants.values()]; },
     get connectionState() { return room.peer?.pc.connectionState ?? 'new'; },
     // The RTCPeerConnection in use: a test keeps it to tell an ICE restart (the same object, new

@@ -3,6 +3,7 @@
 // is shown at, told to the SFU.
 import { SpeakerSlotPlayer, Tile } from '../ui.js';
 import { featureSpeaker, noFeature } from './speaker.js';
+import { galleryPage } from './gallery.js';
 
 const isLocal = (key) => key.startsWith('local');
 const tileKey = (participantId, source) => (source === 'screen' ? `${participantId}:screen` : participantId);
@@ -17,6 +18,12 @@ export class Stage {
     this.renderPanel = renderPanel;
     this.tiles = new Map();  // tile key (participant id, "id:screen", "local", "local:screen") → Tile
     this.speakerSlots = new Map();  // receiving audio mid → SpeakerSlotPlayer
+    this.page = 0;
+    this.selectionSent = null;  // the last select-videos sent on this peer connection (JSON)
+    document.getElementById('page-prev')?.addEventListener('click', () => this.turnPage(-1));
+    document.getElementById('page-next')?.addEventListener('click', () => this.turnPage(1));
+    diagnostics.nextPage = () => this.turnPage(1);
+    diagnostics.previousPage = () => this.turnPage(-1);
     this.activeSpeaker = null;
     this.pausedMids = new Set();
     this.featuring = noFeature();
@@ -29,11 +36,17 @@ export class Stage {
   render() {
     const { participants, peer } = this.room;
     this.renderSpeakerSlots(peer);
+    // Tiles for this page of the gallery only: the SFU sends at most `videoSlots` videos.
+    const gallery = galleryPage([...participants.values()], { pageSize: this.room.slots?.videoSlots, page: this.page });
+    this.page = gallery.page;
+    this.showPager(gallery);
+    this.selectVideos(gallery);
     const wanted = new Map();
-    for (const participant of participants.values()) {
-      wanted.set(participant.id, { name: participant.name, participant, tracks: [] });
-      if (participant.tracks.some((t) => t.source === 'screen')) {
+    for (const { participant, screen } of gallery.entries) {
+      if (screen) {
         wanted.set(tileKey(participant.id, 'screen'), { name: `${participant.name}'s screen`, participant, tracks: [], screen: true });
+      } else {
+        wanted.set(participant.id, { name: participant.name, participant, tracks: [] });
       }
     }
     if (peer) {
@@ -147,9 +160,38 @@ export class Stage {
     for (const [key, tile] of this.tiles) tile.element.classList.toggle('featured', key === memory.featured);
   }
 
-  /// A new peer connection has new mids: the next report goes out whatever the sizes.
+  /// A new peer connection has new mids: the next report goes out whatever the sizes, and its
+  /// transport has no selection yet.
   forgetViewport() {
     this.reportedViewport = null;
+    this.selectionSent = null;
+  }
+
+  turnPage(step) {
+    this.page = Math.max(0, this.page + step);
+    this.render();
+  }
+
+  showPager({ page, pageCount }) {
+    Object.assign(this.diagnostics, { page, pageCount });
+    const pager = document.getElementById('pager');
+    if (!pager) return;
+    pager.hidden = pageCount <= 1;
+    document.getElementById('page-label').textContent = `${page + 1} / ${pageCount}`;
+    document.getElementById('page-prev').disabled = page === 0;
+    document.getElementById('page-next').disabled = page >= pageCount - 1;
+  }
+
+  /// Asks the SFU for this page's videos once the meeting has more than one page (before that,
+  /// its slots take every video as it comes); then again whenever the page's videos change.
+  selectVideos({ pageCount, videos }) {
+    const { signaling, peer } = this.room;
+    if (!signaling || !peer || (pageCount <= 1 && this.selectionSent === null)) return;
+    const text = JSON.stringify(videos);
+    if (text === this.selectionSent) return;
+    this.selectionSent = text;
+    this.diagnostics.selectedVideos = videos;
+    signaling.send({ type: 'select-videos', videos });
   }
 
   /// Tells the SFU how large each received video is shown (device pixels), so simulcast sends the

@@ -1,11 +1,12 @@
 import ParleyBase
 
 /// The loudest audio sources of a meeting, updated on every packet from its audio level (RFC 6464),
-/// in the manner of Jitsi's loudest list: energy 127 − level, smoothed per packet (α = ½), an
-/// entry not heard for `expiry` counting as silent. Unlike an averaging interval, the packet that
-/// makes someone loud is itself ranked loud: a source heard again after `expiry` restarts at that
-/// packet's energy, and a newcomer takes the weakest place at once when it is louder by `margin`
-/// (or that place went quiet). Fixed capacity, no allocation after the first fill.
+/// in the manner of Jitsi's loudest list: energy 127 − level, an entry not heard for `expiry`
+/// counting as silent. Unlike an averaging interval (or Jitsi's smoothing of every change), the
+/// packet that makes someone loud is itself ranked loud: energy rises at once and falls smoothed
+/// (α = ½ per packet), a source heard again after `expiry` restarts at that packet's energy, and a
+/// newcomer takes the weakest place at once when it is louder by `margin` (or that place went
+/// quiet). Fixed capacity, no allocation after the first fill.
 struct LoudestSpeakers<Key: Equatable> {
     struct Entry: Equatable where Key: Equatable {
         var key: Key
@@ -44,7 +45,9 @@ struct LoudestSpeakers<Key: Equatable> {
         let energy = Self.energy(ofLevel: level)
         if let index = entries.firstIndex(where: { $0.key == key }) {
             let resumed = now &- entries[index].lastHeard > Self.expiry
-            entries[index].energy = resumed ? energy : 0.5 * entries[index].energy + 0.5 * energy
+            // Fast attack, smoothed release: a voice rising is loud on its first loud packet;
+            // falling, it fades over a few packets (a pause between words keeps its place).
+            entries[index].energy = resumed ? energy : max(energy, 0.5 * entries[index].energy + 0.5 * energy)
             entries[index].lastHeard = now
         } else if entries.count < capacity {
             entries.append(Entry(key: key, owner: owner, energy: energy, lastHeard: now))
