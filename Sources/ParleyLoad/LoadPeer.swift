@@ -26,6 +26,8 @@ public struct LoadPeerOptions: Sendable {
     public var videoBitrate = 500_000
     public var frameRate = 25
     public var audioReceivers = 0
+    /// The audio level its microphone sends (0 loudest, 127 silence); nil: no level extension.
+    public var audioLevel: UInt8?
     public var videoReceivers = 0
     /// Goes quiet the moment its DTLS ClientHello is out (`--leave mid-handshake`): ICE done,
     /// the handshake never finished.
@@ -46,6 +48,7 @@ public final class LoadPeer {
     private var audio: SyntheticStream?
     private var video: SyntheticStream?
     /// Received streams by SSRC.
+    /// By sender: the SSRC, or in a speaker slot the speaker's CSRC.
     public private(set) var received: [UInt32: ReceivedStream] = [:]
     public let createdAt: Nanoseconds
     public private(set) var connectedAt: Nanoseconds?
@@ -79,6 +82,7 @@ public final class LoadPeer {
     public private(set) var packetsRepaired = 0
     static let context: DTLSContext = try! DTLSContext(certificate: DTLSCertificate(commonName: "parley-load"))
     static let midExtensionID: UInt8 = 4
+    static let audioLevelExtensionID: UInt8 = 1
 
     public init(label: String, options: LoadPeerOptions, now: Nanoseconds) throws {
         self.label = label
@@ -88,6 +92,7 @@ public final class LoadPeer {
         if options.publishAudio {
             audio = .audio(ssrc: UInt32.random(in: 1...UInt32.max), payloadType: 111)
             audio?.midExtensionID = Self.midExtensionID
+            if let level = options.audioLevel { audio?.audioLevel = (Self.audioLevelExtensionID, level) }
         }
         if options.publishVideo {
             video = .video(ssrc: UInt32.random(in: 1...UInt32.max), payloadType: 96, bitrate: options.videoBitrate, frameRate: options.frameRate)
@@ -118,6 +123,9 @@ public final class LoadPeer {
             sdp += "m=\(section.kind) 9 UDP/TLS/RTP/SAVPF \(formats)\r\nc=IN IP4 0.0.0.0\r\n"
             sdp += sectionTransport(mid: mids[index])
             sdp += "a=extmap:\(Self.midExtensionID) urn:ietf:params:rtp-hdrext:sdes:mid\r\na=\(section.direction)\r\na=rtcp-mux\r\n"
+            if section.kind == "audio" && options.audioLevel != nil {
+                sdp += "a=extmap:\(Self.audioLevelExtensionID) urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n"
+            }
             if section.kind == "audio" {
                 sdp += "a=rtpmap:111 opus/48000/2\r\n"
             } else {
@@ -332,7 +340,10 @@ public final class LoadPeer {
                     if header.marker { framesReceived += 1 }
                     missing[header.ssrc] = generator
                 }
-                received[header.ssrc, default: ReceivedStream()].record(probe, arrivedAt: now)
+                // A speaker slot carries one sender after another; its CSRC names the sender, whose
+                // probes are numbered on their own.
+                let source = header.csrcCount > 0 ? packet.readU32(at: 12) : header.ssrc
+                received[source, default: ReceivedStream()].record(probe, arrivedAt: now)
             }
         case .rtcp(let length):
             let packets = (try? RTCPPacket.parseCompound(Array(buffer[0..<length]))) ?? []

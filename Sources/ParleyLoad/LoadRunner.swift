@@ -23,6 +23,9 @@ public struct LoadConfiguration: Sendable {
     public var audioPublishers: Int?
     /// Receive video from at most this many others (all by default).
     public var subscribeTopK: Int?
+    /// Audio publishers per meeting whose packets carry a loud audio level (the rest: silence);
+    /// nil: no audio-level extension.
+    public var loudSpeakers: Int?
     /// The local address the simulated peers' sockets bind (and announce, when not the wildcard).
     public var bindHost = "0.0.0.0"
     /// The only address media may go to; the --url host unless set (Janus announces its media
@@ -208,6 +211,7 @@ public final class LoadRunner: Sendable {
         var options = LoadPeerOptions()
         options.publishVideo = index < videoPublishers
         options.publishAudio = index < audioPublishers
+        if let loud = configuration.loudSpeakers { options.audioLevel = index < loud ? 20 : 127 }
         options.videoBitrate = configuration.videoBitrate
         options.frameRate = configuration.frameRate
         options.audioReceivers = audioPublishers - (options.publishAudio ? 1 : 0)

@@ -49,6 +49,9 @@ public struct SyntheticStream: Sendable {
     public let payloadType: UInt8
     public var midExtensionID: UInt8?
     public var mid: String = ""
+    /// Audio: the RFC 6464 level written on every packet (0 loudest, 127 silence) under this id;
+    /// the SFU chooses the speakers each subscriber hears by it.
+    public var audioLevel: (id: UInt8, level: UInt8)?
     private var sequence = UInt16.random(in: 0...UInt16.max)
     private var timestamp = UInt32.random(in: 0...UInt32.max)
     private var probeSequence: UInt32 = 0
@@ -110,19 +113,25 @@ public struct SyntheticStream: Sendable {
     private mutating func header(marker: Bool) -> [UInt8] {
         var packet: [UInt8] = []
         packet.reserveCapacity(1200)
-        let hasExtension = midExtensionID != nil && !mid.isEmpty
+        let writesMid = midExtensionID != nil && !mid.isEmpty
+        let level = kind == .audio ? audioLevel : nil
+        let hasExtension = writesMid || level != nil
         packet.append(0x80 | (hasExtension ? 0x10 : 0))
         packet.append((marker ? 0x80 : 0) | payloadType)
         packet.append(UInt8(sequence >> 8)); packet.append(UInt8(sequence & 0xFF))
         packet.appendU32Probe(timestamp)
         packet.appendU32Probe(ssrc)
-        if let id = midExtensionID, hasExtension {
-            let midBytes = Array(mid.utf8.prefix(16))
-            let words = (1 + midBytes.count + 3) / 4
+        if hasExtension {
+            let midBytes = writesMid ? Array(mid.utf8.prefix(16)) : []
+            let dataBytes = (writesMid ? 1 + midBytes.count : 0) + (level != nil ? 2 : 0)
+            let words = (dataBytes + 3) / 4
             packet += [0xBE, 0xDE, 0, UInt8(words)]
-            packet.append(id << 4 | UInt8(midBytes.count - 1))
-            packet += midBytes
-            packet += repeatElement(0, count: words * 4 - 1 - midBytes.count)
+            if let id = midExtensionID, writesMid {
+                packet.append(id << 4 | UInt8(midBytes.count - 1))
+                packet += midBytes
+            }
+            if let level { packet += [level.id << 4, 0x80 | (level.level & 0x7F)] }
+            packet += repeatElement(0, count: words * 4 - dataBytes)
         }
         sequence &+= 1
         return packet

@@ -50,6 +50,9 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Receive video from at most this many others (default: all).")
     var subscribe: Int?
 
+    @Option(help: "Audio publishers per meeting that talk (loud audio levels); the rest send silence. Default: no audio levels at all.")
+    var loudSpeakers: Int?
+
     @Flag(help: "Join through WHIP (the video publishers, default 1 per meeting) and WHEP (everyone else) instead of signaling.")
     var whip = false
 
@@ -88,6 +91,7 @@ struct Load: AsyncParsableCommand {
     func validate() throws {
         guard meetings >= 1, participants >= 1 else { throw ValidationError("--meetings and --participants must be at least 1") }
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
+        if let loudSpeakers, loudSpeakers < 0 { throw ValidationError("--loud-speakers must be 0 or more") }
         guard !(whip && target == .janus) else { throw ValidationError("--whip is for Parley; Janus is driven through its VideoRoom API") }
         guard (1...120).contains(frameRate), videoBitrate >= 10_000 else { throw ValidationError("--frame-rate 1-120, --video-bitrate at least 10000") }
         let modes = try leaveModes
@@ -115,6 +119,7 @@ struct Load: AsyncParsableCommand {
         configuration.videoPublishers = videoPublishers
         configuration.audioPublishers = audioPublishers
         configuration.subscribeTopK = subscribe
+        configuration.loudSpeakers = loudSpeakers
         configuration.whipWhep = whip
         configuration.target = target
         configuration.bindHost = bindHost

@@ -90,6 +90,28 @@ final class LoadPeerEndpoint: NetworkEndpoint {
         #expect(harness.core.counters.rtpForwarded > 200)
     }
 
+    @Test func talkersAudioLevelsPutThemInTheListenersSpeakerSlots() throws {
+        let harness = Harness()
+        var listener = LoadPeerOptions()
+        listener.publishAudio = false
+        listener.publishVideo = false
+        listener.audioReceivers = 3
+        let ear = try harness.join("ear", options: listener, port: 6000)
+        // Three silent microphones come first and fill the slots; two talkers then take two of them.
+        for index in 0..<5 {
+            var options = LoadPeerOptions()
+            options.publishVideo = false
+            options.audioLevel = index < 3 ? 127 : 20
+            _ = try harness.join("mic\(index)", options: options, port: UInt16(6001 + index))
+        }
+        harness.run(milliseconds: 2000)
+        #expect(harness.core.counters.speakerSwitches == 2, "the talkers did not take over slots from the silent")
+        #expect(harness.core.counters.audioNotLoudest > 0)
+        // By sender: the three silent ones heard first, then the two talkers; none lost.
+        #expect(ear.received.count == 5)
+        #expect(ear.received.values.allSatisfy { $0.lost == 0 })
+    }
+
     @Test func lossOnTheWireIsCountedFromTheProbes() throws {
         let harness = Harness()
         var publisher = LoadPeerOptions()
