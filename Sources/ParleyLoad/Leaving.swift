@@ -49,7 +49,7 @@ struct LeaveOutcome: Sendable {
 
 /// What the signaling reader and the leaving task of one participant share.
 final class ParticipantSession: Sendable {
-    let peer = Mutex<Int?>(nil)
+    let peer = Mutex<PeerRef?>(nil)
     /// Set once it hung up or went silent: from then on `media-failed` is expected.
     let leaving = Atomic<Bool>(false)
     let mediaGone = Atomic<Bool>(false)

@@ -62,7 +62,7 @@ extension LoadRunner {
     private func participateOnJanus(_ janus: JanusConnection, room: UInt64, feeds: JanusRoomFeeds, meeting: Int, index: Int, deadline: Date) async {
         let name = self.name(meeting: meeting, index: index)
         let options = self.options(index: index)
-        let loop = self.loop
+        let loops = self.loops
         let bindHost = configuration.bindHost
         let mediaHost = self.mediaHost
         do {
@@ -71,17 +71,17 @@ extension LoadRunner {
                 publishing.audioReceivers = 0
                 publishing.videoReceivers = 0
                 let sending = publishing
-                let peer = try await loop.submit { loop in try loop.add(LoadPeer(label: name, options: sending, now: MonotonicClock.now()), bindHost: bindHost) }
+                let peer = try await loops.add(label: name, options: sending, bindHost: bindHost)
                 let handle = try await janus.attachVideoRoom()
                 let joined = try await janus.message(handle, ["request": "join", "ptype": "publisher", "room": room, "display": name])
                 guard let feed = (joined.pluginData["id"] as? NSNumber)?.uint64Value else {
                     throw LoadError.badAnswer("Janus join: no publisher id in \(joined.text.prefix(200))")
                 }
-                let offer = try await loop.submit { loop in loop.peer(peer).offer() }
+                let offer = try await loops.submit(peer) { $0.offer() }
                 let configured = try await janus.message(handle, ["request": "configure", "audio": sending.publishAudio, "video": sending.publishVideo],
                                                          jsep: ("offer", offer))
                 guard let answer = configured.sdp else { throw LoadError.badAnswer("Janus configure: no answer in \(configured.text.prefix(200))") }
-                try await loop.submit { loop in try loop.peer(peer).apply(answer: answer, allowedHost: mediaHost) }
+                try await loops.submit(peer) { try $0.apply(answer: answer, allowedHost: mediaHost) }
                 try await janus.waitUntilUp(handle, timeout: .seconds(15))
                 await feeds.add(.init(id: feed, audio: sending.publishAudio, video: sending.publishVideo), index: index)
             }
@@ -103,11 +103,11 @@ extension LoadRunner {
             }
             if !streams.isEmpty {
                 let receiving = LoadPeerOptions.receiveOnly
-                let peer = try await loop.submit { loop in try loop.add(LoadPeer(label: name, options: receiving, now: MonotonicClock.now()), bindHost: bindHost) }
+                let peer = try await loops.add(label: name, options: receiving, bindHost: bindHost)
                 let handle = try await janus.attachVideoRoom()
                 let attached = try await janus.message(handle, ["request": "join", "ptype": "subscriber", "room": room, "streams": streams])
                 guard let offer = attached.sdp else { throw LoadError.badAnswer("Janus subscribe: no offer in \(attached.text.prefix(200))") }
-                let answer = try await loop.submit { loop in try loop.peer(peer).answer(offer: offer, allowedHost: mediaHost) }
+                let answer = try await loops.submit(peer) { try $0.answer(offer: offer, allowedHost: mediaHost) }
                 _ = try await janus.message(handle, ["request": "start", "room": room], jsep: ("answer", answer))
             }
         } catch {

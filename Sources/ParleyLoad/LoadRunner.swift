@@ -26,6 +26,8 @@ public struct LoadConfiguration: Sendable {
     /// Audio publishers per meeting whose packets carry a loud audio level (the rest: silence);
     /// nil: no audio-level extension.
     public var loudSpeakers: Int?
+    /// Threads the simulated peers run on (each with its own sockets and timers).
+    public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// The local address the simulated peers' sockets bind (and announce, when not the wildcard).
     public var bindHost = "0.0.0.0"
     /// The only address media may go to; the --url host unless set (Janus announces its media
@@ -136,7 +138,7 @@ public struct LoadProgress: Codable, Sendable {
 /// Runs simulated participants against a Parley server through its signaling WebSocket.
 public final class LoadRunner: Sendable {
     public let configuration: LoadConfiguration
-    let loop = LoadLoop()
+    let loops: LoadLoops
     let logger: Logger
     let host: String
     let port: Int
@@ -155,6 +157,7 @@ public final class LoadRunner: Sendable {
             }
         }
         self.configuration = configuration
+        self.loops = LoadLoops(threads: configuration.threads)
         self.logger = logger
         self.host = host
         self.port = components.port ?? (components.scheme == "https" ? 443 : 80)
@@ -166,8 +169,8 @@ public final class LoadRunner: Sendable {
     var mediaHost: String { configuration.mediaHost ?? host }
 
     public func run(progress: @escaping @Sendable (LoadProgress) -> Void) async -> LoadReport {
-        loop.start()
-        defer { loop.stop() }
+        loops.start()
+        defer { loops.stop() }
         let started = Date()
         let deadline = started.addingTimeInterval(configuration.duration)
         let ticker = Task {
@@ -228,7 +231,7 @@ public final class LoadRunner: Sendable {
         let options = self.options(index: index)
         let scheme = configuration.url.hasPrefix("https") ? "wss" : "ws"
         let url = "\(scheme)://\(host):\(port)/ws"
-        let loop = self.loop
+        let loops = self.loops
         let bindHost = configuration.bindHost
         let mediaHost = self.mediaHost
         let meetingID = self.meetingID(meeting)
@@ -250,15 +253,13 @@ public final class LoadRunner: Sendable {
                             if let speakers = media["audioSpeakers"] as? Int { options.audioReceivers = min(options.audioReceivers, max(0, speakers)) }
                             if let videos = media["videoSlots"] as? Int { options.videoReceivers = min(options.videoReceivers, max(0, videos)) }
                         }
-                        let peerIndex = try await loop.submit { [options] loop in
-                            try loop.add(LoadPeer(label: name, options: options, now: MonotonicClock.now()), bindHost: bindHost)
-                        }
-                        session.peer.withLock { $0 = peerIndex }
-                        let offer = try await loop.submit { loop in loop.peer(peerIndex).offer() }
+                        let peer = try await loops.add(label: name, options: options, bindHost: bindHost)
+                        session.peer.withLock { $0 = peer }
+                        let offer = try await loops.submit(peer) { $0.offer() }
                         try await outbound.write(.text(Self.json(["type": "offer", "sdp": offer, "sources": [:] as [String: String]])))
                     case "answer":
-                        guard let peerIndex = session.peer.withLock({ $0 }), let sdp = object["sdp"] as? String else { continue }
-                        try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: sdp, allowedHost: mediaHost) }
+                        guard let peer = session.peer.withLock({ $0 }), let sdp = object["sdp"] as? String else { continue }
+                        try await loops.submit(peer) { try $0.apply(answer: sdp, allowedHost: mediaHost) }
                     case "moderated" where object["action"] as? String == "removed":
                         self.leaves.withLock { $0[name]?.removed = true }
                     case "error":
@@ -317,10 +318,10 @@ public final class LoadRunner: Sendable {
     /// its peer went quiet after the ClientHello (or the deadline, if it never got that far).
     private func waitForLeaving(_ session: ParticipantSession, leaving: Leaving, deadline: Date) async {
         if leaving.mode == .midHandshake {
-            let loop = self.loop
+            let loops = self.loops
             _ = await Self.poll(until: deadline, every: .milliseconds(10)) {
-                guard let index = session.peer.withLock({ $0 }) else { return false }
-                return (try? await loop.submit { loop in loop.peer(index).stoppedMidHandshake }) ?? true
+                guard let peer = session.peer.withLock({ $0 }) else { return false }
+                return (try? await loops.submit(peer) { $0.stoppedMidHandshake }) ?? true
             }
         } else if leaving.at.timeIntervalSinceNow > 0 {
             try? await Task.sleep(for: .seconds(leaving.at.timeIntervalSinceNow))
@@ -332,9 +333,9 @@ public final class LoadRunner: Sendable {
     }
 
     private func hangUp(_ session: ParticipantSession, closeNotify: Bool) async {
-        guard let index = session.peer.withLock({ $0 }) else { return }
-        _ = try? await loop.submit { loop in
-            if closeNotify { loop.peer(index).hangUp() } else { loop.peer(index).silence() }
+        guard let peer = session.peer.withLock({ $0 }) else { return }
+        _ = try? await loops.submit(peer) { peer in
+            if closeNotify { peer.hangUp() } else { peer.silence() }
         }
     }
 
@@ -368,11 +369,9 @@ public final class LoadRunner: Sendable {
         let mediaHost = self.mediaHost
         let session = ParticipantSession()
         do {
-            let peerIndex = try await loop.submit { loop in
-                try loop.add(LoadPeer(label: name, options: peerOptions, now: MonotonicClock.now()), bindHost: bindHost)
-            }
-            session.peer.withLock { $0 = peerIndex }
-            let offer = try await loop.submit { loop in loop.peer(peerIndex).offer() }
+            let peer = try await loops.add(label: name, options: peerOptions, bindHost: bindHost)
+            session.peer.withLock { $0 = peer }
+            let offer = try await loops.submit(peer) { $0.offer() }
             var request = URLRequest(url: URL(string: endpoint + (publishes ? "?name=\(name)" : ""))!)
             request.httpMethod = "POST"
             request.setValue("application/sdp", forHTTPHeaderField: "Content-Type")
@@ -381,7 +380,7 @@ public final class LoadRunner: Sendable {
             let status = (response as? HTTPURLResponse)?.statusCode ?? 0
             let text = String(decoding: body, as: UTF8.self)
             guard status == 201 else { throw LoadError.refused("\(endpoint) answered \(status): \(text.prefix(200))") }
-            try await loop.submit { loop in try loop.peer(peerIndex).apply(answer: text, allowedHost: mediaHost) }
+            try await loops.submit(peer) { try $0.apply(answer: text, allowedHost: mediaHost) }
             await waitForLeaving(session, leaving: leaving, deadline: deadline)
             leaves.withLock { $0[name]?.leftAt = Date().timeIntervalSince(started) }
             switch leaving.mode {
@@ -412,8 +411,8 @@ public final class LoadRunner: Sendable {
     }
 
     private func progress(elapsed: Double) async -> LoadProgress {
-        // One trip to the loop's thread for everything.
-        let (byParticipant, sent) = (try? await loop.submit { loop -> ([String: LoadProgress.Participant], Int) in
+        // One trip to each loop's thread for everything (a participant's peers share a loop).
+        let perLoop = await loops.gather { loop -> ([String: LoadProgress.Participant], Int) in
             // A participant may own several peers (Janus: one publishing, one subscribing).
             let byParticipant = Dictionary(grouping: loop.allPeers, by: \.label).mapValues { peers in
                 let streams = peers.flatMap { $0.received.values }
@@ -421,7 +420,9 @@ public final class LoadRunner: Sendable {
                                                 packetsLost: streams.reduce(0) { $0 + $1.lost }, framesReceived: peers.reduce(0) { $0 + $1.framesReceived })
             }
             return (byParticipant, loop.allPeers.reduce(0) { $0 + $1.packetsSent })
-        }) ?? ([:], 0)
+        }
+        let byParticipant = perLoop.reduce(into: [String: LoadProgress.Participant]()) { $0.merge($1.0) { first, _ in first } }
+        let sent = perLoop.reduce(0) { $0 + $1.1 }
         let left = leaves.withLock { $0.values.filter { $0.leftAt != nil }.count }
         let values = byParticipant.values
         return LoadProgress(elapsedSeconds: elapsed, connected: values.filter(\.connected).count,
@@ -433,7 +434,7 @@ public final class LoadRunner: Sendable {
     private func report() async -> LoadReport {
         let failures = self.failures.withLock { $0 }
         let configuration = self.configuration
-        let participants = (try? await loop.submit { loop -> [LoadReport.Participant] in
+        let participants = await loops.gather { loop -> [LoadReport.Participant] in
             // A participant may own several peers (Janus: one publishing, one subscribing).
             Dictionary(grouping: loop.allPeers, by: \.label).map { label, peers in
                 let streams = peers.flatMap { $0.received.values }
@@ -454,7 +455,7 @@ public final class LoadRunner: Sendable {
                     packetsRepaired: peers.reduce(0) { $0 + $1.packetsRepaired }, nacksSent: peers.reduce(0) { $0 + $1.nacksSent },
                     retransmissionsSent: peers.reduce(0) { $0 + $1.retransmissionsSent }, framesReceived: peers.reduce(0) { $0 + $1.framesReceived })
             }
-        }) ?? []
+        }.flatMap { $0 }
         var all = participants
         // Participants that never got a peer (join refused, server unreachable) are reported too.
         for (name, error) in failures where !all.contains(where: { $0.name == name }) {
@@ -470,13 +471,15 @@ public final class LoadRunner: Sendable {
             all[index].removed = outcome.removed
         }
         all.sort { $0.name < $1.name }
-        let sendErrors = (try? await loop.submit { loop in loop.sendErrors }) ?? 0
-        let overall = try? await loop.submit { loop -> (Double?, Double?) in
+        let sendErrors = await loops.gather { loop in loop.sendErrors }.reduce(0, +)
+        var latencies = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        for histogram in await loops.gather({ loop -> Histogram<UInt64> in
             var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
             for peer in loop.allPeers { for stream in peer.received.values { merged.add(stream.latency) } }
-            guard merged.totalCount > 0 else { return (nil, nil) }
-            return (Double(merged.valueAtPercentile(50)) / 1000, Double(merged.valueAtPercentile(99)) / 1000)
-        }
+            return merged
+        }) { latencies.add(histogram) }
+        let overall: (Double?, Double?) = latencies.totalCount > 0
+            ? (Double(latencies.valueAtPercentile(50)) / 1000, Double(latencies.valueAtPercentile(99)) / 1000) : (nil, nil)
         let received = all.reduce(0) { $0 + $1.packetsReceived }
         let lost = all.reduce(0) { $0 + $1.packetsLost }
         let repaired = all.reduce(0) { $0 + $1.packetsRepaired }
@@ -487,7 +490,7 @@ public final class LoadRunner: Sendable {
             packetsSent: all.reduce(0) { $0 + $1.packetsSent }, packetsReceived: received, packetsLost: lost, sendErrors: sendErrors,
             lossPercent: received + lost == 0 ? 0 : 100 * Double(lost) / Double(received + lost),
             packetsRepaired: repaired, repairedPercent: repaired + lost == 0 ? 0 : 100 * Double(repaired) / Double(repaired + lost),
-            latencyP50Milliseconds: overall?.0, latencyP99Milliseconds: overall?.1,
+            latencyP50Milliseconds: overall.0, latencyP99Milliseconds: overall.1,
             joinP50Seconds: median(all.compactMap(\.joinSeconds)), firstPacketP50Seconds: median(all.compactMap(\.firstPacketSeconds)),
             leaves: Dictionary(grouping: all, by: \.leave).mapValues(\.count),
             mediaEndedByServer: all.filter { $0.mediaEndedByServer == true }.count, removed: all.filter(\.removed).count,

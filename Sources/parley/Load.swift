@@ -50,6 +50,9 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Receive video from at most this many others (default: all).")
     var subscribe: Int?
 
+    @Option(help: "Threads the simulated peers run on, each with its own sockets and timers (default: one per core).")
+    var threads: Int?
+
     @Option(help: "Audio publishers per meeting that talk (loud audio levels); the rest send silence. Default: no audio levels at all.")
     var loudSpeakers: Int?
 
@@ -92,6 +95,7 @@ struct Load: AsyncParsableCommand {
         guard meetings >= 1, participants >= 1 else { throw ValidationError("--meetings and --participants must be at least 1") }
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
         if let loudSpeakers, loudSpeakers < 0 { throw ValidationError("--loud-speakers must be 0 or more") }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1-64") }
         guard !(whip && target == .janus) else { throw ValidationError("--whip is for Parley; Janus is driven through its VideoRoom API") }
         guard (1...120).contains(frameRate), videoBitrate >= 10_000 else { throw ValidationError("--frame-rate 1-120, --video-bitrate at least 10000") }
         let modes = try leaveModes
@@ -120,6 +124,7 @@ struct Load: AsyncParsableCommand {
         configuration.audioPublishers = audioPublishers
         configuration.subscribeTopK = subscribe
         configuration.loudSpeakers = loudSpeakers
+        if let threads { configuration.threads = threads }
         configuration.whipWhep = whip
         configuration.target = target
         configuration.bindHost = bindHost

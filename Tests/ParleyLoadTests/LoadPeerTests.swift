@@ -183,3 +183,24 @@ final class LoadPeerEndpoint: NetworkEndpoint {
         #expect(throws: LoadError.self) { try peer.apply(answer: "v=0\r\n", allowedHost: nil) }
     }
 }
+
+@Suite struct LoadLoopsTests {
+    @Test func participantsSpreadOverTheThreadsAndEachStaysOnOne() async throws {
+        let loops = LoadLoops(threads: 2)
+        let labels = (0..<100).map { "load-0-\($0)" }
+        let placed = labels.map(loops.loopIndex(for:))
+        #expect(Set(placed) == [0, 1])
+        #expect(placed.filter { $0 == 0 }.count > 25 && placed.filter { $0 == 1 }.count > 25, "badly lopsided")
+        #expect(labels.map(loops.loopIndex(for:)) == placed, "a participant's peers must share a loop")
+        // Peers made through the pool run on their loop and are reached through their reference.
+        loops.start()
+        defer { loops.stop() }
+        var options = LoadPeerOptions()
+        options.publishVideo = false
+        let first = try await loops.add(label: "load-0-1", options: options, bindHost: "127.0.0.1")
+        let second = try await loops.add(label: "load-0-1", options: options, bindHost: "127.0.0.1")
+        #expect(first.loop == second.loop && first.index != second.index)
+        #expect(try await loops.submit(second) { $0.label } == "load-0-1")
+        #expect(await loops.gather { $0.allPeers.count }.reduce(0, +) == 2)
+    }
+}
