@@ -173,6 +173,18 @@ public final class ClusterMediaServer: MediaServer {
         fireAndForget(meetingID: meetingID, "select-videos", body: Body(meetingID: meetingID, participantID: participantID, sources: sources))
     }
 
+    /// Asks every live SFU (a cascaded meeting is on several) and puts their answers together.
+    public func meetingStatus(meetingID: String) async -> MeetingMediaStatus? {
+        var routers: [RouterStatus] = []
+        let path = "meetings/" + (meetingID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? meetingID)
+        for node in (try? await rooms.liveNodes()) ?? [] {
+            guard let (data, code) = try? await call(node, path, body: nil as String?, method: "GET"), code == 200,
+                  let status = try? JSONDecoder().decode(MeetingMediaStatus.self, from: data) else { continue }
+            routers += status.routers
+        }
+        return routers.isEmpty ? nil : MeetingMediaStatus(routers: routers)
+    }
+
     /// Every live SFU's status, summed.
     public func status() async -> SFUStatus {
         var total = SFUStatus(workers: 0, ports: [], meetings: 0, transports: 0, counters: [:])

@@ -14,6 +14,8 @@ public protocol MediaServer: Sendable {
     /// mids carry these and no others, from now on.
     func selectVideos(meetingID: String, participantID: String, sources: [VideoSource])
     func status() async -> SFUStatus
+    /// Where a meeting's media runs and every stream in and out (nil: no SFU carries it).
+    func meetingStatus(meetingID: String) async -> MeetingMediaStatus?
     /// A participant reconnected its signaling through this node with a transport another node
     /// made: watch it as one of ours (a cluster learns which SFU holds it).
     func adoptTransport(meetingID: String, participantID: String, transportID: String) async

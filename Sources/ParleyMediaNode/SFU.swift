@@ -111,6 +111,17 @@ public final class SFU: Sendable {
         }
     }
 
+    /// A meeting on this SFU, worker by worker; `node` names this SFU in the answer.
+    public func meetingStatus(meetingID: String, node: String) async -> MeetingMediaStatus? {
+        var routers: [RouterStatus] = []
+        for (index, worker) in workers.enumerated() {
+            if let status = try? await worker.submit({ (core, _) throws(Never) in core.meetingStatus(meetingID: meetingID, node: node, worker: index) }) {
+                routers.append(status)
+            }
+        }
+        return routers.isEmpty ? nil : MeetingMediaStatus(routers: routers)
+    }
+
     public func status() async -> SFUStatus {
         var meetingIDs: [String] = [], transports = 0, producers = 0
         var counters = PacketCounters()

@@ -45,6 +45,12 @@ public struct ReceiveStatistics: Sendable {
 
     public var hasData: Bool { started }
 
+    /// Packets the sender numbered that never came (RFC 3550 §A.3), without closing a report interval.
+    public var cumulativeLost: Int {
+        guard started else { return 0 }
+        return max(0, Int(cycles + UInt32(maxSequence)) - Int(baseSequence) + 1 - Int(received))
+    }
+
     public mutating func reportBlock(ssrc: UInt32, now: Nanoseconds) -> ReportBlock {
         let extendedMax = cycles + UInt32(maxSequence)
         let expected = extendedMax &- UInt32(baseSequence) &+ 1

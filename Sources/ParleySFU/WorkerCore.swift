@@ -210,3 +210,28 @@ public final class WorkerCore {
         }
     }
 }
+
+extension WorkerCore {
+    /// What this worker carries of a meeting, for operators; nil when it carries none of it.
+    public func meetingStatus(meetingID: String, node: String, worker: Int) -> RouterStatus? {
+        assertOnOwnerThread()
+        guard let router = routers[meetingID] else { return nil }
+        let transports = router.transports.values.sorted { $0.id < $1.id }.map { transport in
+            TransportStatus(
+                id: transport.id, participantID: transport.participantID, role: transport.role, connected: transport.isConnected,
+                estimatedBitrate: transport.estimator.estimate,
+                producers: transport.producers.map { producer in
+                    ProducerStatus(id: producer.id, kind: producer.kind, source: producer.source, blocked: producer.blocked,
+                                   layers: producer.encodings.map { encoding in
+                                       .init(rid: encoding.rid, bitrate: encoding.bitrate, packetsReceived: Int(encoding.statistics.received),
+                                             packetsLost: encoding.statistics.cumulativeLost, width: encoding.width, height: encoding.height)
+                                   })
+                },
+                consumers: transport.consumers.map { consumer in
+                    ConsumerStatus(mid: consumer.mid, kind: consumer.kind, producerID: consumer.producer?.id, participantID: consumer.producer?.participantID,
+                                   layer: consumer.currentLayer, packetsSent: Int(consumer.packetsSent), pausedForBandwidth: consumer.pausedForBandwidth)
+                })
+        }
+        return RouterStatus(node: node, worker: worker, port: port, transports: transports)
+    }
+}

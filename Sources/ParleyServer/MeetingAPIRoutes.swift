@@ -4,6 +4,7 @@ import NIOCore
 import ParleyAccess
 import ParleyBase
 import ParleyControl
+import ParleyMediaAPI
 
 /// The meetings API (docs/api.md, docs/openapi.yaml): create meetings, change their settings as
 /// a host, get access tokens by passing a meeting's checks, read reports.
@@ -21,6 +22,7 @@ struct MeetingAPIRoutes {
         api.post("meetings/{meeting}/tokens") { request, context in try await issueToken(request, context: context) }
         api.get("meetings/{meeting}/reports") { request, context in try await reports(request, context: context) }
         api.get("admin/reports") { request, _ in try await allReports(request) }
+        api.get("admin/meetings/{meeting}") { request, context in try await meetingMedia(request, context: context) }
     }
 
     struct Created: Encodable {
@@ -146,13 +148,30 @@ struct MeetingAPIRoutes {
     }
 
     private func allReports(_ request: Request) async throws -> Response {
+        try requireOperator(request)
+        return jsonResponse(await hub.allReports())
+    }
+
+    /// The operator's view of a meeting: who is in it (signaling) and where its media runs, with
+    /// every stream in and out (the SFUs).
+    private func meetingMedia(_ request: Request, context: ParleyRequestContext) async throws -> Response {
+        try requireOperator(request)
+        let id = try validatedMeeting(context)
+        let participants = await hub.participants(in: id)
+        guard let media = await server.signaling.sfu.meetingStatus(meetingID: id) ?? (participants.isEmpty ? nil : MeetingMediaStatus(routers: [])) else {
+            throw APIError(status: .notFound, code: "meeting-not-found", message: "nobody is in meeting \(id) and no SFU carries it")
+        }
+        struct View: Encodable { var id: String; var participants: [ParticipantInfo]; var media: MeetingMediaStatus }
+        return jsonResponse(View(id: id, participants: participants, media: media))
+    }
+
+    private func requireOperator(_ request: Request) throws {
         guard let adminToken = server.configuration.adminToken else {
             throw APIError(status: .notFound, code: "disabled", message: "the operator API is off: start parley with --admin-token-file")
         }
         guard let presented = bearer(request), constantTimeEqual(presented, adminToken) else {
             throw APIError(status: .unauthorized, code: "invalid-token", message: "the operator API needs Authorization: Bearer <admin token>")
         }
-        return jsonResponse(await hub.allReports())
     }
 
     /// The host (or a co-host's) claims, from `Authorization: Bearer`.

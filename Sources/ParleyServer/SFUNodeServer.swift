@@ -144,6 +144,13 @@ public struct SFUNodeServer: Sendable {
             return Response(status: .noContent)
         }
         control.get("status") { _, _ -> Response in jsonResponse(await sfu.status()) }
+        control.get("meetings/{meeting}") { _, context -> Response in
+            let meeting = context.parameters.get("meeting") ?? ""
+            guard let status = await sfu.meetingStatus(meetingID: meeting, node: configuration.nodeID) else {
+                return jsonResponse(["error": "not-found", "message": "this SFU carries no meeting \(meeting.prefix(64))"], status: .notFound)
+            }
+            return jsonResponse(status)
+        }
     }
 }
 

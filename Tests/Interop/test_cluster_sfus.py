@@ -94,8 +94,9 @@ def cluster():
             "--control-port", str(control), "--control-token-file", token.name, "--log-level", "debug"])}
         processes.append(sfus[name]["process"])
     http_port = free_port()
+    # The operator API shares the control token here (a test); deployments give it one of its own.
     signal_node = Process("signal", [PARLEY, "signal", "--redis", url, "--http-port", str(http_port), "--control-token-file", token.name,
-                                     "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug"])
+                                     "--admin-token-file", token.name, "--web-root", os.path.join(ROOT, "Web"), "--log-level", "debug"])
     processes.append(signal_node)
     assert wait_port(http_port)
     base = f"http://127.0.0.1:{http_port}"
@@ -127,6 +128,12 @@ def test_meetings_spread_over_sfu_nodes_and_move_when_one_is_killed(cluster):
         assert owner in cluster["sfus"]
         answer = publisher.remoteDescription.sdp
         assert answer_port(answer) == cluster["sfus"][owner]["udp"]
+        # The operator sees the meeting on that SFU node, with the publisher's and the player's streams.
+        view = urllib.request.Request(f"{url}/api/admin/meetings/alpha", headers={"Authorization": "Bearer cluster-control-token-0123456789"})
+        with urllib.request.urlopen(view, timeout=5) as response:
+            routers = json.loads(response.read())["media"]["routers"]
+        assert [r["node"] for r in routers] == [owner], routers
+        assert sorted(t["role"] for t in routers[0]["transports"]) == ["whep", "whip"]
 
         # Meetings spread over both nodes.
         owners = set()

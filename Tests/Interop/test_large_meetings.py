@@ -6,8 +6,13 @@ subscriber's speaker slots carry the loudest three, chosen per packet from the a
 new speaker's first loud packet arrives; silent microphones reach nobody."""
 import asyncio
 import fractions
+import json
+import os
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import aiohttp
 import numpy
@@ -232,3 +237,45 @@ def test_a_subscriber_hears_exactly_the_three_loudest_and_the_first_loud_packet_
         for pc, _, _ in publishers:
             await pc.close()
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(90)
+def test_the_operator_sees_where_a_meetings_media_runs_and_every_stream():
+    with tempfile.NamedTemporaryFile("w", suffix=".token", delete=False) as token_file:
+        token_file.write("operator-view-token-0123456789")
+    server = Server("operator-view", extra_args=["--admin-token-file", token_file.name])
+
+    def get(path, token):
+        request = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    async def scenario():
+        publisher = await publish_named(server.url, "watched", "Camera", 320)
+        player_pc, received = await slot_player(server.url, "watched", 1)
+        await asyncio.sleep(3)
+        assert get("/api/admin/meetings/watched", "wrong")[0] == 401
+        assert get("/api/admin/meetings/nobody-here", "operator-view-token-0123456789")[0] == 404
+        status, view = get("/api/admin/meetings/watched", "operator-view-token-0123456789")
+        assert status == 200, view
+        assert [p["name"] for p in view["participants"]] == ["Camera"]
+        routers = view["media"]["routers"]
+        assert len(routers) == 1 and routers[0]["node"] == "local" and routers[0]["port"] in (server.udp_port, server.udp_port + 1)
+        transports = {t["role"]: t for t in routers[0]["transports"]}
+        producers = {p["kind"]: p for p in transports["whip"]["producers"]}
+        assert producers["audio"]["layers"][0]["packetsReceived"] > 50 and producers["video"]["layers"][0]["width"] == 320
+        heard = transports["whep"]["consumers"][0]
+        assert heard["producerId"] == producers["audio"]["id"] and heard["packetsSent"] > 50, heard
+        assert heard["packetsSent"] <= len(received) + 5, "the view counts more than the player got"
+        print(f"measured: operator view: {len(routers[0]['transports'])} transports, audio in {producers['audio']['layers'][0]['packetsReceived']} "
+              f"packets, out to the player {heard['packetsSent']} (player counted {len(received)})")
+        await player_pc.close()
+        await publisher.close()
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+        os.unlink(token_file.name)
