@@ -39,6 +39,7 @@ enum APITarget {
             _ = Set(body.blocked)
         }),
         ("POST /control/viewport", { data in _ = try? JSONDecoder().decode(SFUNodeServer.Viewport.self, from: data) }),
+        ("POST /control/select-videos", { data in _ = try? JSONDecoder().decode(SFUNodeServer.SelectVideos.self, from: data) }),
     ]
 
     /// The largest body the meetings API collects.

@@ -253,6 +253,15 @@ final class FakeNetwork {
         return (publisher, player)
     }
 
+    /// `count` WHIP publishers of meeting "m", participants p0, p1, … on ports 5001, 5002, …
+    func whipPublishers(_ count: Int) throws -> [TestPeer] {
+        try (0..<count).map { index in
+            let publisher = try TestPeer(port: UInt16(5001 + index))
+            try join(publisher, meeting: "m", participant: "p\(index)", role: .whip, sending: true)
+            return publisher
+        }
+    }
+
     /// Negotiates, checks connectivity and runs DTLS until the peer has SRTP.
     @discardableResult
     func join(_ peer: TestPeer, meeting: String, participant: String, role: TransportRole, sending: Bool,

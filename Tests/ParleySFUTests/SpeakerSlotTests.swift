@@ -62,12 +62,7 @@ import Testing
     /// meeting's speaker count is three).
     func meeting(slots: Int = 3) throws -> (FakeNetwork, [TestPeer], TestPeer) {
         let network = FakeNetwork()
-        var publishers: [TestPeer] = []
-        for index in 0..<5 {
-            let publisher = try TestPeer(port: UInt16(5001 + index))
-            try network.join(publisher, meeting: "m", participant: "p\(index)", role: .whip, sending: true)
-            publishers.append(publisher)
-        }
+        let publishers = try network.whipPublishers(5)
         let player = try TestPeer(port: 5100)
         player.extraAudioReceivers = slots - 1
         try network.join(player, meeting: "m", participant: "player", role: .whep, sending: false)
@@ -200,12 +195,7 @@ import Testing
     /// Four WHIP cameras and a participant with `slots` video sections.
     func meeting(slots: Int, videoSlots: Int = 25) throws -> (FakeNetwork, [TestPeer], TestPeer, NegotiationResult) {
         let network = FakeNetwork()
-        var publishers: [TestPeer] = []
-        for index in 0..<4 {
-            let publisher = try TestPeer(port: UInt16(5001 + index))
-            try network.join(publisher, meeting: "m", participant: "p\(index)", role: .whip, sending: true)
-            publishers.append(publisher)
-        }
+        let publishers = try network.whipPublishers(4)
         let viewer = try TestPeer(port: 5100)
         viewer.extraVideoReceivers = slots - 1
         let result = try network.join(viewer, meeting: "m", participant: "viewer", role: .participant, sending: false,
