@@ -112,11 +112,6 @@ public final class Consumer {
         take(producer, now: now)
     }
 
-    /// A speaker slot falls empty (its source closed, or the subscriber renegotiated it away).
-    func leaveSpeakerSlot() {
-        producer = nil
-    }
-
     private func take(_ producer: Producer, now: Nanoseconds) -> Bool {
         guard let codec = matchingCodec(for: producer.codec) else { return false }
         detach()

@@ -255,14 +255,17 @@ extension WorkerCore {
         router.updateSpeakerSlots(of: transport)
         // Feed idle video consumers: web clients take producers nobody on this connection shows
         // yet, WHEP players the most recent publisher. (Speaker slots fill from loud packets.)
-        var taken = Router.producersShown(by: transport)
-        if transport.videoSelection != nil { _ = router.reconcileSelectedVideos(of: transport, now: now) }
-        for consumer in transport.consumers where transport.videoSelection == nil && consumer.kind == .video
-            && (consumer.producer == nil || consumer.producer!.closed) {
-            let source = transport.role == .whep ? router.latestProducer(for: consumer) : router.unassignedProducer(for: consumer, taken: taken)
-            if let source {
-                consumer.attach(to: source, now: now)
-                taken.insert(ObjectIdentifier(source))
+        // A subscriber that chose its videos gets those (its own assignments list the change).
+        if transport.videoSelection != nil {
+            _ = router.reconcileSelectedVideos(of: transport, now: now)
+        } else {
+            var taken = Router.producersShown(by: transport)
+            for consumer in transport.consumers where consumer.kind == .video && (consumer.producer == nil || consumer.producer!.closed) {
+                let source = transport.role == .whep ? router.latestProducer(for: consumer) : router.unassignedProducer(for: consumer, taken: taken)
+                if let source {
+                    consumer.attach(to: source, now: now)
+                    taken.insert(ObjectIdentifier(source))
+                }
             }
         }
         for index in sections.indices {

@@ -52,10 +52,13 @@ struct LoudestSpeakers<Key: Equatable> {
         } else if entries.count < capacity {
             entries.append(Entry(key: key, owner: owner, energy: energy, lastHeard: now))
         } else {
-            // The weakest place: the last of the ranking as of now.
-            sort(now: now)
-            let weakest = entries.count - 1
-            let weakestEnergy = effectiveEnergy(entries[weakest], now: now)
+            // The weakest place as of now, found by a scan: most packets of a big meeting are of
+            // sources that stay out, and they need no sort.
+            var weakest = entries.count - 1, weakestEnergy = effectiveEnergy(entries[weakest], now: now)
+            for index in entries.indices.dropLast() where effectiveEnergy(entries[index], now: now) < weakestEnergy {
+                weakest = index
+                weakestEnergy = effectiveEnergy(entries[index], now: now)
+            }
             guard weakestEnergy == 0 && now &- entries[weakest].lastHeard > Self.expiry
                     || energy >= Self.speechThreshold && energy >= weakestEnergy + Self.margin else { return false }
             entries[weakest] = Entry(key: key, owner: owner, energy: energy, lastHeard: now)

@@ -32,7 +32,7 @@ final class SpeakerFanout {
     func setSlots(_ slots: [Consumer], of transport: WebRtcTransport, owner: Int) {
         if let existing = subscribers.first(where: { $0.transport === transport }) {
             for slot in existing.slots where !slots.contains(where: { $0 === slot }) {
-                slot.leaveSpeakerSlot()
+                slot.detach()
                 changedSlots.removeAll { $0 === slot }
             }
             existing.slots = slots
@@ -49,7 +49,7 @@ final class SpeakerFanout {
         var emptied: [Consumer] = []
         for subscriber in subscribers {
             for slot in subscriber.slots where slot.producer === producer {
-                slot.leaveSpeakerSlot()
+                slot.detach()
                 emptied.append(slot)
             }
         }
@@ -70,15 +70,17 @@ final class SpeakerFanout {
             counters.audioNotLoudest += 1
             return
         }
+        // Just heard: its energy is what the ranking holds, the same for every subscriber.
+        let energy = loudest.entry(key)?.energy ?? 0
         for subscriber in subscribers where subscriber.owner != owner {
-            guard let slot = slot(for: producer, key: key, in: subscriber, now: now, counters: &counters) else { continue }
+            guard let slot = slot(for: producer, key: key, energy: energy, in: subscriber, now: now, counters: &counters) else { continue }
             if slot.forward(packet, now: now, output: output, counters: &counters) { counters.rtpForwarded += 1 }
         }
     }
 
     /// The slot of `subscriber` that carries `producer`'s packet: the one already holding it, or
     /// one it takes over, or nil when the subscriber's slots all hold sources as loud.
-    private func slot(for producer: Producer, key: ObjectIdentifier, in subscriber: Subscriber, now: Nanoseconds,
+    private func slot(for producer: Producer, key: ObjectIdentifier, energy: Double, in subscriber: Subscriber, now: Nanoseconds,
                       counters: inout PacketCounters) -> Consumer? {
         var empty: Consumer?
         for slot in subscriber.slots {
@@ -90,7 +92,7 @@ final class SpeakerFanout {
             target = empty
         } else {
             guard let rank = loudest.rank(of: key, excludingOwner: subscriber.owner), rank < subscriber.slots.count,
-                  let evicted = evictable(in: subscriber, for: key, now: now) else { return nil }
+                  let evicted = evictable(in: subscriber, energy: energy, now: now) else { return nil }
             target = evicted
         }
         let switched = target.producer != nil
@@ -100,11 +102,10 @@ final class SpeakerFanout {
         return target
     }
 
-    /// The slot whose holder gives way to `key`: a holder no longer listed, or ranked beyond the
+    /// The slot whose holder gives way to a source of `energy`: a holder no longer listed, or ranked beyond the
     /// subscriber's slots and clearly quieter (hysteresis: two voices of about the same loudness
     /// do not take a slot from each other packet by packet).
-    private func evictable(in subscriber: Subscriber, for key: ObjectIdentifier, now: Nanoseconds) -> Consumer? {
-        let energy = loudest.entry(key).map { loudest.effectiveEnergy($0, now: now) } ?? 0
+    private func evictable(in subscriber: Subscriber, energy: Double, now: Nanoseconds) -> Consumer? {
         var quietest: (slot: Consumer, energy: Double)?
         for slot in subscriber.slots {
             guard let holder = slot.producer else { continue }
