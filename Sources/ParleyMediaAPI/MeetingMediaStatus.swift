@@ -15,9 +15,11 @@ public struct RouterStatus: Sendable, Codable, Equatable {
     /// The worker's UDP port (what clients' media reaches).
     public var port: UInt16
     public var transports: [TransportStatus]
+    /// The pipes carrying this meeting to other workers and SFUs.
+    public var pipes: [PipeStatus]
 
-    public init(node: String, worker: Int, port: UInt16, transports: [TransportStatus]) {
-        self.node = node; self.worker = worker; self.port = port; self.transports = transports
+    public init(node: String, worker: Int, port: UInt16, transports: [TransportStatus], pipes: [PipeStatus] = []) {
+        self.node = node; self.worker = worker; self.port = port; self.transports = transports; self.pipes = pipes
     }
 }
 

@@ -109,6 +109,11 @@ public struct PacketCounters: Sendable, Equatable {
     public var audioNotLoudest = 0
     /// A subscriber's speaker slot taken over by another source.
     public var speakerSwitches = 0
+    /// RTP sent into and taken out of pipes to other workers and SFUs (each packet once per pipe).
+    public var pipedPacketsSent = 0
+    public var pipedPacketsReceived = 0
+    /// Pipe control messages (RTCP APP) that did not parse: counted, the pipe goes on.
+    public var pipeMessagesRejected = 0
     public var dropped = DropCounts()
 
     public init() {}
@@ -120,6 +125,8 @@ public struct PacketCounters: Sendable, Equatable {
         ("repairsReceived", \.repairsReceived), ("keyframeRequestsSent", \.keyframeRequestsSent),
         ("transportFeedbackSent", \.transportFeedbackSent), ("probePacketsSent", \.probePacketsSent),
         ("audioNotLoudest", \.audioNotLoudest), ("speakerSwitches", \.speakerSwitches),
+        ("pipedPacketsSent", \.pipedPacketsSent), ("pipedPacketsReceived", \.pipedPacketsReceived),
+        ("pipeMessagesRejected", \.pipeMessagesRejected),
     ]
 
     /// Every count by name, drops as `dropped<Reason>`: what `/healthz` shows.

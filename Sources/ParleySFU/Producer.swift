@@ -19,7 +19,9 @@ public final class Producer {
     public let redPayloadType: UInt8?
     public var encodings: [ReceiveStream]
     public let audioLevelExtensionID: UInt8?
-    unowned let transport: WebRtcTransport
+    /// Where its packets come from: a publisher's transport, or a pipe from another worker or SFU
+    /// (a piped copy of a producer there, with its id).
+    let origin: ProducerOrigin
     /// Where its packets go, in the order they were attached.
     var sinks: [ProducerSink] = []
     /// The subscribers among the sinks (not for the media path: it builds an array).
@@ -34,12 +36,26 @@ public final class Producer {
     /// Simulcast: the layers (bit per index) the publisher was last told somebody receives.
     var announcedLayers: UInt64 = 0
     public let createdAt: Nanoseconds
-    /// Audio: the CSRC naming this source in subscribers' speaker slots (random, never 0).
-    public let sourceID = UInt32.random(in: 1...UInt32.max)
-    public var participantID: String { transport.participantID }
+    /// Audio: the CSRC naming this source in subscribers' speaker slots (random, never 0; a piped
+    /// copy keeps its origin's).
+    public let sourceID: UInt32
+    public let participantID: String
+    /// The participant as a number within its Router (speaker selection compares it per packet).
+    let owner: Int
+    /// A piped copy: what the origin reports of the layers that do not cross (whether the
+    /// publisher sends them, what they cost), and how many temporal layers it sends.
+    var originTemporalLayers: Int?
 
-    init(id: String, kind: MediaKind, mid: String, source: String, codec: RTPCodec, rtxPayloadType: UInt8?, redPayloadType: UInt8? = nil,
+    convenience init(id: String, kind: MediaKind, mid: String, source: String, codec: RTPCodec, rtxPayloadType: UInt8?, redPayloadType: UInt8? = nil,
          encodings: [ReceiveStream], audioLevelExtensionID: UInt8?, transport: WebRtcTransport, now: Nanoseconds) {
+        self.init(id: id, kind: kind, mid: mid, source: source, codec: codec, rtxPayloadType: rtxPayloadType, redPayloadType: redPayloadType,
+                  encodings: encodings, audioLevelExtensionID: audioLevelExtensionID, origin: .publisher(transport),
+                  participantID: transport.participantID, owner: transport.owner, sourceID: .random(in: 1...UInt32.max), now: now)
+    }
+
+    init(id: String, kind: MediaKind, mid: String, source: String, codec: RTPCodec, rtxPayloadType: UInt8?, redPayloadType: UInt8?,
+         encodings: [ReceiveStream], audioLevelExtensionID: UInt8?, origin: ProducerOrigin, participantID: String, owner: Int, sourceID: UInt32,
+         now: Nanoseconds) {
         self.id = id
         self.kind = kind
         self.mid = mid
@@ -53,7 +69,10 @@ public final class Producer {
             for index in self.encodings.indices { self.encodings[index].retransmissions = RetransmissionBuffer() }
         }
         self.audioLevelExtensionID = audioLevelExtensionID
-        self.transport = transport
+        self.origin = origin
+        self.participantID = participantID
+        self.owner = owner
+        self.sourceID = sourceID
         self.createdAt = now
     }
 
@@ -99,7 +118,9 @@ public final class Producer {
             case .subscriber(let consumer):
                 if consumer.forward(incoming, now: now, output: output, counters: &counters) { counters.rtpForwarded += 1 }
             case .speakers(let fanout):
-                fanout.forward(incoming, of: self, owner: transport.owner, now: now, output: output, counters: &counters)
+                fanout.forward(incoming, of: self, owner: owner, now: now, output: output, counters: &counters)
+            case .pipe(let pipe):
+                pipe.forward(incoming, now: now, output: output, counters: &counters)
             }
         }
     }
@@ -131,8 +152,8 @@ public final class Producer {
             let lost = encodings[index].nack.due(now: now)
             guard !lost.isEmpty else { continue }
             var bytes: [UInt8] = []
-            GenericNACK(senderSSRC: transport.rtcpSSRC, mediaSSRC: ssrc, lost: lost).write(into: &bytes)
-            transport.sendRTCP(bytes, output: output, counters: &counters)
+            GenericNACK(senderSSRC: origin.rtcpSSRC, mediaSSRC: ssrc, lost: lost).write(into: &bytes)
+            origin.sendRTCP(bytes, output: output, counters: &counters)
             counters.nacksSent += 1
         }
     }
@@ -157,13 +178,13 @@ public final class Producer {
             guard let ssrc = encoding.ssrc else { continue }
             if usesFIR {
                 firSequence &+= 1
-                FullIntraRequest(senderSSRC: transport.rtcpSSRC, entries: [.init(ssrc: ssrc, sequenceNumber: firSequence)]).write(into: &bytes)
+                FullIntraRequest(senderSSRC: origin.rtcpSSRC, entries: [.init(ssrc: ssrc, sequenceNumber: firSequence)]).write(into: &bytes)
             } else {
-                PictureLossIndication(senderSSRC: transport.rtcpSSRC, mediaSSRC: ssrc).write(into: &bytes)
+                PictureLossIndication(senderSSRC: origin.rtcpSSRC, mediaSSRC: ssrc).write(into: &bytes)
             }
         }
         guard !bytes.isEmpty else { return }
-        transport.sendRTCP(bytes, output: output, counters: &counters)
+        origin.sendRTCP(bytes, output: output, counters: &counters)
         counters.keyframeRequestsSent += 1
     }
 
@@ -171,7 +192,8 @@ public final class Producer {
     func sampleBitrates(interval: Nanoseconds) {
         for index in encodings.indices {
             let measured = Double(encodings[index].bytesSinceSample * 8) * 1e9 / Double(interval)
-            encodings[index].bitrate = Int(0.6 * Double(encodings[index].bitrate) + 0.4 * measured)
+            // A piped copy's layer rates are the origin's (most layers do not cross).
+            if !origin.isPipe { encodings[index].bitrate = Int(0.6 * Double(encodings[index].bitrate) + 0.4 * measured) }
             encodings[index].bytesSinceSample = 0
             for temporal in 0..<3 {
                 let measured = Double(encodings[index].temporalBytesSinceSample[temporal] * 8) * 1e9 / Double(interval)
@@ -184,6 +206,8 @@ public final class Producer {
     /// How many temporal layers the publisher sends now (1 without temporal scalability). A
     /// layer gone quiet for two seconds no longer counts.
     func temporalLayerCount(now: Nanoseconds) -> Int {
+        // What crosses a pipe may be capped: the origin says how many the publisher sends.
+        if let originTemporalLayers { return originTemporalLayers }
         var count = 1
         for encoding in encodings {
             guard let highest = encoding.highestTemporalLayer, now &- encoding.temporalLayerSeenAt < 2_000_000_000 else { continue }
@@ -259,9 +283,51 @@ public final class Producer {
         return best ?? desired
     }
 
+    /// The pipes its packets cross (to other workers and SFUs).
+    var pipeSinks: [PipeSink] {
+        sinks.compactMap { if case .pipe(let pipe) = $0 { pipe } else { nil } }
+    }
+
     func close() {
         closed = true
         for consumer in consumers { consumer.detach() }
         sinks.removeAll()
     }
+}
+
+/// Where a Producer's packets come from. Unowned: the transport or link owns its producers.
+enum ProducerOrigin {
+    case publisher(Unowned<WebRtcTransport>)
+    case pipe(Unowned<PipeLink>)
+
+    static func publisher(_ transport: WebRtcTransport) -> ProducerOrigin { .publisher(Unowned(transport)) }
+
+    var isPipe: Bool {
+        if case .pipe = self { true } else { false }
+    }
+
+    var transport: WebRtcTransport? {
+        if case .publisher(let transport) = self { transport.object } else { nil }
+    }
+
+    /// The SSRC our RTCP towards the origin is sent from.
+    var rtcpSSRC: UInt32 {
+        switch self {
+        case .publisher(let transport): transport.object.rtcpSSRC
+        case .pipe(let link): link.object.trunk.rtcpSSRC
+        }
+    }
+
+    func sendRTCP(_ bytes: [UInt8], output: any DatagramOutput, counters: inout PacketCounters) {
+        switch self {
+        case .publisher(let transport): transport.object.sendRTCP(bytes, output: output, counters: &counters)
+        case .pipe(let link): link.object.trunk.sendRTCP(bytes, output: output, counters: &counters)
+        }
+    }
+}
+
+/// An unowned reference as a value (enum payloads cannot be declared unowned).
+struct Unowned<Object: AnyObject> {
+    unowned let object: Object
+    init(_ object: Object) { self.object = object }
 }

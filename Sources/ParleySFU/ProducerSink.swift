@@ -6,11 +6,14 @@ enum ProducerSink {
     /// The meeting's speaker selection (audio: the one sink of every audio Producer, which puts
     /// the loudest into each subscriber's speaker slots).
     case speakers(SpeakerFanout)
+    /// A pipe to another worker or SFU that carries the meeting: what its subscribers want of
+    /// this producer crosses once.
+    case pipe(PipeSink)
 
     var consumer: Consumer? {
         switch self {
         case .subscriber(let consumer): consumer
-        case .speakers: nil
+        case .speakers, .pipe: nil
         }
     }
 }

@@ -18,6 +18,10 @@ final class Router {
     /// Every audio producer's sink: the loudest go into each subscriber's speaker slots.
     private(set) var speakers: SpeakerFanout
     private var owners: [String: Int] = [:]
+    /// The pipes carrying this meeting to other workers and SFUs.
+    var pipeLinks: [PipeLink] = []
+    /// Grows whenever a producer comes or goes: pipes announce the change on their next tick.
+    private(set) var producersVersion = 0
 
     init(meetingID: String, media: MeetingMediaSettings = .defaults) {
         self.meetingID = meetingID
@@ -25,7 +29,10 @@ final class Router {
         self.speakers = SpeakerFanout(speakers: media.audioSpeakers)
     }
 
-    var isEmpty: Bool { transports.isEmpty }
+    var isEmpty: Bool { transports.isEmpty && pipeLinks.isEmpty }
+
+    /// Producers of this worker's own publishers (not piped copies): what pipes carry onwards.
+    var localProducers: [Producer] { producers.filter { !$0.origin.isPipe } }
 
     /// A participant's number in this meeting (the same for each of its transports).
     func owner(of participantID: String) -> Int {
@@ -42,7 +49,9 @@ final class Router {
         if media.audioSpeakers != self.media.audioSpeakers {
             let fanout = SpeakerFanout(speakers: media.audioSpeakers)
             for subscriber in speakers.subscribers { fanout.setSlots(subscriber.slots, of: subscriber.transport, owner: subscriber.owner) }
-            for producer in producers where producer.kind == .audio { producer.sinks = [.speakers(fanout)] }
+            for producer in producers where producer.kind == .audio {
+                producer.sinks = producer.sinks.map { if case .speakers = $0 { .speakers(fanout) } else { $0 } }
+            }
             speakers = fanout
         }
         self.media = media
@@ -59,6 +68,7 @@ final class Router {
     /// that now show something else.
     func producerAdded(_ producer: Producer, now: Nanoseconds) -> [Consumer] {
         producers.append(producer)
+        producersVersion += 1
         if producer.kind == .audio {
             // Audio reaches subscribers through their speaker slots, filled packet by packet.
             producer.sinks = [.speakers(speakers)]
@@ -93,8 +103,12 @@ final class Router {
             if producer.kind == .audio { emptiedSlots += speakers.remove(producer) }
             orphaned += producer.consumers
             producers.removeAll { $0 === producer }
-            producer.transport.removeProducer(producer)
+            switch producer.origin {
+            case .publisher(let transport): transport.object.removeProducer(producer)
+            case .pipe(let link): link.object.removePiped(producer)
+            }
         }
+        producersVersion += 1
         var changed = emptiedSlots.filter { $0.transport.role == .participant }
         var selecting: [WebRtcTransport] = []
         for consumer in orphaned where consumer.transport.router === self {

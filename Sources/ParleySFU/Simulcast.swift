@@ -131,12 +131,15 @@ extension WorkerCore {
     /// every layer a viewport asks for, and layers still forwarded until a switch completes.
     func announceWantedLayers(in meetingID: String, now: Nanoseconds) {
         guard let router = routers[meetingID] else { return }
-        for producer in router.producers where producer.isSimulcast {
+        // A piped copy's publisher is another worker's: what is wanted of it goes across the pipe.
+        for producer in router.producers where producer.isSimulcast && !producer.origin.isPipe {
             var wanted: UInt64 = 1
             for consumer in producer.consumers where !consumer.pausedForBandwidth {
                 wanted |= 1 << UInt64(min(consumer.desiredLayer, 63))
                 if let current = consumer.currentLayer, current != consumer.targetLayer { wanted |= 1 << UInt64(min(current, 63)) }
             }
+            // Layers watched only on the far side of a pipe are wanted too.
+            for pipe in producer.pipeSinks { wanted |= pipe.wantedLayers }
             guard wanted != producer.announcedLayers else { continue }
             producer.announcedLayers = wanted
             let rids = producer.encodings.indices.filter { wanted & (1 << UInt64($0)) != 0 }.compactMap { producer.encodings[$0].rid }

@@ -19,6 +19,8 @@ public final class WorkerCore {
     var transports: [String: WebRtcTransport] = [:]
     var byUfrag: [String: WebRtcTransport] = [:]
     var byAddress: [PeerAddress: WebRtcTransport] = [:]
+    /// Pipes to other workers and SFUs, by the far worker's address (the only one each accepts).
+    var pipes: [PeerAddress: PipeTrunk] = [:]
     /// Host controls: per meeting, per participant, what the SFU must not forward.
     var blockedMedia: [String: [String: Set<BlockedMedia>]] = [:]
     public var counters = PacketCounters()
@@ -46,6 +48,9 @@ public final class WorkerCore {
     deinit {
         for transport in transports.values {
             for producer in transport.producers { producer.close() }
+        }
+        for router in routers.values {
+            for producer in router.producers { producer.close() }
         }
     }
 
@@ -77,7 +82,11 @@ public final class WorkerCore {
             transport = found
         } else {
             guard let found = byAddress[address] else {
-                counters.dropped[.unknownSender] += 1
+                if let trunk = pipes[address] {
+                    receivePipe(trunk, buffer, length: length, now: now, output: output)
+                } else {
+                    counters.dropped[.unknownSender] += 1
+                }
                 return
             }
             transport = found
@@ -146,12 +155,14 @@ public final class WorkerCore {
             }
         }
         for transport in ended ?? [] { checkState(transport, now: now, output: output) }
-        if now >= nextLayerCheckAt {
+        let layerCheck = now >= nextLayerCheckAt
+        if layerCheck {
             nextLayerCheckAt = now + Self.layerCheckInterval
             checkLayers(now: now)
             checkSpeakers()
             reportSpeakerSlotChanges()
         }
+        if !pipes.isEmpty { tickPipes(now: now, layerCheck: layerCheck, output: output) }
     }
 
     /// Tells signaling which speaker each participant's audio slots carry now: at most one
@@ -188,6 +199,9 @@ public final class WorkerCore {
     public func closeAll(reason: String, now: Nanoseconds, output: any DatagramOutput) {
         assertOnOwnerThread()
         for transport in Array(transports.values) { closeTransport(transport, reason: reason, now: now, output: output) }
+        for (remote, trunk) in pipes {
+            for meetingID in trunk.links.keys { closePipe(meetingID: meetingID, remote: remote, now: now, output: output) }
+        }
         blockedMedia.removeAll()
     }
 
@@ -232,6 +246,6 @@ extension WorkerCore {
                                    layer: consumer.currentLayer, packetsSent: Int(consumer.packetsSent), pausedForBandwidth: consumer.pausedForBandwidth)
                 })
         }
-        return RouterStatus(node: node, worker: worker, port: port, transports: transports)
+        return RouterStatus(node: node, worker: worker, port: port, transports: transports, pipes: pipeStatus(of: router))
     }
 }

@@ -9,7 +9,8 @@ public enum RTCPPacket: Sendable, Equatable {
     case fullIntraRequest(FullIntraRequest)
     case remb(ReceiverEstimatedMaximumBitrate)
     case transportWideFeedback(TransportWideFeedback)
-    /// A well-formed packet of a type Parley does not act on (XR, APP…).
+    case application(ApplicationDefined)
+    /// A well-formed packet of a type Parley does not act on (XR…).
     case other(packetType: UInt8, format: UInt8)
 
     public enum PacketType: UInt8 {
@@ -55,6 +56,7 @@ public enum RTCPPacket: Sendable, Equatable {
         case .receiverReport: return .receiverReport(try ReceiverReport(parsing: packet))
         case .sourceDescription: return .sourceDescription(try SourceDescription(parsing: packet))
         case .goodbye: return .goodbye(try Goodbye(parsing: packet))
+        case .application: return .application(try ApplicationDefined(parsing: packet))
         case .transportFeedback where count == GenericNACK.format: return .nack(try GenericNACK(parsing: packet))
         case .transportFeedback where count == TransportWideFeedback.format: return .transportWideFeedback(try TransportWideFeedback(parsing: packet))
         case .payloadFeedback where count == PictureLossIndication.format:
@@ -81,6 +83,7 @@ public enum RTCPPacket: Sendable, Equatable {
         case .fullIntraRequest(let p): p.write(into: &out)
         case .remb(let p): p.write(into: &out)
         case .transportWideFeedback(let p): p.write(into: &out)
+        case .application(let p): p.write(into: &out)
         case .other: break
         }
     }

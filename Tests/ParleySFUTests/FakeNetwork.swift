@@ -222,12 +222,30 @@ final class FakeNetwork {
     var core: WorkerCore { sfu.core }
     var output: CollectingOutput { sfu.output }
     private(set) var peers: [TestPeer] = []
-
-    func add(_ peer: TestPeer) {
+    /// Another worker (of this SFU or another), for pipes: its events go to `events` too.
+    lazy var secondSFU: WorkerCoreEndpoint = {
         _ = sfu
+        let core = WorkerCore(announceAddress: "127.0.0.1", port: 40001, dtlsContext: try! DTLSContext(certificate: DTLSCertificate()),
+                              ntpClock: Self.ntpClock, events: { [unowned self] in self.events.append($0) })
+        let endpoint = WorkerCoreEndpoint(core: core, address: PeerAddress(ipv4: (127, 0, 0, 1), port: 40001))
+        simulated.attach(endpoint)
+        return endpoint
+    }()
+
+    func add(_ peer: TestPeer, sfu endpoint: WorkerCoreEndpoint? = nil) {
+        let endpoint = endpoint ?? sfu
         peers.append(peer)
-        peer.sfuAddress = sfuAddress
+        peer.sfuAddress = endpoint.address
         simulated.attach(peer)
+    }
+
+    /// Joins the two workers by a pipe carrying `meeting` (random keys, as the control plane makes).
+    func pipe(meeting: String, media: MeetingMediaSettings = .defaults) throws {
+        let first = (0..<PipeEndpoint.keyLength).map { _ in UInt8.random(in: 0...255) }
+        let second = (0..<PipeEndpoint.keyLength).map { _ in UInt8.random(in: 0...255) }
+        try core.openPipe(meetingID: meeting, media: media, remote: secondSFU.address, sendKey: first, receiveKey: second, now: now, output: output)
+        try secondSFU.core.openPipe(meetingID: meeting, media: media, remote: sfu.address, sendKey: second, receiveKey: first, now: now,
+                                    output: secondSFU.output)
     }
 
     /// Puts a datagram from a peer (or anyone) into the SFU at once, past the network.
@@ -242,8 +260,11 @@ final class FakeNetwork {
     func advance(milliseconds: UInt64) {
         now += .milliseconds(milliseconds)
         core.tick(now: now, output: output)
+        if hasSecondSFU { secondSFU.core.tick(now: now, output: secondSFU.output) }
         pump()
     }
+
+    private var hasSecondSFU: Bool { simulated.endpoints.contains { $0.address.port == 40001 && $0 is WorkerCoreEndpoint } }
 
     /// The most common cast: a WHIP publisher and a WHEP player, both connected.
     func whipPublisherAndWHEPPlayer() throws -> (publisher: TestPeer, player: TestPeer) {
@@ -265,15 +286,16 @@ final class FakeNetwork {
     /// Negotiates, checks connectivity and runs DTLS until the peer has SRTP.
     @discardableResult
     func join(_ peer: TestPeer, meeting: String, participant: String, role: TransportRole, sending: Bool,
-              media: MeetingMediaSettings = .defaults) throws -> NegotiationResult {
-        add(peer)
+              media: MeetingMediaSettings = .defaults, sfu endpoint: WorkerCoreEndpoint? = nil) throws -> NegotiationResult {
+        let endpoint = endpoint ?? sfu
+        add(peer, sfu: endpoint)
         let offer = try SessionDescription(parsing: peer.offer(sending: sending))
-        let result = try core.negotiate(NegotiationRequest(meetingID: meeting, participantID: participant, transportID: nil, role: role, offer: offer,
-                                                           media: media), now: now)
+        let result = try endpoint.core.negotiate(NegotiationRequest(meetingID: meeting, participantID: participant, transportID: nil, role: role,
+                                                                    offer: offer, media: media), now: now)
         peer.answer = try SessionDescription(parsing: result.answer)
         peer.transport.dtls.expectedRemoteFingerprint = String(peer.answer!.media[0].attribute("fingerprint")!.split(separator: " ")[1])
-        send(peer.bindingRequest(), from: peer.address)
-        peer.transport.startClient(to: sfuAddress)
+        endpoint.receive(peer.bindingRequest(), from: peer.address, now: now)
+        peer.transport.startClient(to: endpoint.address)
         pump()
         return result
     }

@@ -56,6 +56,10 @@ final class SpeakerFanout {
         return emptied
     }
 
+    /// Whether `producer` is among the loudest now (its last packet was ranked in): what a pipe
+    /// carries of the audio to the meeting's other workers and SFUs.
+    func isListed(_ producer: Producer) -> Bool { loudest.entry(ObjectIdentifier(producer)) != nil }
+
     /// The slots changed since the last call, for one `assignments` update per subscriber.
     func takeChangedSlots() -> [Consumer] {
         defer { changedSlots.removeAll(keepingCapacity: true) }

@@ -52,8 +52,12 @@ public struct ReceiveStream {
         return true
     }
 
+    /// A piped copy's layer: whether the origin's publisher sends it (most layers do not cross).
+    var activeAtOrigin: Bool?
+
     /// Sending now: a packet within the last second.
     func isActive(now: Nanoseconds) -> Bool {
+        if let activeAtOrigin { return activeAtOrigin }
         guard let lastPacketAt else { return false }
         return now &- lastPacketAt < 1_000_000_000
     }
