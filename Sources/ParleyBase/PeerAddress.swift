@@ -46,3 +46,43 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension PeerAddress {
+    /// A numeric IPv4 ("10.0.0.7") or IPv6 ("fd00::7") address and a port; nil for anything else
+    /// (host names are not resolved here).
+    public init?(host: String, port: UInt16) {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        let bytes = parts.compactMap { UInt8($0) }
+        if parts.count == 4, bytes.count == 4 {
+            self.init(ipv4: (bytes[0], bytes[1], bytes[2], bytes[3]), port: port)
+            return
+        }
+        guard let bytes = Self.ipv6Bytes(host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host) else { return nil }
+        self.init(ipv6: bytes, port: port)
+    }
+
+    private static func ipv6Bytes(_ text: String) -> [UInt8]? {
+        // Split once at "::" (the run of zero groups), if there is one.
+        let characters = Array(text)
+        var halves = [text]
+        if let index = characters.indices.dropLast().first(where: { characters[$0] == ":" && characters[$0 + 1] == ":" }) {
+            halves = [String(characters[..<index]), String(characters[(index + 2)...])]
+            guard !halves[1].contains("::") else { return nil }
+        }
+        guard text.contains(":") else { return nil }
+        func groups(_ part: String) -> [UInt16]? {
+            guard !part.isEmpty else { return [] }
+            var result: [UInt16] = []
+            for group in part.split(separator: ":", omittingEmptySubsequences: false) {
+                guard group.count <= 4, let value = UInt16(group, radix: 16) else { return nil }
+                result.append(value)
+            }
+            return result
+        }
+        guard let head = groups(halves[0]), let tail = halves.count == 2 ? groups(halves[1]) : [] else { return nil }
+        let missing = 8 - head.count - tail.count
+        guard head.count + tail.count <= 8, halves.count == 2 ? missing >= 1 : missing == 0 else { return nil }
+        let all = head + [UInt16](repeating: 0, count: halves.count == 2 ? missing : 0) + tail
+        return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+    }
+}

@@ -12,6 +12,9 @@ public struct SFUStatus: Sendable, Codable {
     /// OpenSSL DTLS endpoints and libsrtp2 sessions alive in the process (`dtls`, `srtp`): they
     /// follow the transports, and a soak watches them stay flat.
     public var liveCObjects: [String: Int]?
+    /// Pipes between this SFU's workers and to other SFUs (a pipe carries every meeting its two
+    /// workers share).
+    public var pipes: Int?
 
     public init(workers: Int, ports: [UInt16], meetings: Int, transports: Int, producers: Int = 0, counters: [String: Int]) {
         self.workers = workers; self.ports = ports; self.meetings = meetings; self.transports = transports

@@ -5,6 +5,7 @@ import ParleyMediaAPI
 import ParleySFU
 import ParleyTransport
 import ParleyWire
+import Synchronization
 
 /// Media-plane settings, from `parley serve` flags.
 public struct SFUConfiguration: Sendable {
@@ -18,10 +19,24 @@ public struct SFUConfiguration: Sendable {
     /// Passive ICE-TCP candidates (RFC 6544) on the same port numbers, for clients whose network
     /// blocks UDP.
     public var iceTCP: Bool
+    /// Participants of one meeting on one worker before the meeting spreads to another worker
+    /// (piped to the first), so every core of the box serves one big meeting.
+    public var workerCapacity: Int
 
     public init(udpHost: String = "", udpPort: UInt16 = 40000, announceAddress: String = "127.0.0.1", workers: Int = ProcessInfo.processInfo.activeProcessorCount,
-                iceTCP: Bool = true) {
+                iceTCP: Bool = true, workerCapacity: Int = 100) {
         self.udpHost = udpHost; self.udpPort = udpPort; self.announceAddress = announceAddress; self.workers = max(1, workers); self.iceTCP = iceTCP
+        self.workerCapacity = max(1, workerCapacity)
+    }
+
+    /// Where workers reach each other's sockets (pipes between workers): the bound address, or
+    /// loopback when the sockets take every address.
+    var pipeHost: String {
+        switch udpHost {
+        case "", "0.0.0.0": "127.0.0.1"
+        case "::", "[::]": "::1"
+        default: udpHost
+        }
     }
 }
 
@@ -32,21 +47,48 @@ public final class SFU: Sendable {
     private let continuation: AsyncStream<SFUEvent>.Continuation
     private let logger: Logger
     private let dtlsContext: DTLSContext
+    private let placement: Mutex<WorkerPlacement>
+    /// The pipe keys between each pair of workers (lower index first), made once.
+    private let pipeKeys = Mutex<[Pair: (lower: [UInt8], higher: [UInt8])]>([:])
+    private let pipeHost: String
+
+    struct Pair: Hashable { let lower: Int, higher: Int }
 
     public init(configuration: SFUConfiguration, logger: Logger) throws {
         let (events, continuation) = AsyncStream<SFUEvent>.makeStream()
         self.events = events
         self.continuation = continuation
         self.logger = logger
+        self.pipeHost = configuration.pipeHost
         let context = try DTLSContext(certificate: DTLSCertificate(commonName: "parley-sfu"))
+        let placement = Mutex(WorkerPlacement(workers: configuration.workers, capacity: configuration.workerCapacity))
+        // Filled once the workers exist; a worker's transport closing may end its part of a meeting.
+        let closedTransports = Mutex<(@Sendable (String) -> Void)?>(nil)
         var workers: [Worker] = []
         for index in 0..<configuration.workers {
             let port = configuration.udpPort == 0 ? 0 : configuration.udpPort + UInt16(index)
             workers.append(try Worker(index: index, host: configuration.udpHost, port: port, announceAddress: configuration.announceAddress,
-                                      iceTCP: configuration.iceTCP, dtlsContext: context, logger: logger, events: { continuation.yield($0) }))
+                                      iceTCP: configuration.iceTCP, dtlsContext: context, logger: logger, events: { event in
+                                          if case .transportClosed(_, _, let transportID, _) = event { closedTransports.withLock { $0 }?(transportID) }
+                                          continuation.yield(event)
+                                      }))
         }
         self.workers = workers
         self.dtlsContext = context
+        self.placement = placement
+        closedTransports.withLock { $0 = { [weak self] transportID in self?.transportClosed(transportID) } }
+    }
+
+    /// A transport closed (by its worker, or asked to): when the meeting has nobody left on that
+    /// worker, its pipes between that worker and the others end.
+    private func transportClosed(_ transportID: String) {
+        guard let (meeting, worker) = placement.withLock({ $0.closed(transportID: transportID) }) else { return }
+        let others = placement.withLock { $0.workers(of: meeting) }
+        workers[worker].execute { core, output in core.closePipe(meetingID: meeting, remote: nil, now: MonotonicClock.now(), output: output) }
+        guard let remote = PeerAddress(host: pipeHost, port: workers[worker].port) else { return }
+        for other in others {
+            workers[other].execute { core, output in core.closePipe(meetingID: meeting, remote: remote, now: MonotonicClock.now(), output: output) }
+        }
     }
 
     /// DTLS endpoints (one `SSL` each) of this SFU's transports still alive: 0 once `stop` returns.
@@ -64,50 +106,104 @@ public final class SFU: Sendable {
         continuation.finish()
     }
 
-    /// The worker a meeting lives on: a stable hash of its id, so every transport of a meeting
-    /// shares one loop and one port.
+    /// The worker a meeting starts on: a stable hash of its id. A meeting that outgrows it
+    /// (`workerCapacity`) spreads to others, piped together.
     public func worker(for meetingID: String) -> Worker {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in meetingID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return workers[Int(hash % UInt64(workers.count))]
+        workers[placement.withLock { $0.homeWorker(of: meetingID) }]
+    }
+
+    /// The workers carrying a meeting now (its home worker when it has no transport yet).
+    private func workers(of meetingID: String) -> [Worker] {
+        let indices = placement.withLock { $0.workers(of: meetingID) }
+        return indices.isEmpty ? [worker(for: meetingID)] : indices.map { workers[$0] }
     }
 
     public func negotiate(_ request: NegotiationRequest) async throws -> NegotiationResult {
-        try await worker(for: request.meetingID).submit { (core, _) throws(NegotiationError) in
+        let (index, carriers) = placement.withLock { placement in
+            (placement.worker(meetingID: request.meetingID, participantID: request.participantID, transportID: request.transportID),
+             placement.workers(of: request.meetingID))
+        }
+        if !carriers.isEmpty, !carriers.contains(index) {
+            for other in carriers { try await openPipe(meetingID: request.meetingID, media: request.media, between: index, and: other) }
+        }
+        let result = try await workers[index].submit { (core, _) throws(NegotiationError) in
             try core.negotiate(request, now: MonotonicClock.now())
         }
+        placement.withLock {
+            $0.placed(transportID: result.transportID, meetingID: request.meetingID, participantID: request.participantID, worker: index)
+        }
+        return result
+    }
+
+    /// Joins two workers' parts of a meeting by a pipe over loopback UDP: the same pipe as
+    /// between SFU nodes, its keys made here. Both sides are set up before media flows.
+    private func openPipe(meetingID: String, media: MeetingMediaSettings, between first: Int, and second: Int) async throws {
+        let pair = Pair(lower: min(first, second), higher: max(first, second))
+        let keys = pipeKeys.withLock { keys in
+            if let existing = keys[pair] { return existing }
+            let made = (lower: Self.randomKey(), higher: Self.randomKey())
+            keys[pair] = made
+            return made
+        }
+        for (index, other) in [(pair.lower, pair.higher), (pair.higher, pair.lower)] {
+            guard let remote = PeerAddress(host: pipeHost, port: workers[other].port) else {
+                throw WorkerStartError(description: "no pipe address for worker \(other) (\(pipeHost))")
+            }
+            let (send, receive) = index == pair.lower ? (keys.lower, keys.higher) : (keys.higher, keys.lower)
+            try await workers[index].submit { (core, output) throws(SRTPError) in
+                try core.openPipe(meetingID: meetingID, media: media, remote: remote, sendKey: send, receiveKey: receive, now: MonotonicClock.now(),
+                                  output: output)
+            }
+        }
+        logger.info("meeting spread over workers", metadata: ["meeting": "\(meetingID)", "workers": "\(pair.lower),\(pair.higher)"])
+    }
+
+    private static func randomKey() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<PipeEndpoint.keyLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
     public func closeTransport(meetingID: String, transportID: String, reason: String) {
-        worker(for: meetingID).execute { core, output in
-            core.closeTransport(id: transportID, reason: reason, now: MonotonicClock.now(), output: output)
+        for worker in workers(of: meetingID) {
+            worker.execute { core, output in
+                core.closeTransport(id: transportID, reason: reason, now: MonotonicClock.now(), output: output)
+            }
         }
     }
 
     public func closeParticipant(meetingID: String, participantID: String) {
-        worker(for: meetingID).execute { core, output in
-            core.closeParticipant(meetingID: meetingID, participantID: participantID, now: MonotonicClock.now(), output: output)
+        for worker in workers(of: meetingID) {
+            worker.execute { core, output in
+                core.closeParticipant(meetingID: meetingID, participantID: participantID, now: MonotonicClock.now(), output: output)
+            }
         }
     }
 
-    /// Host controls, enforced where the media flows: what this participant sends of these kinds is dropped.
+    /// Host controls, enforced where the media flows: what this participant sends of these kinds
+    /// is dropped (on every worker, so a worker the meeting spreads to later knows it too).
     public func setBlockedMedia(meetingID: String, participantID: String, blocked: Set<BlockedMedia>) {
-        worker(for: meetingID).execute { core, _ in
-            core.setBlockedMedia(meetingID: meetingID, participantID: participantID, blocked: blocked)
+        for worker in workers {
+            worker.execute { core, _ in
+                core.setBlockedMedia(meetingID: meetingID, participantID: participantID, blocked: blocked)
+            }
         }
     }
 
     /// A subscriber's tile sizes by receiving mid (simulcast layer choice).
     public func setViewport(meetingID: String, participantID: String, sizes: [String: VideoSize]) {
-        worker(for: meetingID).execute { core, _ in
-            core.setViewport(meetingID: meetingID, participantID: participantID, sizes: sizes, now: MonotonicClock.now())
+        for worker in workers(of: meetingID) {
+            worker.execute { core, _ in
+                core.setViewport(meetingID: meetingID, participantID: participantID, sizes: sizes, now: MonotonicClock.now())
+            }
         }
     }
 
     /// A subscriber's gallery page: the videos its slots carry.
     public func selectVideos(meetingID: String, participantID: String, sources: [VideoSource]) {
-        worker(for: meetingID).execute { core, _ in
-            core.selectVideos(meetingID: meetingID, participantID: participantID, sources: sources, now: MonotonicClock.now())
+        for worker in workers(of: meetingID) {
+            worker.execute { core, _ in
+                core.selectVideos(meetingID: meetingID, participantID: participantID, sources: sources, now: MonotonicClock.now())
+            }
         }
     }
 
@@ -123,17 +219,18 @@ public final class SFU: Sendable {
     }
 
     public func status() async -> SFUStatus {
-        var meetingIDs: [String] = [], transports = 0, producers = 0
+        var meetingIDs = Set<String>(), transports = 0, producers = 0, pipes = 0
         var counters = PacketCounters()
         for worker in workers {
-            let (m, t, p, c) = (try? await worker.submit { (core, _) throws(Never) in
-                (core.meetingIDs, core.transportCount, core.producerCount, core.counters)
-            }) ?? ([], 0, 0, PacketCounters())
-            meetingIDs += m; transports += t; producers += p; counters = counters + c
+            let (m, t, p, c, n) = (try? await worker.submit { (core, _) throws(Never) in
+                (core.meetingIDs, core.transportCount, core.producerCount, core.counters, core.pipeCount)
+            }) ?? ([], 0, 0, PacketCounters(), 0)
+            meetingIDs.formUnion(m); transports += t; producers += p; counters = counters + c; pipes += n
         }
         var status = SFUStatus(workers: workers.count, ports: workers.map(\.port), meetings: meetingIDs.count, transports: transports,
                                producers: producers, counters: counters.dictionary)
         status.meetingIDs = meetingIDs.sorted()
+        status.pipes = pipes
         status.liveCObjects = ["dtls": LiveCObjects.dtls, "srtp": LiveCObjects.srtp]
         return status
     }

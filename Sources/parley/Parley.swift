@@ -103,14 +103,18 @@ struct MediaPlaneOptions: ParsableArguments {
     @Flag(help: "No passive ICE-TCP candidates (by default each worker also listens on TCP, same port, for clients whose network blocks UDP).")
     var noIceTcp = false
 
+    @Option(help: "Participants of one meeting on one worker before the meeting spreads to another worker, piped to the first (1-100000).")
+    var workerCapacity = 100
+
     func validate() throws {
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1-256") }
+        guard (1...100_000).contains(workerCapacity) else { throw ValidationError("--worker-capacity must be 1-100000") }
         guard !announceIp.isEmpty else { throw ValidationError("--announce-ip must not be empty") }
     }
 
     var configuration: SFUConfiguration {
         SFUConfiguration(udpHost: udpHost, udpPort: udpPort, announceAddress: announceIp, workers: workers ?? SFUConfiguration().workers,
-                         iceTCP: !noIceTcp)
+                         iceTCP: !noIceTcp, workerCapacity: workerCapacity)
     }
 }
 
