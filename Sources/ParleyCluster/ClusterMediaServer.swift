@@ -106,34 +106,43 @@ public final class ClusterMediaServer: MediaServer {
     // MARK: MediaServer
 
     public func negotiate(_ request: NegotiationRequest) async throws -> NegotiationResult {
-        let node: SFUNode
-        if let transportID = request.transportID, let known = state.withLock({ state in state.transports[transportID].flatMap { state.nodes[$0.node] } }) {
-            node = known
-        } else {
-            // A new transport, or one another signaling node made (its client reconnected here):
-            // the meeting's SFU has it if anyone does.
-            node = try await assign(request.meetingID)
-            state.withLock { $0.nodes[node.id] = node }
+        var excluded: Set<String> = []
+        while true {
+            let node: SFUNode
+            if let transportID = request.transportID, let known = state.withLock({ state in state.transports[transportID].flatMap { state.nodes[$0.node] } }) {
+                node = known
+            } else {
+                // A new transport, or one another signaling node made (its client reconnected here):
+                // the meeting's SFUs have it if anyone does; else the least loaded of them.
+                node = try await place(request.meetingID, excluding: excluded)
+                state.withLock { $0.nodes[node.id] = node }
+            }
+            let (data, status) = try await call(node, "negotiate", body: NegotiationMessage(request))
+            if status == 410, let transportID = request.transportID { throw NegotiationError.unknownTransport(transportID) }
+            if status == 503, request.transportID == nil, excluded.count < 8 {
+                // Full (its heartbeat was older than its last joins): the meeting goes on elsewhere.
+                logger.info("SFU full: placing again", metadata: ["sfu": "\(node.id)", "meeting": "\(request.meetingID)"])
+                excluded.insert(node.id)
+                continue
+            }
+            guard status == 200 else {
+                let reason = (try? JSONDecoder().decode([String: String].self, from: data))?["message"] ?? "status \(status)"
+                throw NegotiationError.failed(reason)
+            }
+            let result = try JSONDecoder().decode(NegotiationResult.self, from: data)
+            state.withLock {
+                $0.transports[result.transportID] = Transport(meetingID: request.meetingID, participantID: request.participantID, node: node.id)
+            }
+            return result
         }
-        let (data, status) = try await call(node, "negotiate", body: NegotiationMessage(request))
-        if status == 410, let transportID = request.transportID { throw NegotiationError.unknownTransport(transportID) }
-        guard status == 200 else {
-            let reason = (try? JSONDecoder().decode([String: String].self, from: data))?["message"] ?? "status \(status)"
-            throw NegotiationError.failed(reason)
-        }
-        let result = try JSONDecoder().decode(NegotiationResult.self, from: data)
-        state.withLock {
-            $0.transports[result.transportID] = Transport(meetingID: request.meetingID, participantID: request.participantID, node: node.id)
-        }
-        return result
     }
 
-    /// The meeting's SFU; when none is alive, tries again for one heartbeat TTL (SFUs starting,
-    /// or Redis refilling after it lost its data) before giving up.
-    private func assign(_ meeting: String) async throws -> SFUNode {
+    /// The SFU for a meeting's newcomer; when none is alive, tries again for one heartbeat TTL
+    /// (SFUs starting, or Redis refilling after it lost its data) before giving up.
+    private func place(_ meeting: String, excluding: Set<String>) async throws -> SFUNode {
         let deadline = ContinuousClock.now + RoomService.heartbeatTTL
         while true {
-            do { return try await rooms.assign(meeting: meeting) } catch {
+            do { return try await rooms.place(meeting: meeting, excluding: excluding) } catch {
                 guard ContinuousClock.now < deadline, case .unavailable = error else { throw NegotiationError.failed("no media server: \(error)") }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -151,7 +160,8 @@ public final class ClusterMediaServer: MediaServer {
     }
 
     public func closeTransport(meetingID: String, transportID: String, reason: String) {
-        fireAndForget(meetingID: meetingID, "close-transport", body: ["meetingID": meetingID, "transportID": transportID, "reason": reason])
+        let node = state.withLock { $0.transports[transportID]?.node }
+        fireAndForget(meetingID: meetingID, "close-transport", body: ["meetingID": meetingID, "transportID": transportID, "reason": reason], only: node)
     }
 
     public func closeParticipant(meetingID: String, participantID: String) {
@@ -196,19 +206,29 @@ public final class ClusterMediaServer: MediaServer {
             total.meetings += status.meetings
             total.transports += status.transports
             total.producers += status.producers
+            total.pipes = (total.pipes ?? 0) + (status.pipes ?? 0)
             total.counters.merge(status.counters, uniquingKeysWith: +)
         }
         return total
     }
 
-    private func fireAndForget(meetingID: String, _ path: String, body: some Encodable & Sendable) {
+    /// A control call to the SFUs of a meeting (the participant it names may be on any of them),
+    /// or to `only` that one.
+    private func fireAndForget(meetingID: String, _ path: String, body: some Encodable & Sendable, only: String? = nil) {
         Task {
-            guard let id = try? await rooms.current(meeting: meetingID) else { return }
-            var node = state.withLock { $0.nodes[id] }
-            if node == nil { node = (try? await rooms.liveNodes())?.first { $0.id == id } }
-            guard let node else { return }
-            do { _ = try await call(node, path, body: body) } catch {
-                logger.warning("SFU control call failed", metadata: ["sfu": "\(id)", "call": "\(path)", "error": "\(error)"])
+            var ids: Set<String>
+            if let only {
+                ids = [only]
+            } else {
+                ids = Set((try? await rooms.members(of: meetingID)) ?? [])
+                if let primary = try? await rooms.current(meeting: meetingID) { ids.insert(primary) }
+            }
+            var nodes = state.withLock { state in ids.compactMap { state.nodes[$0] } }
+            if nodes.count < ids.count { nodes = ((try? await rooms.liveNodes()) ?? []).filter { ids.contains($0.id) } }
+            for node in nodes {
+                do { _ = try await call(node, path, body: body) } catch {
+                    logger.warning("SFU control call failed", metadata: ["sfu": "\(node.id)", "call": "\(path)", "error": "\(error)"])
+                }
             }
         }
     }

@@ -18,6 +18,8 @@ public final class RoomService: Sendable {
     public init(redis: RedisClient) { self.redis = redis }
 
     static func meetingKey(_ id: String) -> String { "meeting:\(id):sfu" }
+    /// Every SFU carrying a meeting (the primary and those it spread to), a Redis set.
+    static func membersKey(_ id: String) -> String { "meeting:\(id):sfus" }
     static func loadKey(_ id: String) -> String { "sfu:\(id):meetings" }
 
     var nodes: NodeRegistry { NodeRegistry(redis: redis, kind: "sfu") }
@@ -31,6 +33,7 @@ public final class RoomService: Sendable {
         let wasAlive = try await nodes.heartbeat(node.id, value: String(decoding: (try? JSONEncoder().encode(node)) ?? Data(), as: UTF8.self))
         guard !wasAlive, !meetings.isEmpty else { return }
         let claims = try await redis.pipeline(meetings.map { ["SET", Self.meetingKey($0), node.id, "NX"] })
+        _ = try await redis.pipeline(meetings.map { ["SADD", Self.membersKey($0), node.id] })
         let claimed = claims.filter { $0 == .simpleString("OK") }.count
         if claimed > 0 { _ = try await redis.send(["INCRBY", Self.loadKey(node.id), String(claimed)]) }
     }
@@ -73,10 +76,62 @@ public final class RoomService: Sendable {
         return node
     }
 
-    /// The meeting ended: its SFU carries one meeting less.
+    /// The meeting ended: its SFUs carry one meeting less.
     public func release(meeting: String) async throws(RedisError) {
+        let members = try await members(of: meeting)
         guard let current = try await redis.get(Self.meetingKey(meeting)) else { return }
-        _ = try await redis.pipeline([["DEL", Self.meetingKey(meeting)], ["DECR", Self.loadKey(current)]])
+        _ = try await redis.pipeline([["DEL", Self.meetingKey(meeting)], ["DEL", Self.membersKey(meeting)]]
+                                     + Set(members + [current]).map { ["DECR", Self.loadKey($0)] })
+    }
+
+    /// The SFUs a meeting is on (alive or not).
+    public func members(of meeting: String) async throws(RedisError) -> [String] {
+        try await redis.send(["SMEMBERS", Self.membersKey(meeting)]).array?.compactMap(\.string) ?? []
+    }
+
+    /// An SFU carries a meeting (it spread there, or took it back after Redis lost its data).
+    public func join(meeting: String, node: String) async throws(RedisError) {
+        let added = try await redis.send(["SADD", Self.membersKey(meeting), node]).int ?? 0
+        if added > 0, try await redis.get(Self.meetingKey(meeting)) != node { _ = try await redis.send(["INCR", Self.loadKey(node)]) }
+    }
+
+    /// An SFU no longer carries a meeting (nobody of it is left there).
+    public func leave(meeting: String, node: String) async throws(RedisError) {
+        let removed = try await redis.send(["SREM", Self.membersKey(meeting), node]).int ?? 0
+        if removed > 0, try await redis.get(Self.meetingKey(meeting)) != node { _ = try await redis.send(["DECR", Self.loadKey(node)]) }
+    }
+
+    /// Where a meeting's next participant goes (cascading): the least loaded live SFU of the
+    /// meeting's set that is not full (the primary first when they are equal); when they are all
+    /// full, another SFU joins the set (the least loaded of the ring's candidates), so the meeting
+    /// grows past one SFU instead of refusing the newcomer. `excluding`: SFUs that answered full
+    /// (their heartbeat is up to one interval old).
+    public func place(meeting: String, excluding: Set<String> = []) async throws(RedisError) -> SFUNode {
+        let live = try await liveNodes()
+        let liveIDs = Set(live.map(\.id))
+        let known = try await members(of: meeting)
+        let current = try await redis.get(Self.meetingKey(meeting))
+        var primary: String
+        if let current, liveIDs.contains(current) {
+            primary = current
+        } else if let survivor = live.filter({ known.contains($0.id) }).min(by: { Self.rank($0, primary: "") < Self.rank($1, primary: "") }) {
+            // The primary died: a live member of the set takes over, not a stranger to the meeting.
+            let winner = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), survivor.id, current ?? ""]).string
+            primary = winner ?? survivor.id
+        } else {
+            primary = try await assign(meeting: meeting).id
+        }
+        if !known.contains(primary) { _ = try await redis.send(["SADD", Self.membersKey(meeting), primary]) }
+        let members = Set(known + [primary])
+        let open = live.filter { members.contains($0.id) && !$0.isFull && !excluding.contains($0.id) }
+        if let best = open.min(by: { Self.rank($0, primary: primary) < Self.rank($1, primary: primary) }) { return best }
+        let spill = try await choose(for: meeting, among: live.filter { !members.contains($0.id) && !excluding.contains($0.id) })
+        try await join(meeting: meeting, node: spill.id)
+        return spill
+    }
+
+    private static func rank(_ node: SFUNode, primary: String) -> (Double, Int, String) {
+        (Double(node.participants) / Double(max(1, node.capacity)), node.id == primary ? 0 : 1, node.id)
     }
 
     /// The SFU currently named for a meeting (alive or not).

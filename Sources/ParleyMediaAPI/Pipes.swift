@@ -51,10 +51,17 @@ public struct PipeAnswer: Sendable, Codable, Equatable {
     public init(endpoint: PipeEndpoint) { self.endpoint = endpoint }
 }
 
+/// Where a pipe goes: another worker of the same SFU, or another SFU node.
+public enum PipeReach: String, Sendable, Codable, Equatable {
+    case sameSFU = "worker"
+    case otherSFU = "sfu"
+}
+
 /// One pipe of a worker, for operators: where it goes, what crosses it.
 public struct PipeStatus: Sendable, Codable, Equatable {
     /// The far worker, "address:port".
     public var remote: String
+    public var reach: PipeReach
     /// The meetings it carries (a pipe between two workers carries every meeting they share).
     public var meetings: [String]
     public var packetsSent: Int
@@ -63,8 +70,9 @@ public struct PipeStatus: Sendable, Codable, Equatable {
     public var lossPercent: Double
     public var streams: [PipeStreamStatus]
 
-    public init(remote: String, meetings: [String], packetsSent: Int, packetsReceived: Int, lossPercent: Double, streams: [PipeStreamStatus]) {
-        self.remote = remote; self.meetings = meetings; self.packetsSent = packetsSent; self.packetsReceived = packetsReceived
+    public init(remote: String, reach: PipeReach, meetings: [String], packetsSent: Int, packetsReceived: Int, lossPercent: Double,
+                streams: [PipeStreamStatus]) {
+        self.remote = remote; self.reach = reach; self.meetings = meetings; self.packetsSent = packetsSent; self.packetsReceived = packetsReceived
         self.lossPercent = lossPercent; self.streams = streams
     }
 }

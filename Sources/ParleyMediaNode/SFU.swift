@@ -40,6 +40,11 @@ public struct SFUConfiguration: Sendable {
     }
 }
 
+/// A pipe between SFUs that cannot be set up as asked.
+public struct PipeSetupError: Error, CustomStringConvertible {
+    public var description: String
+}
+
 /// The SFU role: its workers, which meeting lives on which worker, and the events they report.
 public final class SFU: Sendable {
     public let workers: [Worker]
@@ -80,13 +85,22 @@ public final class SFU: Sendable {
     }
 
     /// A transport closed (by its worker, or asked to): when the meeting has nobody left on that
-    /// worker, its pipes between that worker and the others end.
+    /// worker, its pipes between that worker and the others end. The meeting's home worker is its
+    /// hub (it relays between sibling workers and other SFUs): it keeps its pipes until the
+    /// meeting has left every worker.
     private func transportClosed(_ transportID: String) {
         guard let (meeting, worker) = placement.withLock({ $0.closed(transportID: transportID) }) else { return }
-        let others = placement.withLock { $0.workers(of: meeting) }
+        let (others, home) = placement.withLock { ($0.workers(of: meeting), $0.homeWorker(of: meeting)) }
+        if others.isEmpty {
+            for index in Set([worker, home]) {
+                workers[index].execute { core, output in core.closePipe(meetingID: meeting, remote: nil, now: MonotonicClock.now(), output: output) }
+            }
+            return
+        }
+        guard worker != home else { return }
         workers[worker].execute { core, output in core.closePipe(meetingID: meeting, remote: nil, now: MonotonicClock.now(), output: output) }
         guard let remote = PeerAddress(host: pipeHost, port: workers[worker].port) else { return }
-        for other in others {
+        for other in Set(others + [home]) {
             workers[other].execute { core, output in core.closePipe(meetingID: meeting, remote: remote, now: MonotonicClock.now(), output: output) }
         }
     }
@@ -124,7 +138,11 @@ public final class SFU: Sendable {
              placement.workers(of: request.meetingID))
         }
         if !carriers.isEmpty, !carriers.contains(index) {
-            for other in carriers { try await openPipe(meetingID: request.meetingID, media: request.media, between: index, and: other) }
+            // A new worker for the meeting: piped to every worker carrying it, and to its hub.
+            let home = placement.withLock { $0.homeWorker(of: request.meetingID) }
+            for other in Set(carriers + [home]) where other != index {
+                try await openPipe(meetingID: request.meetingID, media: request.media, between: index, and: other)
+            }
         }
         let result = try await workers[index].submit { (core, _) throws(NegotiationError) in
             try core.negotiate(request, now: MonotonicClock.now())
@@ -145,17 +163,89 @@ public final class SFU: Sendable {
             keys[pair] = made
             return made
         }
+        let home = placement.withLock { $0.homeWorker(of: meetingID) }
         for (index, other) in [(pair.lower, pair.higher), (pair.higher, pair.lower)] {
             guard let remote = PeerAddress(host: pipeHost, port: workers[other].port) else {
                 throw WorkerStartError(description: "no pipe address for worker \(other) (\(pipeHost))")
             }
             let (send, receive) = index == pair.lower ? (keys.lower, keys.higher) : (keys.higher, keys.lower)
             try await workers[index].submit { (core, output) throws(SRTPError) in
-                try core.openPipe(meetingID: meetingID, media: media, remote: remote, sendKey: send, receiveKey: receive, now: MonotonicClock.now(),
-                                  output: output)
+                try core.openPipe(meetingID: meetingID, media: media, remote: remote, reach: .sameSFU, relays: index == home, sendKey: send,
+                                  receiveKey: receive, now: MonotonicClock.now(), output: output)
             }
         }
         logger.info("meeting spread over workers", metadata: ["meeting": "\(meetingID)", "workers": "\(pair.lower),\(pair.higher)"])
+    }
+
+    // MARK: Pipes to other SFU nodes (each SFU's end is the meeting's home worker, its hub)
+
+    /// Meetings with a transport on this SFU now.
+    public var carriedMeetings: Set<String> { placement.withLock { Set($0.transports.values.map(\.meeting)) } }
+
+    /// Transports on this SFU now (what its capacity counts).
+    public var transportCount: Int { placement.withLock { $0.transports.count } }
+
+    /// The port of a meeting's hub worker on an SFU with `workers` workers (the same hash as here).
+    public static func hubPort(of meetingID: String, ports: [Int]) -> Int? {
+        guard !ports.isEmpty else { return nil }
+        return ports[WorkerPlacement(workers: ports.count, capacity: 1).homeWorker(of: meetingID)]
+    }
+
+    /// The far end's offer of a pipe for a meeting (`POST /control/pipes`): this SFU's end is
+    /// made on the meeting's hub worker, reusing the pipe to that worker if the keys match.
+    public func acceptPipe(_ offer: PipeOffer, address: String) async throws -> PipeAnswer {
+        guard let receive = offer.from.keyBytes else { throw PipeSetupError(description: "the pipe key is not base64 of \(PipeEndpoint.keyLength) bytes") }
+        guard let remote = PeerAddress(host: offer.from.address, port: offer.from.port) else {
+            throw PipeSetupError(description: "the pipe address \(offer.from.address.prefix(64)) is not a numeric IP address")
+        }
+        let hub = worker(for: offer.meetingID)
+        let send = try await hub.submit { (core, output) throws(SRTPError) -> [UInt8] in
+            let existing = core.pipeKeys(to: remote)
+            let send = existing.flatMap { $0.receive == receive ? $0.send : nil } ?? Self.randomKey()
+            try core.openPipe(meetingID: offer.meetingID, media: offer.media, remote: remote, reach: .otherSFU, relays: true, sendKey: send,
+                              receiveKey: receive, now: MonotonicClock.now(), output: output)
+            return send
+        }
+        logger.info("pipe accepted", metadata: ["meeting": "\(offer.meetingID)", "from": "\(offer.fromNode)", "remote": "\(remote)"])
+        return PipeAnswer(endpoint: PipeEndpoint(address: address, port: hub.port, key: Data(send).base64EncodedString()))
+    }
+
+    /// This SFU's offer of a pipe for a meeting to the worker at `remote` (the key of the pipe
+    /// there is, or a new one), and, with the far end's answer, the pipe itself.
+    public func pipeOffer(meetingID: String, media: MeetingMediaSettings, to remote: PeerAddress, address: String, node: String) async -> PipeOffer {
+        let hub = worker(for: meetingID)
+        let existing = try? await hub.submit { (core, _) throws(Never) in core.pipeKeys(to: remote)?.send }
+        let key = (existing ?? nil) ?? Self.randomKey()
+        return PipeOffer(meetingID: meetingID, media: media, from: PipeEndpoint(address: address, port: hub.port, key: Data(key).base64EncodedString()),
+                         fromNode: node)
+    }
+
+    public func connectPipe(_ offer: PipeOffer, answer: PipeAnswer) async throws {
+        guard let send = offer.from.keyBytes, let receive = answer.endpoint.keyBytes,
+              let remote = PeerAddress(host: answer.endpoint.address, port: answer.endpoint.port) else {
+            throw PipeSetupError(description: "the pipe answer has no usable address or key")
+        }
+        try await worker(for: offer.meetingID).submit { (core, output) throws(SRTPError) in
+            try core.openPipe(meetingID: offer.meetingID, media: offer.media, remote: remote, reach: .otherSFU, relays: true, sendKey: send,
+                              receiveKey: receive, now: MonotonicClock.now(), output: output)
+        }
+    }
+
+    /// The other SFUs' workers a meeting is piped to from here.
+    public func sfuPipes(of meetingID: String) async -> [PeerAddress] {
+        let remotes = try? await worker(for: meetingID).submit { (core, _) throws(Never) in
+            core.pipeRemotes(reach: .otherSFU).filter { $0.value.contains(meetingID) }.map(\.key)
+        }
+        return remotes ?? []
+    }
+
+    /// Ends a meeting's pipe to another SFU's worker (nil: to every one).
+    public func closeSFUPipe(meetingID: String, remote: PeerAddress?) {
+        worker(for: meetingID).execute { core, output in
+            for (address, meetings) in core.pipeRemotes(reach: .otherSFU) where meetings.contains(meetingID) && (remote == nil || remote == address) {
+                core.closePipe(meetingID: meetingID, remote: address, now: MonotonicClock.now(), output: output)
+            }
+        }
     }
 
     private static func randomKey() -> [UInt8] {

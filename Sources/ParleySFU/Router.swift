@@ -31,9 +31,6 @@ final class Router {
 
     var isEmpty: Bool { transports.isEmpty && pipeLinks.isEmpty }
 
-    /// Producers of this worker's own publishers (not piped copies): what pipes carry onwards.
-    var localProducers: [Producer] { producers.filter { !$0.origin.isPipe } }
-
     /// A participant's number in this meeting (the same for each of its transports).
     func owner(of participantID: String) -> Int {
         if let owner = owners[participantID] { return owner }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Hummingbird
 import Logging
 import NIOCore
@@ -6,6 +9,7 @@ import ParleyCluster
 import ParleyMediaAPI
 import ParleyRedis
 import ParleyMediaNode
+import ParleyBase
 import ServiceLifecycle
 import UnixSignals
 
@@ -57,6 +61,8 @@ public struct SFUNodeServer: Sendable {
                               }, logger: logger)
         let events = Task { await publishEvents() }
         defer { events.cancel() }
+        let cascade = Task { await runCascade() }
+        defer { cascade.cancel() }
         let serviceGroup = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await serviceGroup.run()
         try? await rooms.leave(configuration.nodeID)
@@ -79,6 +85,67 @@ public struct SFUNodeServer: Sendable {
                 do { try await rooms.heartbeat(node, meetings: status.meetingIDs ?? []) } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
                 try? await Task.sleep(for: RoomService.heartbeatInterval)
             }
+        }
+    }
+
+    /// Cascading: for each meeting with participants here, a pipe to every other live SFU of the
+    /// meeting's set (a mesh; the lower node id offers, through the other's control API), and none
+    /// to SFUs gone or no longer in the set. Reconciled every heartbeat interval, so pipes form
+    /// again by themselves after an SFU dies or Redis loses its data.
+    private func runCascade() async {
+        let me = configuration.nodeID
+        var carried: Set<String> = []
+        let session = URLSession(configuration: .ephemeral)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: RoomService.heartbeatInterval)
+            let now = sfu.carriedMeetings
+            for meeting in carried.subtracting(now) {
+                sfu.closeSFUPipe(meetingID: meeting, remote: nil)
+                try? await rooms.leave(meeting: meeting, node: me)
+            }
+            carried = now
+            guard !now.isEmpty, let live = try? await rooms.liveNodes() else { continue }
+            for meeting in now {
+                guard let members = try? await rooms.members(of: meeting) else { continue }
+                if !members.contains(me) { try? await rooms.join(meeting: meeting, node: me) }
+                let peers = live.filter { $0.id != me && members.contains($0.id) }
+                var wanted: [PeerAddress: SFUNode] = [:]
+                for peer in peers {
+                    guard let port = SFU.hubPort(of: meeting, ports: peer.ports), let address = PeerAddress(host: peer.announceAddress, port: UInt16(port))
+                    else { continue }
+                    wanted[address] = peer
+                }
+                let existing = Set(await sfu.sfuPipes(of: meeting))
+                for remote in existing where wanted[remote] == nil {
+                    logger.info("pipe ends: the far SFU left the meeting or died", metadata: ["meeting": "\(meeting)", "remote": "\(remote)"])
+                    sfu.closeSFUPipe(meetingID: meeting, remote: remote)
+                }
+                for (remote, peer) in wanted where !existing.contains(remote) && me < peer.id {
+                    await offerPipe(meeting: meeting, to: peer, remote: remote, session: session)
+                }
+            }
+        }
+    }
+
+    private func offerPipe(meeting: String, to peer: SFUNode, remote: PeerAddress, session: URLSession) async {
+        let offer = await sfu.pipeOffer(meetingID: meeting, media: .defaults, to: remote, address: configuration.sfu.announceAddress,
+                                        node: configuration.nodeID)
+        do {
+            guard let url = URL(string: "\(peer.controlURL)/control/pipes") else { return }
+            var request = URLRequest(url: url)
+            request.httpMethod = "POST"
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            if let token = configuration.controlToken { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            request.httpBody = try JSONEncoder().encode(offer)
+            let (data, response) = try await session.data(for: request)
+            guard (response as? HTTPURLResponse)?.statusCode == 200 else {
+                logger.warning("pipe offer refused", metadata: ["peer": "\(peer.id)", "answer": "\(String(decoding: data.prefix(200), as: UTF8.self))"])
+                return
+            }
+            try await sfu.connectPipe(offer, answer: try JSONDecoder().decode(PipeAnswer.self, from: data))
+            logger.info("pipe to SFU", metadata: ["meeting": "\(meeting)", "peer": "\(peer.id)", "remote": "\(remote)"])
+        } catch {
+            logger.warning("pipe offer failed", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
         }
     }
 
@@ -109,7 +176,14 @@ public struct SFUNodeServer: Sendable {
         control.post("negotiate") { request, context -> Response in
             let message = try await request.decode(as: NegotiationMessage.self, context: context)
             do {
-                let result = try await sfu.negotiate(try message.request())
+                let negotiation = try message.request()
+                // Capacity is enforced here, not only in heartbeats (up to one interval old): a
+                // newcomer beyond it is placed on another SFU of the meeting by the signaling node.
+                if negotiation.transportID == nil, sfu.transportCount >= configuration.capacity {
+                    return jsonResponse(["error": "sfu-full", "message": "this SFU carries \(configuration.capacity) participants, its capacity"],
+                                        status: .serviceUnavailable)
+                }
+                let result = try await sfu.negotiate(negotiation)
                 return jsonResponse(result)
             } catch NegotiationError.unknownTransport(let id) {
                 // Gone: the signaling node tells its client to start a new peer connection.
@@ -142,6 +216,14 @@ public struct SFUNodeServer: Sendable {
             let body = try await request.decode(as: SelectVideos.self, context: context)
             sfu.selectVideos(meetingID: body.meetingID, participantID: body.participantID, sources: Array(body.sources.prefix(MeetingMediaSettings.videoSlotsRange.upperBound)))
             return Response(status: .noContent)
+        }
+        control.post("pipes") { request, context -> Response in
+            let offer = try await request.decode(as: PipeOffer.self, context: context)
+            do {
+                return jsonResponse(try await sfu.acceptPipe(offer, address: configuration.sfu.announceAddress))
+            } catch let error as PipeSetupError {
+                return jsonResponse(["error": "bad-pipe", "message": error.description], status: .badRequest)
+            }
         }
         control.get("status") { _, _ -> Response in jsonResponse(await sfu.status()) }
         control.get("meetings/{meeting}") { _, context -> Response in

@@ -9,6 +9,10 @@ import ParleyWire
 final class PipeLink {
     unowned let trunk: PipeTrunk
     unowned let router: Router
+    /// Also carries the piped copies that came over pipes of the other reach (this worker is
+    /// its SFU's hub for the meeting: what came from other SFUs goes on to its sibling workers,
+    /// and what came from its siblings goes on to other SFUs). Never back the way they came.
+    let relays: Bool
     /// Sinks of this side's producers, by producer id.
     private(set) var sinks: [String: PipeSink] = [:]
     /// The far side's producers, by id, and when each was last announced.
@@ -22,9 +26,20 @@ final class PipeLink {
     /// A piped producer not announced for this long is gone (its withdrawal was lost).
     static let announcementLifetime: Nanoseconds = 6_000_000_000
 
-    init(trunk: PipeTrunk, router: Router) {
+    init(trunk: PipeTrunk, router: Router, relays: Bool) {
         self.trunk = trunk
         self.router = router
+        self.relays = relays
+    }
+
+    /// The producers this link carries across: this worker's own, and relayed copies.
+    private var carried: [Producer] {
+        router.producers.filter { producer in
+            switch producer.origin {
+            case .publisher: true
+            case .pipe(let origin): relays && origin.object.trunk.reach != trunk.reach
+            }
+        }
     }
 
     var meetingID: String { router.meetingID }
@@ -83,7 +98,7 @@ final class PipeLink {
 
     /// Sinks for local producers that have none (and announcements), withdrawals for those gone.
     private func syncSinks(messages: inout [PipeMessage]) {
-        let local = router.localProducers
+        let local = carried
         for producer in local where sinks[producer.id] == nil && !producer.closed {
             let sink = PipeSink(producer: producer, link: self)
             sinks[producer.id] = sink

@@ -11,6 +11,7 @@ import ParleyWire
 /// fails SRTP is counted and dropped.
 final class PipeTrunk {
     let remote: PeerAddress
+    let reach: PipeReach
     let sendKey: [UInt8]
     let receiveKey: [UInt8]
     private let outbound: SRTPSession
@@ -27,9 +28,10 @@ final class PipeTrunk {
     private(set) var remoteLoss = 0.0
     private var nextReportAt: Nanoseconds = 0
 
-    init(remote: PeerAddress, sendKey: [UInt8], receiveKey: [UInt8]) throws(SRTPError) {
+    init(remote: PeerAddress, reach: PipeReach, sendKey: [UInt8], receiveKey: [UInt8]) throws(SRTPError) {
         precondition(sendKey.count == PipeEndpoint.keyLength && receiveKey.count == PipeEndpoint.keyLength)
         self.remote = remote
+        self.reach = reach
         self.sendKey = sendKey
         self.receiveKey = receiveKey
         outbound = try SRTPSession(profile: .aeadAES128GCM, key: Array(sendKey[0..<16]), salt: Array(sendKey[16...]), direction: .outbound)
@@ -193,7 +195,7 @@ final class PipeTrunk {
     }
 
     func status() -> PipeStatus {
-        PipeStatus(remote: "\(remote)", meetings: links.keys.sorted(), packetsSent: packetsSent, packetsReceived: packetsReceived,
+        PipeStatus(remote: "\(remote)", reach: reach, meetings: links.keys.sorted(), packetsSent: packetsSent, packetsReceived: packetsReceived,
                    lossPercent: remoteLoss * 100, streams: links.keys.sorted().flatMap { links[$0]!.status() })
     }
 }

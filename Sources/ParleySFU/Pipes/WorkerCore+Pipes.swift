@@ -7,34 +7,38 @@ extension WorkerCore {
     /// Carries a meeting on the pipe to the worker at `remote`: the pipe is made now, or the one
     /// there is taken when its keys are the same. Keys that differ mean the far side started
     /// again: the old pipe ends, and its meetings move to the new one.
-    public func openPipe(meetingID: String, media: MeetingMediaSettings, remote: PeerAddress, sendKey: [UInt8], receiveKey: [UInt8],
-                         now: Nanoseconds, output: any DatagramOutput) throws(SRTPError) {
+    /// `relays`: this worker is its SFU's hub for the meeting (see `PipeLink.relays`).
+    public func openPipe(meetingID: String, media: MeetingMediaSettings, remote: PeerAddress, reach: PipeReach = .sameSFU, relays: Bool = false,
+                         sendKey: [UInt8], receiveKey: [UInt8], now: Nanoseconds, output: any DatagramOutput) throws(SRTPError) {
         assertOnOwnerThread()
-        var meetings = [meetingID]
+        var meetings = [(meetingID, relays)]
         if let existing = pipes[remote], existing.sendKey != sendKey || existing.receiveKey != receiveKey {
-            meetings += existing.links.keys.filter { $0 != meetingID }
+            meetings += existing.links.values.filter { $0.meetingID != meetingID }.map { ($0.meetingID, $0.relays) }
             closeTrunk(existing, now: now, output: output)
         }
         let trunk: PipeTrunk
         if let existing = pipes[remote] {
             trunk = existing
         } else {
-            trunk = try PipeTrunk(remote: remote, sendKey: sendKey, receiveKey: receiveKey)
+            trunk = try PipeTrunk(remote: remote, reach: reach, sendKey: sendKey, receiveKey: receiveKey)
             pipes[remote] = trunk
         }
-        for meeting in meetings where trunk.link(for: meeting) == nil {
+        for (meeting, relays) in meetings where trunk.link(for: meeting) == nil {
+            // A meeting new to this worker starts with the pipe's settings; one with participants
+            // keeps what their negotiations said.
             let router = routers[meeting] ?? Router(meetingID: meeting, media: media)
             routers[meeting] = router
-            if meeting == meetingID { router.update(media: media) }
-            let link = PipeLink(trunk: trunk, router: router)
+            let link = PipeLink(trunk: trunk, router: router, relays: relays)
             trunk.addLink(link)
             router.pipeLinks.append(link)
         }
     }
 
-    /// The key this worker sends with on its pipe to `remote`, if there is one (so a second
-    /// meeting offered across reuses the pipe).
-    public func pipeSendKey(to remote: PeerAddress) -> [UInt8]? { pipes[remote]?.sendKey }
+    /// The keys of this worker's pipe to `remote`, if there is one (so a second meeting offered
+    /// across reuses the pipe).
+    public func pipeKeys(to remote: PeerAddress) -> (send: [UInt8], receive: [UInt8])? {
+        pipes[remote].map { ($0.sendKey, $0.receiveKey) }
+    }
 
     /// Ends a meeting's link on the pipe to `remote` (nil: on every pipe); a pipe with no
     /// meeting left ends too.
@@ -47,8 +51,10 @@ extension WorkerCore {
         }
     }
 
-    /// The workers this one has pipes to, with the meetings on each.
-    public var pipeRemotes: [PeerAddress: [String]] { pipes.mapValues { $0.links.keys.sorted() } }
+    /// The workers this one has pipes to (of `reach`), with the meetings on each.
+    public func pipeRemotes(reach: PipeReach) -> [PeerAddress: [String]] {
+        pipes.filter { $0.value.reach == reach }.mapValues { $0.links.keys.sorted() }
+    }
 
     public var pipeCount: Int { pipes.count }
 
