@@ -2,12 +2,16 @@
 A real redis-server, two `parley sfu --capacity 2` and a `parley signal`; Chromium participants on
 both SFUs see and hear each other through the pipe, which carries only the layers the far side
 watches. Then the pipe's port under attack, and kill -9 of an SFU of a cascaded meeting."""
+import base64
 import json
 import os
+import random
+import socket
 import tempfile
 import time
 import urllib.request
 
+import pylibsrtp
 import pytest
 
 from conftest import PARLEY, ROOT, free_media_ports, free_port
@@ -126,11 +130,124 @@ def test_participants_on_two_sfus_see_and_hear_each_other_through_a_pipe_that_ca
         assert crossed.get(far, 0) > 100, crossed
         health = cascade_health(base)
         assert health["pipes"] >= 2 and health["counters"]["pipedPacketsSent"] > 0, health
+
+        # The pipe port under attack: a fake peer SFU (with the control token) sets up a pipe from
+        # its own socket, then sends SRTP with the wrong key and garbage; a third address sends
+        # SRTP with the right key. All of it is counted and dropped; Cyd keeps decoding Ada.
+        attack(cascade["sfus"][first], "big", lambda: cyd.stats()[ids[0]]["framesDecoded"])
     finally:
         for browser in browsers:
             browser.quit()
 
 
+def sfu_status(sfu):
+    request = urllib.request.Request(f"http://127.0.0.1:{sfu['control']}/control/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def attack(sfu, meeting, frames_decoded):
+    fake, stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fake.bind(("127.0.0.1", 0))
+    stranger.bind(("127.0.0.5", 0))
+    right, wrong = os.urandom(28), os.urandom(28)
+    offer = {"meetingId": meeting, "media": {"audioSpeakers": 3, "videoSlots": 25}, "fromNode": "attacker",
+             "from": {"address": "127.0.0.1", "port": fake.getsockname()[1], "key": base64.b64encode(right).decode()}}
+    request = urllib.request.Request(f"http://127.0.0.1:{sfu['control']}/control/pipes", data=json.dumps(offer).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        answer = json.loads(response.read())["endpoint"]
+    target = ("127.0.0.1", answer["port"])
+
+    def session(key):
+        return pylibsrtp.Session(policy=pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                                                          srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM))
+    wrong_session, right_session = session(wrong), session(right)
+
+    def rtp(sequence):
+        return bytes([0x80, 96, sequence >> 8, sequence & 0xFF, 0, 0, 0, 1, 9, 9, 9, 9]) + os.urandom(100)
+    reasons = ("droppedUnauthenticated", "droppedMalformed", "droppedUnknownSender", "droppedUnroutable")
+    before, frames_before = sfu_status(sfu)["counters"], frames_decoded()
+    for n in range(1000):
+        fake.sendto(wrong_session.protect(rtp(n)), target)
+        fake.sendto(os.urandom(random.randint(1, 1200)), target)
+        stranger.sendto(right_session.protect(rtp(n)), target)
+        if n % 50 == 0:
+            time.sleep(0.005)
+    time.sleep(1)
+    status = sfu_status(sfu)
+    dropped = {r: status["counters"][r] - before[r] for r in reasons}
+    print(f"measured: 3,000 attack datagrams on the pipe port: dropped by reason {dropped}")
+    assert sum(dropped.values()) >= 3000, dropped
+    assert dropped["droppedUnknownSender"] >= 1000, "SRTP with the right key from another address is not the peer's"
+    assert wait_for(lambda: frames_decoded() > frames_before + 30, 10), "media stopped during the attack"
+    fake.close()
+    stranger.close()
+
+
 def cascade_health(base):
     with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
         return json.loads(response.read())["sfu"]
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_of_an_sfu_of_a_cascaded_meeting_its_participants_decode_again_elsewhere_and_the_others_never_stop(cascade):
+    import asyncio
+    import threading
+    from test_whip_whep_aiortc import publish
+
+    base = cascade["url"]
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    ada, bob, cyd = Browser("kill-ada"), Browser("kill-bob"), Browser("kill-cyd")
+    browsers = [ada, bob, cyd]
+    publisher = None
+    try:
+        ada.open(f"{base}/m/kill?name=ada")
+        ada_id = wait_for(ada.participant_id, 20)
+        assert ada_id and wait_for(lambda: len(placements(base, "kill")) == 1, 20)
+        publisher = asyncio.run_coroutine_threadsafe(publish(base, "kill"), loop).result(20)[0]
+        assert wait_for(lambda: len(placements(base, "kill")) == 2, 20)
+        ids = [ada_id]
+        for browser in (bob, cyd):
+            browser.open(f"{base}/m/kill?name={browser.name}")
+            ids.append(wait_for(browser.participant_id, 20))
+            assert ids[-1] and wait_for(lambda n=len(ids) + 1: len(placements(base, "kill")) == n, 20)
+        placed = placements(base, "kill")
+        hub = placed[ada_id]
+        publisher_id = next(pid for pid in placed if pid not in ids)
+        assert placed[publisher_id] == hub and placed[ids[1]] == placed[ids[2]] != hub, placed
+        doomed = placed[ids[1]]
+        for viewer in (bob, cyd):
+            assert wait_for(lambda v=viewer: decoding(v, ada_id) and decoding(v, publisher_id), 60), viewer.stats()
+        assert wait_for(lambda: decoding(ada, publisher_id) and decoding(ada, ids[1]), 60), ada.stats()
+
+        # kill -9 the SFU Bob and Cyd are on; Ada's decoding of the publisher on her own SFU is
+        # sampled every 250 ms throughout and must never stall.
+        killed_at = time.monotonic()
+        before = {v.name: v.stats() for v in (bob, cyd)}
+        cascade["sfus"][doomed]["process"].kill()
+        windows, last, back = [], ada.stats()[publisher_id]["framesDecoded"], {}
+        while time.monotonic() - killed_at < 15 and len(back) < 2:
+            time.sleep(0.25)
+            now = ada.stats()[publisher_id]["framesDecoded"]
+            windows.append(now - last)
+            last = now
+            for viewer in (bob, cyd):
+                if viewer.name not in back:
+                    stats = viewer.stats()
+                    old = before[viewer.name]
+                    if all(stats.get(x, {}).get("framesDecoded", 0) > old.get(x, {}).get("framesDecoded", 0) + 5 for x in (ada_id, publisher_id)) \
+                            and placements(base, "kill").get(ids[(bob, cyd).index(viewer) + 1]) not in (None, doomed):
+                        back[viewer.name] = time.monotonic() - killed_at
+        print(f"measured: kill -9 of {doomed}: bob and cyd decode again after {back} s; ada's frames from the publisher per 250 ms: {windows}")
+        assert len(back) == 2 and max(back.values()) < 10, back
+        assert min(windows) > 0, f"ada stopped decoding the publisher on her own SFU: {windows}"
+        placed = placements(base, "kill")
+        assert placed[ids[1]] not in (hub, doomed) and placed[ids[2]] == placed[ids[1]], placed
+        assert not any("ended" in n.lower() for n in ada.notices()), ada.notices()
+    finally:
+        for browser in browsers:
+            browser.quit()
+        if publisher:
+            asyncio.run_coroutine_threadsafe(publisher.close(), loop).result(10)
