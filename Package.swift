@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(name: "ParleyClusterTests", dependencies: ["ParleyCluster", "ParleyRedis", "ParleyTestSupport", "ParleyControl", "ParleyMediaAPI",
                                                            .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "ParleyControlTests", dependencies: ["ParleyControl", "ParleyMediaAPI", "ParleyBase", "ParleyAccess", "ParleyTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyBase", "ParleyMediaAPI", "ParleyTransport", "ParleyWire", "ParleyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ParleySFUTests", dependencies: ["ParleySFU", "ParleyMediaNode", "ParleyBase", "ParleyMediaAPI", "ParleyTransport", "ParleyWire", "ParleyTestSupport"], swiftSettings: swiftSettings),
         // One entry point per network parser: fuzz/ fuzzes them, ParleyFuzzTargetsTests replays fuzz/corpus and fuzz/regressions.
         // (The media plane's apart: without SwiftNIO and Hummingbird linked in, libFuzzer runs them ten times faster.)
         .target(name: "ParleyMediaFuzzTargets", dependencies: ["ParleyBase", "ParleyWire", "ParleyTransport", "ParleyMediaAPI", "ParleySFU"], swiftSettings: swiftSettings),

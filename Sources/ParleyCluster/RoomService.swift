@@ -125,7 +125,11 @@ public final class RoomService: Sendable {
         let members = Set(known + [primary])
         let open = live.filter { members.contains($0.id) && !$0.isFull && !excluding.contains($0.id) }
         if let best = open.min(by: { Self.rank($0, primary: primary) < Self.rank($1, primary: primary) }) { return best }
-        let spill = try await choose(for: meeting, among: live.filter { !members.contains($0.id) && !excluding.contains($0.id) })
+        let strangers = live.filter { !members.contains($0.id) && !excluding.contains($0.id) }
+        guard strangers.contains(where: { !$0.isFull }) else {
+            throw .unavailable("every SFU is at capacity (\(live.count) alive, \(members.count) carrying the meeting)")
+        }
+        let spill = try await choose(for: meeting, among: strangers)
         try await join(meeting: meeting, node: spill.id)
         return spill
     }

@@ -117,6 +117,65 @@ import ParleyTestSupport
     }
 }
 
+/// Cascading placement against a real redis-server: a meeting grows past one SFU.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct CascadePlacementTests {
+    /// One heartbeat that does not expire (this is about placement, not liveness: a slow
+    /// sanitizer build must not see a node die between two steps).
+    func beat(_ rooms: RoomService, _ id: String, capacity: Int = 2, participants: Int = 0) async throws {
+        try await rooms.heartbeat(SFUNode(id: id, announceAddress: "127.0.0.1", ports: [40000], controlURL: "http://127.0.0.1:1/\(id)",
+                                          capacity: capacity, participants: participants))
+        _ = try await rooms.redis.send(["PERSIST", "sfu:\(id)"])
+    }
+
+    @Test func aFullSFUSpillsTheMeetingToAnotherNewcomersGoToTheLeastLoadedMemberAndADeadPrimaryIsReplacedByAMember() async throws {
+        let server = try RedisServer()
+        let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
+        for id in ["a", "b", "c"] { try await beat(rooms, id) }
+        let primary = try await rooms.place(meeting: "big")
+        #expect(try await rooms.members(of: "big") == [primary.id])
+        // Under capacity: the primary again.
+        try await beat(rooms, primary.id, participants: 1)
+        #expect(try await rooms.place(meeting: "big").id == primary.id)
+        // Full: a second SFU joins the meeting's set.
+        try await beat(rooms, primary.id, participants: 2)
+        let second = try await rooms.place(meeting: "big")
+        #expect(second.id != primary.id)
+        #expect(Set(try await rooms.members(of: "big")) == [primary.id, second.id])
+        #expect(try await rooms.current(meeting: "big") == primary.id, "the primary stays")
+        // A member with room is preferred to a third SFU; the least loaded of the members wins.
+        try await beat(rooms, second.id, participants: 1)
+        #expect(try await rooms.place(meeting: "big").id == second.id)
+        try await beat(rooms, primary.id, participants: 0)
+        #expect(try await rooms.place(meeting: "big").id == primary.id)
+        // One answered full though its heartbeat says otherwise: placed elsewhere.
+        #expect(try await rooms.place(meeting: "big", excluding: [primary.id]).id == second.id)
+        // The primary dies: a live member takes over, not the third SFU.
+        try await rooms.leave(primary.id)
+        #expect(try await rooms.place(meeting: "big").id == second.id)
+        #expect(try await rooms.current(meeting: "big") == second.id)
+        // An SFU leaves the meeting; the meeting ends: its keys go.
+        try await rooms.leave(meeting: "big", node: primary.id)
+        #expect(try await rooms.members(of: "big") == [second.id])
+        try await rooms.release(meeting: "big")
+        #expect(try await rooms.members(of: "big").isEmpty)
+        #expect(try await rooms.current(meeting: "big") == nil)
+    }
+
+    @Test func whenEverySFUIsFullTheNewcomerIsRefusedWithAClearError() async throws {
+        let server = try RedisServer()
+        let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
+        try await beat(rooms, "a")
+        _ = try await rooms.place(meeting: "m")
+        try await beat(rooms, "a", participants: 2)
+        do {
+            _ = try await rooms.place(meeting: "m")
+            Issue.record("placed on a full SFU")
+        } catch {
+            #expect(error.description.contains("capacity"))
+        }
+    }
+}
+
 @Suite(.serialized, .timeLimit(.minutes(3))) struct MeetingRecordStoreTests {
     @Test func createdMeetingsOutliveTheHubThatMadeThem() async throws {
         let server = try RedisServer()
