@@ -34,8 +34,9 @@ public final class ClusterMediaServer: MediaServer {
     private let state = Mutex(State())
     private let tasks = Mutex<[Task<Void, Never>]>([])
 
-    public init(redis: RedisClient, redisConfiguration: RedisConfiguration, controlToken: String?, logger: Logger) async throws(RedisError) {
-        rooms = RoomService(redis: redis)
+    public init(redis: RedisClient, redisConfiguration: RedisConfiguration, controlToken: String?, topology: CascadeTopology? = nil,
+                logger: Logger) async throws(RedisError) {
+        rooms = RoomService(redis: redis, topology: topology)
         subscriber = try await RedisSubscriber.connect(redisConfiguration)
         try await subscriber.subscribe(["sfu-events"])
         self.controlToken = controlToken
@@ -223,8 +224,8 @@ public final class ClusterMediaServer: MediaServer {
                 ids = Set((try? await rooms.members(of: meetingID)) ?? [])
                 if let primary = try? await rooms.current(meeting: meetingID) { ids.insert(primary) }
             }
-            var nodes = state.withLock { state in ids.compactMap { state.nodes[$0] } }
-            if nodes.count < ids.count { nodes = ((try? await rooms.liveNodes()) ?? []).filter { ids.contains($0.id) } }
+            // Live ones only: a dead member stays in the set until the meeting ends.
+            let nodes = ((try? await rooms.liveNodes()) ?? []).filter { ids.contains($0.id) }
             for node in nodes {
                 do { _ = try await call(node, path, body: body) } catch {
                     logger.warning("SFU control call failed", metadata: ["sfu": "\(node.id)", "call": "\(path)", "error": "\(error)"])

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyMediaAPI
 import ParleyRedis
 
 /// Which SFU serves which meeting, kept in Redis so every signaling node agrees:
@@ -15,11 +16,25 @@ public final class RoomService: Sendable {
     /// How many ring candidates compete for a new meeting.
     public static let candidates = 2
 
-    public init(redis: RedisClient) { self.redis = redis }
+    /// How meetings over several SFUs are piped: nil chooses by size (`topology(forSFUs:)`).
+    let topologySetting: CascadeTopology?
+    /// Up to this many SFUs a meeting is a mesh (one hop); beyond, a star (n − 1 pipes, not n(n−1)/2).
+    public static let largestMesh = 6
+
+    public init(redis: RedisClient, topology: CascadeTopology? = nil) {
+        self.redis = redis
+        self.topologySetting = topology
+    }
+
+    public func topology(forSFUs count: Int) -> CascadeTopology {
+        topologySetting ?? (count > Self.largestMesh ? .star : .mesh)
+    }
 
     static func meetingKey(_ id: String) -> String { "meeting:\(id):sfu" }
     /// Every SFU carrying a meeting (the primary and those it spread to), a Redis set.
     static func membersKey(_ id: String) -> String { "meeting:\(id):sfus" }
+    /// How a meeting's SFUs are piped ("mesh" or "star"), chosen by the room service.
+    static func topologyKey(_ id: String) -> String { "meeting:\(id):topology" }
     static func loadKey(_ id: String) -> String { "sfu:\(id):meetings" }
 
     var nodes: NodeRegistry { NodeRegistry(redis: redis, kind: "sfu") }
@@ -80,13 +95,21 @@ public final class RoomService: Sendable {
     public func release(meeting: String) async throws(RedisError) {
         let members = try await members(of: meeting)
         guard let current = try await redis.get(Self.meetingKey(meeting)) else { return }
-        _ = try await redis.pipeline([["DEL", Self.meetingKey(meeting)], ["DEL", Self.membersKey(meeting)]]
+        _ = try await redis.pipeline([["DEL", Self.meetingKey(meeting)], ["DEL", Self.membersKey(meeting)], ["DEL", Self.topologyKey(meeting)]]
                                      + Set(members + [current]).map { ["DECR", Self.loadKey($0)] })
     }
 
     /// The SFUs a meeting is on (alive or not).
     public func members(of meeting: String) async throws(RedisError) -> [String] {
         try await redis.send(["SMEMBERS", Self.membersKey(meeting)]).array?.compactMap(\.string) ?? []
+    }
+
+    /// A meeting's SFUs, its primary (the hub of a star) and its topology, in one round trip.
+    public func cascade(of meeting: String) async throws(RedisError) -> (members: [String], primary: String?, topology: CascadeTopology) {
+        let replies = try await redis.pipeline([["SMEMBERS", Self.membersKey(meeting)], ["GET", Self.meetingKey(meeting)], ["GET", Self.topologyKey(meeting)]])
+        guard replies.count == 3 else { throw .protocolError("cascade of \(meeting): \(replies.count) replies") }
+        let members = replies[0].array?.compactMap(\.string) ?? []
+        return (members, replies[1].string, replies[2].string.flatMap(CascadeTopology.init(rawValue:)) ?? topology(forSFUs: members.count))
     }
 
     /// An SFU carries a meeting (it spread there, or took it back after Redis lost its data).
@@ -131,6 +154,7 @@ public final class RoomService: Sendable {
         }
         let spill = try await choose(for: meeting, among: strangers)
         try await join(meeting: meeting, node: spill.id)
+        _ = try await redis.send(["SET", Self.topologyKey(meeting), topology(forSFUs: members.count + 1).rawValue])
         return spill
     }
 

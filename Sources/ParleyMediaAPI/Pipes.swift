@@ -57,6 +57,26 @@ public enum PipeReach: String, Sendable, Codable, Equatable {
     case otherSFU = "sfu"
 }
 
+/// Which piped copies a pipe carries on, besides the worker's own producers.
+public enum PipeRelay: String, Sendable, Codable, Equatable {
+    /// None (a worker that is not its SFU's hub for the meeting).
+    case none
+    /// Those that came over pipes of the other reach: a hub worker passes what other SFUs send
+    /// to its sibling workers and back (a mesh between SFUs: each SFU sends its own to each other).
+    case otherReach
+    /// Every one that did not come over this pipe: the hub SFU of a star passes each spoke's
+    /// media to the other spokes.
+    case all
+}
+
+/// How a meeting's SFUs are piped together.
+public enum CascadeTopology: String, Sendable, Codable, Equatable, CaseIterable {
+    /// Every SFU to every other: one hop, n(n−1)/2 pipes.
+    case mesh
+    /// Every SFU to the meeting's primary SFU (the hub), which relays: two hops, n−1 pipes.
+    case star
+}
+
 /// One pipe of a worker, for operators: where it goes, what crosses it.
 public struct PipeStatus: Sendable, Codable, Equatable {
     /// The far worker, "address:port".

@@ -91,14 +91,19 @@ public final class SFU: Sendable {
     private func transportClosed(_ transportID: String) {
         guard let (meeting, worker) = placement.withLock({ $0.closed(transportID: transportID) }) else { return }
         let (others, home) = placement.withLock { ($0.workers(of: meeting), $0.homeWorker(of: meeting)) }
+        // Pipes to other SFUs are the cascade's to end (a meeting may be empty here for a moment).
         if others.isEmpty {
             for index in Set([worker, home]) {
-                workers[index].execute { core, output in core.closePipe(meetingID: meeting, remote: nil, now: MonotonicClock.now(), output: output) }
+                workers[index].execute { core, output in
+                    core.closePipe(meetingID: meeting, remote: nil, reach: .sameSFU, now: MonotonicClock.now(), output: output)
+                }
             }
             return
         }
         guard worker != home else { return }
-        workers[worker].execute { core, output in core.closePipe(meetingID: meeting, remote: nil, now: MonotonicClock.now(), output: output) }
+        workers[worker].execute { core, output in
+            core.closePipe(meetingID: meeting, remote: nil, reach: .sameSFU, now: MonotonicClock.now(), output: output)
+        }
         guard let remote = PeerAddress(host: pipeHost, port: workers[worker].port) else { return }
         for other in Set(others + [home]) {
             workers[other].execute { core, output in core.closePipe(meetingID: meeting, remote: remote, now: MonotonicClock.now(), output: output) }
@@ -170,7 +175,7 @@ public final class SFU: Sendable {
             }
             let (send, receive) = index == pair.lower ? (keys.lower, keys.higher) : (keys.higher, keys.lower)
             try await workers[index].submit { (core, output) throws(SRTPError) in
-                try core.openPipe(meetingID: meetingID, media: media, remote: remote, reach: .sameSFU, relays: index == home, sendKey: send,
+                try core.openPipe(meetingID: meetingID, media: media, remote: remote, reach: .sameSFU, relay: index == home ? .otherReach : .none, sendKey: send,
                                   receiveKey: receive, now: MonotonicClock.now(), output: output)
             }
         }
@@ -202,7 +207,7 @@ public final class SFU: Sendable {
         let send = try await hub.submit { (core, output) throws(SRTPError) -> [UInt8] in
             let existing = core.pipeKeys(to: remote)
             let send = existing.flatMap { $0.receive == receive ? $0.send : nil } ?? Self.randomKey()
-            try core.openPipe(meetingID: offer.meetingID, media: offer.media, remote: remote, reach: .otherSFU, relays: true, sendKey: send,
+            try core.openPipe(meetingID: offer.meetingID, media: offer.media, remote: remote, reach: .otherSFU, relay: .otherReach, sendKey: send,
                               receiveKey: receive, now: MonotonicClock.now(), output: output)
             return send
         }
@@ -220,13 +225,14 @@ public final class SFU: Sendable {
                          fromNode: node)
     }
 
-    public func connectPipe(_ offer: PipeOffer, answer: PipeAnswer) async throws {
+    /// `relay`: `.all` on the hub of a star (it passes each spoke's media to the others).
+    public func connectPipe(_ offer: PipeOffer, answer: PipeAnswer, relay: PipeRelay = .otherReach) async throws {
         guard let send = offer.from.keyBytes, let receive = answer.endpoint.keyBytes,
               let remote = PeerAddress(host: answer.endpoint.address, port: answer.endpoint.port) else {
             throw PipeSetupError(description: "the pipe answer has no usable address or key")
         }
         try await worker(for: offer.meetingID).submit { (core, output) throws(SRTPError) in
-            try core.openPipe(meetingID: offer.meetingID, media: offer.media, remote: remote, reach: .otherSFU, relays: true, sendKey: send,
+            try core.openPipe(meetingID: offer.meetingID, media: offer.media, remote: remote, reach: .otherSFU, relay: relay, sendKey: send,
                               receiveKey: receive, now: MonotonicClock.now(), output: output)
         }
     }

@@ -95,20 +95,38 @@ public struct SFUNodeServer: Sendable {
     private func runCascade() async {
         let me = configuration.nodeID
         var carried: Set<String> = []
+        // When each meeting was last seen with a participant here: it is left a little after,
+        // not at a moment when its last participant is between two peer connections.
+        var lastCarried: [String: ContinuousClock.Instant] = [:]
+        // When each pipe was first seen: a pipe offered by an SFU this node does not see in the
+        // meeting yet (its heartbeat or the set lag by an interval) is given a grace before it ends.
+        var firstSeen: [String: [PeerAddress: ContinuousClock.Instant]] = [:]
+        let grace: Duration = .seconds(3)
         let session = URLSession(configuration: .ephemeral)
         while !Task.isCancelled {
             try? await Task.sleep(for: RoomService.heartbeatInterval)
-            let now = sfu.carriedMeetings
-            for meeting in carried.subtracting(now) {
+            let clockNow = ContinuousClock.now
+            let present = sfu.carriedMeetings
+            for meeting in present { lastCarried[meeting] = clockNow }
+            for meeting in carried.subtracting(present) where clockNow - (lastCarried[meeting] ?? clockNow) >= grace {
+                firstSeen[meeting] = nil
+                lastCarried[meeting] = nil
                 sfu.closeSFUPipe(meetingID: meeting, remote: nil)
                 try? await rooms.leave(meeting: meeting, node: me)
             }
-            carried = now
+            carried = Set(lastCarried.keys)
+            let now = present
             guard !now.isEmpty, let live = try? await rooms.liveNodes() else { continue }
             for meeting in now {
-                guard let members = try? await rooms.members(of: meeting) else { continue }
+                guard let (members, primary, topology) = try? await rooms.cascade(of: meeting) else { continue }
                 if !members.contains(me) { try? await rooms.join(meeting: meeting, node: me) }
-                let peers = live.filter { $0.id != me && members.contains($0.id) }
+                // Mesh: a pipe to every other SFU of the meeting, offered by the lower id. Star: the
+                // primary (the hub) has a pipe to each, and offers them; the others only to it.
+                let isHub = topology == .star && primary == me
+                let peers = live.filter { peer in
+                    guard peer.id != me, members.contains(peer.id) else { return false }
+                    return topology == .mesh || isHub || peer.id == primary
+                }
                 var wanted: [PeerAddress: SFUNode] = [:]
                 for peer in peers {
                     guard let port = SFU.hubPort(of: meeting, ports: peer.ports), let address = PeerAddress(host: peer.announceAddress, port: UInt16(port))
@@ -116,18 +134,28 @@ public struct SFUNodeServer: Sendable {
                     wanted[address] = peer
                 }
                 let existing = Set(await sfu.sfuPipes(of: meeting))
+                let clock = ContinuousClock.now
+                firstSeen[meeting] = existing.reduce(into: [:]) { seen, remote in seen[remote] = firstSeen[meeting]?[remote] ?? clock }
+                let liveHubs = Set(live.compactMap { node in
+                    SFU.hubPort(of: meeting, ports: node.ports).flatMap { PeerAddress(host: node.announceAddress, port: UInt16($0)) }
+                })
                 for remote in existing where wanted[remote] == nil {
-                    logger.info("pipe ends: the far SFU left the meeting or died", metadata: ["meeting": "\(meeting)", "remote": "\(remote)"])
+                    // To a live SFU that is no peer of ours now: it ends at once. To an address no live
+                    // SFU has (one that died, or one this node does not see yet): once past the grace.
+                    let young = clock - (firstSeen[meeting]?[remote] ?? clock) < grace
+                    if young && !liveHubs.contains(remote) { continue }
+                    logger.info("pipe ends: the far SFU left the meeting, died, or the topology changed",
+                                metadata: ["meeting": "\(meeting)", "remote": "\(remote)", "topology": "\(topology.rawValue)"])
                     sfu.closeSFUPipe(meetingID: meeting, remote: remote)
                 }
-                for (remote, peer) in wanted where !existing.contains(remote) && me < peer.id {
-                    await offerPipe(meeting: meeting, to: peer, remote: remote, session: session)
+                for (remote, peer) in wanted where !existing.contains(remote) && (topology == .mesh ? me < peer.id : isHub) {
+                    await offerPipe(meeting: meeting, to: peer, remote: remote, relay: isHub ? .all : .otherReach, session: session)
                 }
             }
         }
     }
 
-    private func offerPipe(meeting: String, to peer: SFUNode, remote: PeerAddress, session: URLSession) async {
+    private func offerPipe(meeting: String, to peer: SFUNode, remote: PeerAddress, relay: PipeRelay, session: URLSession) async {
         let offer = await sfu.pipeOffer(meetingID: meeting, media: .defaults, to: remote, address: configuration.sfu.announceAddress,
                                         node: configuration.nodeID)
         do {
@@ -142,8 +170,8 @@ public struct SFUNodeServer: Sendable {
                 logger.warning("pipe offer refused", metadata: ["peer": "\(peer.id)", "answer": "\(String(decoding: data.prefix(200), as: UTF8.self))"])
                 return
             }
-            try await sfu.connectPipe(offer, answer: try JSONDecoder().decode(PipeAnswer.self, from: data))
-            logger.info("pipe to SFU", metadata: ["meeting": "\(meeting)", "peer": "\(peer.id)", "remote": "\(remote)"])
+            try await sfu.connectPipe(offer, answer: try JSONDecoder().decode(PipeAnswer.self, from: data), relay: relay)
+            logger.info("pipe to SFU", metadata: ["meeting": "\(meeting)", "peer": "\(peer.id)", "remote": "\(remote)", "relay": "\(relay.rawValue)"])
         } catch {
             logger.warning("pipe offer failed", metadata: ["peer": "\(peer.id)", "error": "\(error)"])
         }

@@ -253,6 +253,9 @@ struct Signal: AsyncParsableCommand {
     @Option(help: "Seconds a participant whose signaling node died keeps its place for its client to reconnect through another node.")
     var reconnectGrace: Int = 10
 
+    @Option(help: "How a meeting over several SFUs is piped: mesh (every SFU to every other), star (every SFU to the meeting's primary, which relays), or auto (mesh up to 6 SFUs, star beyond).")
+    var cascadeTopology: String = "auto"
+
     @OptionGroup var http: HTTPOptions
 
     @OptionGroup var slots: SlotOptions
@@ -272,12 +275,16 @@ struct Signal: AsyncParsableCommand {
         let controlToken = try cluster.controlToken()
         let redisConfiguration = try cluster.configuration()
         guard (1...3600).contains(reconnectGrace) else { throw ValidationError("--reconnect-grace must be 1…3600 seconds") }
+        guard cascadeTopology == "auto" || CascadeTopology(rawValue: cascadeTopology) != nil else {
+            throw ValidationError("--cascade-topology must be auto, mesh or star")
+        }
         let client: RedisClient
         let media: ClusterMediaServer
         let live: RedisLiveMeetingStore
         do {
             client = try await RedisClient.connect(redisConfiguration)
-            media = try await ClusterMediaServer(redis: client, redisConfiguration: redisConfiguration, controlToken: controlToken, logger: logger)
+            media = try await ClusterMediaServer(redis: client, redisConfiguration: redisConfiguration, controlToken: controlToken,
+                                                 topology: CascadeTopology(rawValue: cascadeTopology), logger: logger)
             live = try await RedisLiveMeetingStore(redis: client, configuration: redisConfiguration, nodeID: nodeId, logger: logger)
         } catch {
             logger.critical("cannot start: \(error)")

@@ -9,10 +9,8 @@ import ParleyWire
 final class PipeLink {
     unowned let trunk: PipeTrunk
     unowned let router: Router
-    /// Also carries the piped copies that came over pipes of the other reach (this worker is
-    /// its SFU's hub for the meeting: what came from other SFUs goes on to its sibling workers,
-    /// and what came from its siblings goes on to other SFUs). Never back the way they came.
-    let relays: Bool
+    /// Which piped copies it also carries (never back the way they came).
+    let relay: PipeRelay
     /// Sinks of this side's producers, by producer id.
     private(set) var sinks: [String: PipeSink] = [:]
     /// The far side's producers, by id, and when each was last announced.
@@ -25,19 +23,33 @@ final class PipeLink {
     private var wantsSentAt: Nanoseconds = 0
     /// A piped producer not announced for this long is gone (its withdrawal was lost).
     static let announcementLifetime: Nanoseconds = 6_000_000_000
+    /// A link the far side said nothing about for this long was ended there: it ends here too
+    /// (and whoever set it up sets it up again, if the meeting still wants it).
+    static let silenceLimit: Nanoseconds = 6_000_000_000
+    private(set) var lastHeardAt: Nanoseconds
 
-    init(trunk: PipeTrunk, router: Router, relays: Bool) {
+    init(trunk: PipeTrunk, router: Router, relay: PipeRelay, now: Nanoseconds) {
         self.trunk = trunk
         self.router = router
-        self.relays = relays
+        self.relay = relay
+        self.lastHeardAt = now
     }
+
+    func heard(now: Nanoseconds) { lastHeardAt = now }
+
+    func isSilent(now: Nanoseconds) -> Bool { now &- lastHeardAt > Self.silenceLimit }
 
     /// The producers this link carries across: this worker's own, and relayed copies.
     private var carried: [Producer] {
         router.producers.filter { producer in
             switch producer.origin {
             case .publisher: true
-            case .pipe(let origin): relays && origin.object.trunk.reach != trunk.reach
+            case .pipe(let origin):
+                switch relay {
+                case .none: false
+                case .otherReach: origin.object.trunk.reach != trunk.reach
+                case .all: origin.object.trunk !== trunk
+                }
             }
         }
     }
@@ -54,26 +66,35 @@ final class PipeLink {
         for producer in piped.values {
             producer.pollKeyframeRequest(now: now, output: output, counters: &counters)
             producer.sendNACKs(now: now, output: output, counters: &counters)
+            // A subscriber that starts watching (or wants another layer) is told across at once:
+            // its keyframe comes only once the layer crosses.
+            if producer.kind == .video {
+                let wants = Self.wants(of: producer, meetingID: meetingID)
+                if sentWants[producer.id] != wants {
+                    sentWants[producer.id] = wants
+                    messages.append(.wants(wants))
+                }
+            }
         }
         if now >= nextFullAnnouncementAt {
             nextFullAnnouncementAt = now + 2_000_000_000
+            messages.append(.alive(meetingID: meetingID))
             for sink in sinks.values { messages.append(.announce(sink.announcement)) }
         }
     }
 
     /// With the layer check (every 250 ms): what each local video producer's publisher sends,
-    /// and what our subscribers want of each piped one (at once when it changed, else every
-    /// second). Expired piped producers go.
+    /// and, every second, what our subscribers want of each piped one (a change goes at once,
+    /// from `tick`). Expired piped producers go.
     func checkLayers(now: Nanoseconds, interval: Nanoseconds, messages: inout [PipeMessage]) -> [Producer] {
         for sink in sinks.values {
             sink.sampleBitrates(interval: interval)
             if sink.producer.kind == .video { messages.append(.state(sink.state(now: now))) }
         }
-        let refresh = now &- wantsSentAt >= 1_000_000_000
-        if refresh { wantsSentAt = now }
-        for producer in piped.values where producer.kind == .video {
-            let wants = Self.wants(of: producer, meetingID: meetingID)
-            if refresh || sentWants[producer.id] != wants {
+        if now &- wantsSentAt >= 1_000_000_000 {
+            wantsSentAt = now
+            for producer in piped.values where producer.kind == .video {
+                let wants = Self.wants(of: producer, meetingID: meetingID)
                 sentWants[producer.id] = wants
                 messages.append(.wants(wants))
             }
@@ -152,10 +173,14 @@ final class PipeLink {
         producer.originTemporalLayers = min(max(state.temporalLayers, 1), 3)
     }
 
-    func wantsArrived(_ wants: PipeWants) {
-        guard let sink = sinks[wants.id] else { return }
+    /// What the far side wants of one of our producers. Returns whether a layer is newly
+    /// wanted (its keyframe is asked for: the far subscriber waits for one).
+    func wantsArrived(_ wants: PipeWants) -> Producer? {
+        guard let sink = sinks[wants.id] else { return nil }
+        let added = wants.layers & ~sink.wantedLayers
         sink.wantedLayers = wants.layers
         sink.temporalCap = min(max(wants.temporal, 0), 2)
+        return added != 0 ? sink.producer : nil
     }
 
     var pipedProducers: Dictionary<String, Producer>.Values { piped.values }

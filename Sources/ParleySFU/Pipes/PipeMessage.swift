@@ -14,8 +14,11 @@ enum PipeMessage: Equatable {
     case state(PipeProducerState)
     /// What the far side's subscribers want of a producer: sent by the receiving side.
     case wants(PipeWants)
+    /// The link is there (every 2 s, with the announcements): a side that hears nothing of a
+    /// link for a while knows the far side ended it, and ends its own.
+    case alive(meetingID: String)
 
-    enum Subtype: UInt8 { case announce = 1, withdraw = 2, state = 3, wants = 4 }
+    enum Subtype: UInt8 { case announce = 1, withdraw = 2, state = 3, wants = 4, alive = 5 }
 
     init(_ packet: ApplicationDefined) throws {
         guard packet.name == ApplicationDefined.parleyName, let subtype = Subtype(rawValue: packet.subtype) else {
@@ -30,6 +33,7 @@ enum PipeMessage: Equatable {
             self = .withdraw(meetingID: body.meeting, producerID: body.id)
         case .state: self = .state(try decoder.decode(PipeProducerState.self, from: data))
         case .wants: self = .wants(try decoder.decode(PipeWants.self, from: data))
+        case .alive: self = .alive(meetingID: try decoder.decode(PipeAlive.self, from: data).meeting)
         }
     }
 
@@ -41,6 +45,7 @@ enum PipeMessage: Equatable {
         case .withdraw(let meeting, let id): (.withdraw, try? encoder.encode(PipeWithdrawal(meeting: meeting, id: id)))
         case .state(let body): (.state, try? encoder.encode(body))
         case .wants(let body): (.wants, try? encoder.encode(body))
+        case .alive(let meeting): (.alive, try? encoder.encode(PipeAlive(meeting: meeting)))
         }
         return ApplicationDefined(subtype: subtype.rawValue, ssrc: ssrc, data: Array(data ?? Data()))
     }
@@ -76,6 +81,10 @@ struct PipeAnnouncement: Codable, Equatable {
     var rids: [String?]
     /// Audio: the CSRC naming the speaker (the origin's, so clients see one id everywhere).
     var sourceID: UInt32
+}
+
+struct PipeAlive: Codable, Equatable {
+    var meeting: String
 }
 
 struct PipeWithdrawal: Codable, Equatable {

@@ -207,6 +207,7 @@ extension PipeMessage {
         case .withdraw(let meeting, _): meeting
         case .state(let body): body.meeting
         case .wants(let body): body.meeting
+        case .alive(let meeting): meeting
         }
     }
 }

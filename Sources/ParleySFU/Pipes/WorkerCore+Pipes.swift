@@ -7,13 +7,13 @@ extension WorkerCore {
     /// Carries a meeting on the pipe to the worker at `remote`: the pipe is made now, or the one
     /// there is taken when its keys are the same. Keys that differ mean the far side started
     /// again: the old pipe ends, and its meetings move to the new one.
-    /// `relays`: this worker is its SFU's hub for the meeting (see `PipeLink.relays`).
-    public func openPipe(meetingID: String, media: MeetingMediaSettings, remote: PeerAddress, reach: PipeReach = .sameSFU, relays: Bool = false,
+    /// `relay`: which piped copies the meeting's link carries on (a hub's, see `PipeRelay`).
+    public func openPipe(meetingID: String, media: MeetingMediaSettings, remote: PeerAddress, reach: PipeReach = .sameSFU, relay: PipeRelay = .none,
                          sendKey: [UInt8], receiveKey: [UInt8], now: Nanoseconds, output: any DatagramOutput) throws(SRTPError) {
         assertOnOwnerThread()
-        var meetings = [(meetingID, relays)]
+        var meetings = [(meetingID, relay)]
         if let existing = pipes[remote], existing.sendKey != sendKey || existing.receiveKey != receiveKey {
-            meetings += existing.links.values.filter { $0.meetingID != meetingID }.map { ($0.meetingID, $0.relays) }
+            meetings += existing.links.values.filter { $0.meetingID != meetingID }.map { ($0.meetingID, $0.relay) }
             closeTrunk(existing, now: now, output: output)
         }
         let trunk: PipeTrunk
@@ -23,12 +23,12 @@ extension WorkerCore {
             trunk = try PipeTrunk(remote: remote, reach: reach, sendKey: sendKey, receiveKey: receiveKey)
             pipes[remote] = trunk
         }
-        for (meeting, relays) in meetings where trunk.link(for: meeting) == nil {
+        for (meeting, relay) in meetings where trunk.link(for: meeting) == nil {
             // A meeting new to this worker starts with the pipe's settings; one with participants
             // keeps what their negotiations said.
             let router = routers[meeting] ?? Router(meetingID: meeting, media: media)
             routers[meeting] = router
-            let link = PipeLink(trunk: trunk, router: router, relays: relays)
+            let link = PipeLink(trunk: trunk, router: router, relay: relay, now: now)
             trunk.addLink(link)
             router.pipeLinks.append(link)
         }
@@ -40,11 +40,11 @@ extension WorkerCore {
         pipes[remote].map { ($0.sendKey, $0.receiveKey) }
     }
 
-    /// Ends a meeting's link on the pipe to `remote` (nil: on every pipe); a pipe with no
-    /// meeting left ends too.
-    public func closePipe(meetingID: String, remote: PeerAddress?, now: Nanoseconds, output: any DatagramOutput) {
+    /// Ends a meeting's link on the pipe to `remote` (nil: on every pipe, of `reach` if given);
+    /// a pipe with no meeting left ends too.
+    public func closePipe(meetingID: String, remote: PeerAddress?, reach: PipeReach? = nil, now: Nanoseconds, output: any DatagramOutput) {
         assertOnOwnerThread()
-        for trunk in Array(pipes.values) where remote == nil || trunk.remote == remote {
+        for trunk in Array(pipes.values) where (remote == nil || trunk.remote == remote) && (reach == nil || trunk.reach == reach) {
             guard let link = trunk.link(for: meetingID) else { continue }
             closeLink(link, now: now)
             if trunk.links.isEmpty { pipes[trunk.remote] = nil }
@@ -82,11 +82,14 @@ extension WorkerCore {
     func receivePipe(_ trunk: PipeTrunk, _ buffer: UnsafeMutableRawBufferPointer, length: Int, now: Nanoseconds, output: any DatagramOutput) {
         var messages: [(PipeLink, PipeMessage)] = []
         trunk.receive(buffer, length: length, now: now, output: output, counters: &counters, messages: &messages)
-        for (link, message) in messages { apply(message, on: link, now: now) }
+        for (link, message) in messages { apply(message, on: link, now: now, output: output) }
     }
 
-    private func apply(_ message: PipeMessage, on link: PipeLink, now: Nanoseconds) {
+    private func apply(_ message: PipeMessage, on link: PipeLink, now: Nanoseconds, output: any DatagramOutput) {
+        link.heard(now: now)
         switch message {
+        case .alive:
+            break
         case .announce(let announcement):
             guard let producer = link.announced(announcement, now: now) else { return }
             emitAssignments(link.router.producerAdded(producer, now: now), meetingID: link.meetingID)
@@ -96,20 +99,28 @@ extension WorkerCore {
         case .state(let state):
             link.stateArrived(state)
         case .wants(let wants):
-            link.wantsArrived(wants)
+            link.wantsArrived(wants)?.requestKeyframe(now: now, output: output, counters: &counters)
         }
     }
 
     /// Every tick: each pipe's links announce, ask for repairs and keyframes; with the layer
     /// check, states and wants cross, and reports once a second.
     func tickPipes(now: Nanoseconds, layerCheck: Bool, output: any DatagramOutput) {
-        for trunk in pipes.values {
+        for trunk in Array(pipes.values) {
             var messages: [PipeMessage] = []
-            for link in trunk.links.values {
+            for link in Array(trunk.links.values) {
+                if layerCheck, link.isSilent(now: now) {
+                    closeLink(link, now: now)
+                    continue
+                }
                 link.tick(now: now, output: output, counters: &counters, messages: &messages)
                 guard layerCheck else { continue }
                 let expired = link.checkLayers(now: now, interval: Self.layerCheckInterval, messages: &messages)
                 if !expired.isEmpty { emitAssignments(link.router.producersRemoved(expired, now: now), meetingID: link.meetingID) }
+            }
+            if trunk.links.isEmpty {
+                pipes[trunk.remote] = nil
+                continue
             }
             if !messages.isEmpty { trunk.send(messages, output: output, counters: &counters) }
             trunk.sendReports(now: now, output: output, counters: &counters)
