@@ -30,6 +30,8 @@ public final class ClusterMediaServer: MediaServer {
         /// No SFU is declared dead before this (Redis lost its data: heartbeats are coming back).
         var trustHeartbeatsAfter = ContinuousClock.now
         var epoch: String?
+        /// The SFUs alive at the last check (every 250 ms).
+        var live: Set<String> = []
     }
     private let state = Mutex(State())
     private let tasks = Mutex<[Task<Void, Never>]>([])
@@ -86,6 +88,7 @@ public final class ClusterMediaServer: MediaServer {
         let liveIDs = Set(live.map(\.id))
         let lost = state.withLock { state -> [(String, Transport)] in
             for node in live { state.nodes[node.id] = node }
+            state.live = liveIDs
             let now = ContinuousClock.now
             if epoch != state.epoch {
                 if state.epoch != nil { logger.warning("Redis lost its data: waiting for the nodes' heartbeats before judging any SFU") }
@@ -220,12 +223,15 @@ public final class ClusterMediaServer: MediaServer {
             var ids: Set<String>
             if let only {
                 ids = [only]
+            } else if let cascade = try? await rooms.cascade(of: meetingID) {
+                ids = Set(cascade.members + (cascade.primary.map { [$0] } ?? []))
             } else {
-                ids = Set((try? await rooms.members(of: meetingID)) ?? [])
-                if let primary = try? await rooms.current(meeting: meetingID) { ids.insert(primary) }
+                return
             }
-            // Live ones only: a dead member stays in the set until the meeting ends.
-            let nodes = ((try? await rooms.liveNodes()) ?? []).filter { ids.contains($0.id) }
+            // Live ones only (a dead member stays in the set until the meeting ends), from the
+            // last liveness check rather than a Redis round trip per call.
+            var nodes = state.withLock { state in ids.filter { state.live.contains($0) }.compactMap { state.nodes[$0] } }
+            if nodes.isEmpty { nodes = ((try? await rooms.liveNodes()) ?? []).filter { ids.contains($0.id) } }
             for node in nodes {
                 do { _ = try await call(node, path, body: body) } catch {
                     logger.warning("SFU control call failed", metadata: ["sfu": "\(node.id)", "call": "\(path)", "error": "\(error)"])

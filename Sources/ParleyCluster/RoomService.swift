@@ -118,10 +118,17 @@ public final class RoomService: Sendable {
         if added > 0, try await redis.get(Self.meetingKey(meeting)) != node { _ = try await redis.send(["INCR", Self.loadKey(node)]) }
     }
 
-    /// An SFU no longer carries a meeting (nobody of it is left there).
+    /// An SFU no longer carries a meeting (nobody of it is left there). A primary that leaves
+    /// hands the meeting to a member still carrying it (the hub of a star moves with it).
     public func leave(meeting: String, node: String) async throws(RedisError) {
         let removed = try await redis.send(["SREM", Self.membersKey(meeting), node]).int ?? 0
-        if removed > 0, try await redis.get(Self.meetingKey(meeting)) != node { _ = try await redis.send(["DECR", Self.loadKey(node)]) }
+        guard removed > 0 else { return }
+        _ = try await redis.send(["DECR", Self.loadKey(node)])
+        guard try await redis.get(Self.meetingKey(meeting)) == node else { return }
+        let live = Set(try await liveNodes().map(\.id))
+        guard let heir = try await members(of: meeting).sorted().first(where: live.contains) else { return }
+        let winner = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), heir, node]).string
+        if winner == heir { _ = try await redis.send(["INCR", Self.loadKey(heir)]) }
     }
 
     /// Where a meeting's next participant goes (cascading): the least loaded live SFU of the

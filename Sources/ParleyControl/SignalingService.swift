@@ -87,7 +87,11 @@ public final class SignalingService: Sendable {
                 connection.meetingID = meetingID
                 connection.participantID = id
                 await sendJoined(meeting: meetingID, participantID: id, identity: identity, others: others, sink: sink)
-                await applyBlocks(meetingID, await hub.effectiveBlocks(meetingID))
+                // Only the newcomer's blocks are new (the others' are where their media flows
+                // already): one control call at most, not one per participant per join.
+                if let blocked = await hub.effectiveBlocks(meetingID)[id], !blocked.isEmpty {
+                    sfu.setBlockedMedia(meetingID: meetingID, participantID: id, blocked: blocked)
+                }
                 logger.info("participant joined", metadata: ["meeting": "\(meetingID)", "participant": "\(id)"])
             case .resumed(let id, let transportID, let others):
                 connection.meetingID = meetingID

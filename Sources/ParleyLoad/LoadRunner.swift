@@ -26,6 +26,8 @@ public struct LoadConfiguration: Sendable {
     /// Audio publishers per meeting whose packets carry a loud audio level (the rest: silence);
     /// nil: no audio-level extension.
     public var loudSpeakers: Int?
+    /// Participants joining per second, in order across meetings (nil: all at once).
+    public var joinRate: Double?
     /// Threads the simulated peers run on (each with its own sockets and timers).
     public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// The local address the simulated peers' sockets bind (and announce, when not the wildcard).
@@ -80,6 +82,18 @@ public struct LoadReport: Codable, Sendable {
         public var mediaEndedByServer: Bool?
         /// A host removed it (signaling said `moderated`, `removed`).
         public var removed: Bool = false
+        /// The SFU worker its media went to ("address:port" of the answer's candidate).
+        public var server: String?
+    }
+    /// What each SFU worker's participants received: a cascaded meeting's SFUs side by side.
+    public struct Server: Codable, Sendable {
+        public var address: String
+        public var participants: Int
+        public var packetsReceived: Int
+        public var packetsLost: Int
+        public var lossPercent: Double
+        public var latencyP50Milliseconds: Double?
+        public var latencyP99Milliseconds: Double?
     }
     public var url: String
     public var meetings: Int
@@ -106,6 +120,7 @@ public struct LoadReport: Codable, Sendable {
     public var leaves: [String: Int] = [:]
     public var mediaEndedByServer: Int = 0
     public var removed: Int = 0
+    public var perServer: [Server] = []
     public var participants: [Participant]
 }
 
@@ -190,7 +205,9 @@ public final class LoadRunner: Sendable {
                     let leaving = Leaving(mode: leaveMode(index: participant),
                                           at: leaveTime(meeting: meeting, index: participant, started: started, deadline: deadline))
                     leaves.withLock { $0[name(meeting: meeting, index: participant)] = LeaveOutcome(mode: leaving.mode) }
+                    let joinDelay = configuration.joinRate.map { Double(meeting * configuration.participants + participant) / $0 } ?? 0
                     group.addTask {
+                        if joinDelay > 0 { try? await Task.sleep(for: .seconds(joinDelay)) }
                         if self.configuration.whipWhep {
                             await self.participateOverHTTP(meeting: meeting, index: participant, leaving: leaving, started: started, deadline: deadline)
                         } else {
@@ -434,7 +451,7 @@ public final class LoadRunner: Sendable {
     private func report() async -> LoadReport {
         let failures = self.failures.withLock { $0 }
         let configuration = self.configuration
-        let participants = await loops.gather { loop -> [LoadReport.Participant] in
+        let gathered = await loops.gather { loop -> [(LoadReport.Participant, Histogram<UInt64>)] in
             // A participant may own several peers (Janus: one publishing, one subscribing).
             Dictionary(grouping: loop.allPeers, by: \.label).map { label, peers in
                 let streams = peers.flatMap { $0.received.values }
@@ -443,7 +460,7 @@ public final class LoadRunner: Sendable {
                 let createdAt = peers.map(\.createdAt).min() ?? 0
                 let connectedAt = peers.allSatisfy { $0.connectedAt != nil } ? peers.compactMap(\.connectedAt).max() : nil
                 let firstPacket = streams.compactMap(\.firstPacketAt).min()
-                return LoadReport.Participant(
+                var participant = LoadReport.Participant(
                     name: label, joined: connectedAt != nil && failures[label] == nil, error: failures[label],
                     joinSeconds: connectedAt.map { Double($0 - createdAt) / 1e9 },
                     firstPacketSeconds: firstPacket.map { Double($0 - createdAt) / 1e9 },
@@ -454,8 +471,11 @@ public final class LoadRunner: Sendable {
                     latencyP99Milliseconds: merged.totalCount > 0 ? Double(merged.valueAtPercentile(99)) / 1000 : nil,
                     packetsRepaired: peers.reduce(0) { $0 + $1.packetsRepaired }, nacksSent: peers.reduce(0) { $0 + $1.nacksSent },
                     retransmissionsSent: peers.reduce(0) { $0 + $1.retransmissionsSent }, framesReceived: peers.reduce(0) { $0 + $1.framesReceived })
+                participant.server = peers.compactMap(\.remoteAddress).first.map { "\($0)" }
+                return (participant, merged)
             }
         }.flatMap { $0 }
+        let participants = gathered.map(\.0)
         var all = participants
         // Participants that never got a peer (join refused, server unreachable) are reported too.
         for (name, error) in failures where !all.contains(where: { $0.name == name }) {
@@ -484,6 +504,22 @@ public final class LoadRunner: Sendable {
         let lost = all.reduce(0) { $0 + $1.packetsLost }
         let repaired = all.reduce(0) { $0 + $1.packetsRepaired }
         func median(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.sorted()[values.count / 2] }
+        var servers: [String: (participants: Int, received: Int, lost: Int, latency: Histogram<UInt64>)] = [:]
+        for (participant, latency) in gathered {
+            guard let server = participant.server else { continue }
+            var entry = servers[server] ?? (0, 0, 0, Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
+            entry.participants += 1
+            entry.received += participant.packetsReceived
+            entry.lost += participant.packetsLost
+            entry.latency.add(latency)
+            servers[server] = entry
+        }
+        let perServer = servers.sorted { $0.key < $1.key }.map { address, entry in
+            LoadReport.Server(address: address, participants: entry.participants, packetsReceived: entry.received, packetsLost: entry.lost,
+                              lossPercent: entry.received + entry.lost == 0 ? 0 : 100 * Double(entry.lost) / Double(entry.received + entry.lost),
+                              latencyP50Milliseconds: entry.latency.totalCount > 0 ? Double(entry.latency.valueAtPercentile(50)) / 1000 : nil,
+                              latencyP99Milliseconds: entry.latency.totalCount > 0 ? Double(entry.latency.valueAtPercentile(99)) / 1000 : nil)
+        }
         return LoadReport(
             url: configuration.url, meetings: configuration.meetings, participantsPerMeeting: configuration.participants,
             durationSeconds: configuration.duration, joined: all.filter(\.joined).count, failed: all.filter { !$0.joined }.count,
@@ -494,7 +530,7 @@ public final class LoadRunner: Sendable {
             joinP50Seconds: median(all.compactMap(\.joinSeconds)), firstPacketP50Seconds: median(all.compactMap(\.firstPacketSeconds)),
             leaves: Dictionary(grouping: all, by: \.leave).mapValues(\.count),
             mediaEndedByServer: all.filter { $0.mediaEndedByServer == true }.count, removed: all.filter(\.removed).count,
-            participants: all)
+            perServer: perServer, participants: all)
     }
 }
 
@@ -518,6 +554,12 @@ extension LoadReport {
         lines.append("total: \(joined)/\(joined + failed) joined, sent \(packetsSent), received \(packetsReceived), lost \(packetsLost) "
             + "(\(number(lossPercent))%), repaired \(packetsRepaired) (\(number(repairedPercent))% of what the network lost), latency p50 \(number(latencyP50Milliseconds)) ms p99 \(number(latencyP99Milliseconds)) ms, "
             + "join p50 \(number(joinP50Seconds)) s, first packet p50 \(number(firstPacketP50Seconds)) s")
+        if perServer.count > 1 {
+            for server in perServer {
+                lines.append("server \(server.address): \(server.participants) participants, received \(server.packetsReceived), lost \(server.packetsLost) "
+                    + "(\(number(server.lossPercent))%), latency p50 \(number(server.latencyP50Milliseconds)) ms p99 \(number(server.latencyP99Milliseconds)) ms")
+            }
+        }
         if leaves.keys.contains(where: { $0 != LeaveMode.allAtOnce.rawValue }) || removed > 0 {
             let waited = participants.filter { $0.mediaEndedByServer != nil }.count
             lines.append("left: " + leaves.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")

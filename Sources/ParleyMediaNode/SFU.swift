@@ -219,9 +219,9 @@ public final class SFU: Sendable {
     /// there is, or a new one), and, with the far end's answer, the pipe itself.
     public func pipeOffer(meetingID: String, media: MeetingMediaSettings, to remote: PeerAddress, address: String, node: String) async -> PipeOffer {
         let hub = worker(for: meetingID)
-        let existing = try? await hub.submit { (core, _) throws(Never) in core.pipeKeys(to: remote)?.send }
-        let key = (existing ?? nil) ?? Self.randomKey()
-        return PipeOffer(meetingID: meetingID, media: media, from: PipeEndpoint(address: address, port: hub.port, key: Data(key).base64EncodedString()),
+        let found = try? await hub.submit { (core, _) throws(Never) in (core.pipeKeys(to: remote)?.send, core.mediaSettings(of: meetingID)) }
+        let key = found?.0 ?? Self.randomKey()
+        return PipeOffer(meetingID: meetingID, media: found?.1 ?? media, from: PipeEndpoint(address: address, port: hub.port, key: Data(key).base64EncodedString()),
                          fromNode: node)
     }
 

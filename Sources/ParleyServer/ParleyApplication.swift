@@ -38,7 +38,7 @@ public struct ParleyServer: Sendable {
             self.localSFU = local
         }
         let sessions = self.sessions
-        let hub = MeetingHub(adhocMeetings: configuration.adhocMeetings, store: configuration.meetingStore, live: configuration.liveStore,
+        let hub = MeetingHub(maximumParticipants: configuration.maximumParticipants, adhocMeetings: configuration.adhocMeetings, store: configuration.meetingStore, live: configuration.liveStore,
                              reconnectGrace: configuration.reconnectGrace)
         let identities: (any IdentityVerifier)? = configuration.identityProviders.isEmpty
             ? nil : OpenIDVerifier(providers: configuration.identityProviders, logger: logger)

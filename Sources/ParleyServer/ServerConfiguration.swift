@@ -38,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     /// Receiving slots per subscriber: the loudest speakers heard (`--audio-speakers`) and the
     /// videos shown at once (`--video-slots`).
     public var media = MeetingMediaSettings.defaults
+    /// The most participants one meeting admits.
+    public var maximumParticipants = 1000
 
     public init() {}
 

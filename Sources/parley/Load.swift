@@ -56,6 +56,9 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Audio publishers per meeting that talk (loud audio levels); the rest send silence. Default: no audio levels at all.")
     var loudSpeakers: Int?
 
+    @Option(help: "Participants joining per second, in order (default: all at once): a ramp, as people arrive at a large meeting.")
+    var joinRate: Double?
+
     @Flag(help: "Join through WHIP (the video publishers, default 1 per meeting) and WHEP (everyone else) instead of signaling.")
     var whip = false
 
@@ -95,6 +98,7 @@ struct Load: AsyncParsableCommand {
         guard meetings >= 1, participants >= 1 else { throw ValidationError("--meetings and --participants must be at least 1") }
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
         if let loudSpeakers, loudSpeakers < 0 { throw ValidationError("--loud-speakers must be 0 or more") }
+        if let joinRate, !(joinRate > 0 && joinRate <= 100_000) { throw ValidationError("--join-rate must be above 0 (participants per second)") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1-64") }
         guard !(whip && target == .janus) else { throw ValidationError("--whip is for Parley; Janus is driven through its VideoRoom API") }
         guard (1...120).contains(frameRate), videoBitrate >= 10_000 else { throw ValidationError("--frame-rate 1-120, --video-bitrate at least 10000") }
@@ -124,6 +128,7 @@ struct Load: AsyncParsableCommand {
         configuration.audioPublishers = audioPublishers
         configuration.subscribeTopK = subscribe
         configuration.loudSpeakers = loudSpeakers
+        configuration.joinRate = joinRate
         if let threads { configuration.threads = threads }
         configuration.whipWhep = whip
         configuration.target = target

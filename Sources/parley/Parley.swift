@@ -40,6 +40,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = ServerConfiguration()
         http.apply(to: &configuration)
         configuration.media = slots.settings
+        configuration.maximumParticipants = slots.maxParticipants
         configuration.sfu = media.configuration
         try access.apply(to: &configuration)
         let server = try ParleyServer(configuration: configuration, logger: logger)
@@ -77,7 +78,11 @@ struct SlotOptions: ParsableArguments {
     @Option(help: "The most videos a participant receives at once (1-49); the web client pages through the rest.")
     var videoSlots = MeetingMediaSettings.defaults.videoSlots
 
+    @Option(help: "The most participants one meeting admits (1-100000); beyond one SFU's capacity a meeting spreads over several.")
+    var maxParticipants = 1000
+
     func validate() throws {
+        guard (1...100_000).contains(maxParticipants) else { throw ValidationError("--max-participants must be 1-100000") }
         let speakers = MeetingMediaSettings.audioSpeakersRange, videos = MeetingMediaSettings.videoSlotsRange
         guard speakers.contains(audioSpeakers) else { throw ValidationError("--audio-speakers must be \(speakers.lowerBound)-\(speakers.upperBound)") }
         guard videos.contains(videoSlots) else { throw ValidationError("--video-slots must be \(videos.lowerBound)-\(videos.upperBound)") }
@@ -271,6 +276,7 @@ struct Signal: AsyncParsableCommand {
         var configuration = ServerConfiguration()
         http.apply(to: &configuration)
         configuration.media = slots.settings
+        configuration.maximumParticipants = slots.maxParticipants
         try access.apply(to: &configuration)
         let controlToken = try cluster.controlToken()
         let redisConfiguration = try cluster.configuration()

@@ -194,9 +194,11 @@ final class PipeTrunk {
         if !bytes.isEmpty { sendRTCP(bytes, output: output, counters: &counters) }
     }
 
-    func status() -> PipeStatus {
-        PipeStatus(remote: "\(remote)", reach: reach, meetings: links.keys.sorted(), packetsSent: packetsSent, packetsReceived: packetsReceived,
-                   lossPercent: remoteLoss * 100, streams: links.keys.sorted().flatMap { links[$0]!.status() })
+    /// The pipe as one meeting's operator sees it: its own streams only (the pipe's totals count
+    /// every meeting on it; the other meetings are not named).
+    func status(meetingID: String) -> PipeStatus {
+        PipeStatus(remote: "\(remote)", reach: reach, meetings: [meetingID], packetsSent: packetsSent, packetsReceived: packetsReceived,
+                   lossPercent: remoteLoss * 100, streams: links[meetingID]?.status() ?? [])
     }
 }
 

@@ -58,6 +58,9 @@ extension WorkerCore {
 
     public var pipeCount: Int { pipes.count }
 
+    /// A meeting's slot counts here, if this worker carries it (what a pipe offer passes on).
+    public func mediaSettings(of meetingID: String) -> MeetingMediaSettings? { routers[meetingID]?.media }
+
     private func closeTrunk(_ trunk: PipeTrunk, now: Nanoseconds, output: any DatagramOutput) {
         for link in Array(trunk.links.values) { closeLink(link, now: now) }
         pipes[trunk.remote] = nil
@@ -128,6 +131,6 @@ extension WorkerCore {
     }
 
     func pipeStatus(of router: Router) -> [PipeStatus] {
-        router.pipeLinks.map { $0.trunk.status() }.sorted { $0.remote < $1.remote }
+        router.pipeLinks.map { $0.trunk.status(meetingID: router.meetingID) }.sorted { $0.remote < $1.remote }
     }
 }
