@@ -190,7 +190,9 @@ public final class ClusterMediaServer: MediaServer {
     /// Asks every live SFU (a cascaded meeting is on several) and puts their answers together.
     public func meetingStatus(meetingID: String) async -> MeetingMediaStatus? {
         var routers: [RouterStatus] = []
-        let path = "meetings/" + (meetingID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? meetingID)
+        // Unreserved characters stay as they are (the SFU's router does not decode "%2D" into "-").
+        let unreserved = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        let path = "meetings/" + (meetingID.addingPercentEncoding(withAllowedCharacters: unreserved) ?? meetingID)
         for node in (try? await rooms.liveNodes()) ?? [] {
             guard let (data, code) = try? await call(node, path, body: nil as String?, method: "GET"), code == 200,
                   let status = try? JSONDecoder().decode(MeetingMediaStatus.self, from: data) else { continue }

@@ -28,6 +28,9 @@ public struct LoadConfiguration: Sendable {
     public var loudSpeakers: Int?
     /// Participants joining per second, in order across meetings (nil: all at once).
     public var joinRate: Double?
+    /// Nobody here publishes: each receives what `audioPublishers`/`videoPublishers` others (of
+    /// another run, in the same meeting) send.
+    public var receiveOnly = false
     /// Threads the simulated peers run on (each with its own sockets and timers).
     public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// The local address the simulated peers' sockets bind (and announce, when not the wildcard).
@@ -229,8 +232,8 @@ public final class LoadRunner: Sendable {
         let videoPublishers = min(n, configuration.videoPublishers ?? n)
         let audioPublishers = min(n, configuration.audioPublishers ?? n)
         var options = LoadPeerOptions()
-        options.publishVideo = index < videoPublishers
-        options.publishAudio = index < audioPublishers
+        options.publishVideo = index < videoPublishers && !configuration.receiveOnly
+        options.publishAudio = index < audioPublishers && !configuration.receiveOnly
         if let loud = configuration.loudSpeakers { options.audioLevel = index < loud ? 20 : 127 }
         options.videoBitrate = configuration.videoBitrate
         options.frameRate = configuration.frameRate

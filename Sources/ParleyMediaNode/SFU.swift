@@ -138,24 +138,27 @@ public final class SFU: Sendable {
     }
 
     public func negotiate(_ request: NegotiationRequest) async throws -> NegotiationResult {
-        let (index, carriers) = placement.withLock { placement in
-            (placement.worker(meetingID: request.meetingID, participantID: request.participantID, transportID: request.transportID),
-             placement.workers(of: request.meetingID))
+        let (index, reservation, carriers, home) = placement.withLock { placement in
+            let carriers = placement.workers(of: request.meetingID)
+            let (index, reservation) = placement.reserve(meetingID: request.meetingID, participantID: request.participantID, transportID: request.transportID)
+            return (index, reservation, carriers, placement.homeWorker(of: request.meetingID))
         }
-        if !carriers.isEmpty, !carriers.contains(index) {
-            // A new worker for the meeting: piped to every worker carrying it, and to its hub.
-            let home = placement.withLock { $0.homeWorker(of: request.meetingID) }
-            for other in Set(carriers + [home]) where other != index {
-                try await openPipe(meetingID: request.meetingID, media: request.media, between: index, and: other)
+        do {
+            if !carriers.isEmpty, !carriers.contains(index) {
+                // A new worker for the meeting: piped to every worker carrying it, and to its hub.
+                for other in Set(carriers + [home]) where other != index {
+                    try await openPipe(meetingID: request.meetingID, media: request.media, between: index, and: other)
+                }
             }
+            let result = try await workers[index].submit { (core, _) throws(NegotiationError) in
+                try core.negotiate(request, now: MonotonicClock.now())
+            }
+            if let reservation { placement.withLock { $0.settle(reservation, transportID: result.transportID) } }
+            return result
+        } catch {
+            if let reservation { placement.withLock { $0.settle(reservation, transportID: nil) } }
+            throw error
         }
-        let result = try await workers[index].submit { (core, _) throws(NegotiationError) in
-            try core.negotiate(request, now: MonotonicClock.now())
-        }
-        placement.withLock {
-            $0.placed(transportID: result.transportID, meetingID: request.meetingID, participantID: request.participantID, worker: index)
-        }
-        return result
     }
 
     /// Joins two workers' parts of a meeting by a pipe over loopback UDP: the same pipe as

@@ -8,6 +8,7 @@ struct WorkerPlacement: Equatable {
     /// Participants (transports) per worker per meeting before the meeting spills to another worker.
     let capacity: Int
     private(set) var transports: [String: (meeting: String, participant: String, worker: Int)] = [:]
+    private var nextReservation = 0
 
     init(workers: Int, capacity: Int) {
         self.workers = max(1, workers)
@@ -52,6 +53,24 @@ struct WorkerPlacement: Equatable {
 
     mutating func placed(transportID: String, meetingID: String, participantID: String, worker: Int) {
         transports[transportID] = (meetingID, participantID, worker)
+    }
+
+    /// Chooses the worker for a negotiation and, for a new transport, holds its place at once
+    /// (under a reservation id until its transport id is known), so that simultaneous joins see
+    /// each other and spread instead of all landing where the first saw room.
+    mutating func reserve(meetingID: String, participantID: String, transportID: String?) -> (worker: Int, reservation: String?) {
+        let worker = worker(meetingID: meetingID, participantID: participantID, transportID: transportID)
+        if let transportID, transports[transportID] != nil { return (worker, nil) }
+        let reservation = "reserved-\(nextReservation)"
+        nextReservation += 1
+        transports[reservation] = (meetingID, participantID, worker)
+        return (worker, reservation)
+    }
+
+    /// The reserved place becomes the transport's (or is given back, nil: the negotiation failed).
+    mutating func settle(_ reservation: String, transportID: String?) {
+        guard let entry = transports.removeValue(forKey: reservation) else { return }
+        if let transportID { transports[transportID] = entry }
     }
 
     /// A transport closed; returns its worker when the meeting has no transport left there.

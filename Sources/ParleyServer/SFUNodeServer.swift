@@ -11,6 +11,7 @@ import ParleyRedis
 import ParleyMediaNode
 import ParleyBase
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `parley sfu`: the media plane alone. Signaling nodes reach it through its control API (JSON over
@@ -39,6 +40,8 @@ public struct SFUNodeServer: Sendable {
     let redis: RedisClient
     let rooms: RoomService
     let logger: Logger
+    /// New transports being negotiated now (counted against the capacity with those that exist).
+    let joining = JoinsInFlight()
 
     public init(configuration: Configuration, logger: Logger) async throws {
         self.configuration = configuration
@@ -207,10 +210,15 @@ public struct SFUNodeServer: Sendable {
                 let negotiation = try message.request()
                 // Capacity is enforced here, not only in heartbeats (up to one interval old): a
                 // newcomer beyond it is placed on another SFU of the meeting by the signaling node.
-                if negotiation.transportID == nil, sfu.transportCount >= configuration.capacity {
-                    return jsonResponse(["error": "sfu-full", "message": "this SFU carries \(configuration.capacity) participants, its capacity"],
-                                        status: .serviceUnavailable)
+                // Joins in flight hold their place, so simultaneous ones cannot pass the limit together.
+                let isNew = negotiation.transportID == nil
+                if isNew {
+                    guard joining.reserve(below: configuration.capacity, existing: sfu.transportCount) else {
+                        return jsonResponse(["error": "sfu-full", "message": "this SFU carries \(configuration.capacity) participants, its capacity"],
+                                            status: .serviceUnavailable)
+                    }
                 }
+                defer { if isNew { joining.release() } }
                 let result = try await sfu.negotiate(negotiation)
                 return jsonResponse(result)
             } catch NegotiationError.unknownTransport(let id) {
@@ -262,6 +270,22 @@ public struct SFUNodeServer: Sendable {
             return jsonResponse(status)
         }
     }
+}
+
+/// Places held by joins being negotiated, so that simultaneous joins cannot pass the SFU's
+/// capacity together.
+final class JoinsInFlight: Sendable {
+    private let count = Mutex(0)
+
+    func reserve(below capacity: Int, existing: Int) -> Bool {
+        count.withLock { count in
+            guard existing + count < capacity else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func release() { count.withLock { $0 -= 1 } }
 }
 
 /// Refuses control requests without the configured bearer token.

@@ -59,6 +59,9 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Participants joining per second, in order (default: all at once): a ramp, as people arrive at a large meeting.")
     var joinRate: Double?
 
+    @Flag(help: "Publish nothing; receive what --audio-publishers and --video-publishers others send (a run joining a meeting another run publishes in).")
+    var receiveOnly = false
+
     @Flag(help: "Join through WHIP (the video publishers, default 1 per meeting) and WHEP (everyone else) instead of signaling.")
     var whip = false
 
@@ -129,6 +132,7 @@ struct Load: AsyncParsableCommand {
         configuration.subscribeTopK = subscribe
         configuration.loudSpeakers = loudSpeakers
         configuration.joinRate = joinRate
+        configuration.receiveOnly = receiveOnly
         if let threads { configuration.threads = threads }
         configuration.whipWhep = whip
         configuration.target = target
