@@ -1,5 +1,5 @@
 import ParleyControl
-import Synchronization
+import ParleyTestSupport
 
 /// A connection's messages, as a hub delivers them; a test waits for the message it expects
 /// (the suite's `.timeLimit` fails a wait that never ends), no polling pause to guess.
@@ -8,7 +8,7 @@ final class Inbox: Sendable {
         var messages: [String] = []
         var waiters: [(fragments: [String], continuation: CheckedContinuation<Void, Never>)] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     var sink: MessageSink { { message in self.receive(message.json) } }
 

@@ -242,7 +242,7 @@ import Testing
         let local = LocalLiveMeetingStore()
         var nodeID: String { local.nodeID }
         var isShared: Bool { true }
-        let claims = Mutex<[CheckedContinuation<Bool, Never>]>([])
+        let claims = Locked<[CheckedContinuation<Bool, Never>]>([])
         let (stream, events) = AsyncStream<LiveStoreEvent>.makeStream()
 
         func admit(_ request: AdmissionRequest) async throws(SignalingError) -> AdmissionOutcome { try await local.admit(request) }
