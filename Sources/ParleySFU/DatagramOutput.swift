@@ -20,6 +20,22 @@ extension DatagramOutput {
     }
 }
 
+extension DatagramOutput {
+    /// Copies an RTCP compound packet into a slot, protects it there with `protect` (SRTCP: in
+    /// place, returns the new length) and queues it for `address`; a failure is counted.
+    func sendRTCP(_ bytes: [UInt8], to address: PeerAddress, counters: inout PacketCounters,
+                  protect: (UnsafeMutableRawPointer, _ length: Int, _ capacity: Int) -> Int?) {
+        let slot = reserveSlot()
+        guard bytes.count + SRTPSession.maximumTrailer <= slot.count else { return }
+        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: slot[0..<bytes.count]).copyMemory(from: $0) }
+        guard let length = protect(slot.baseAddress!, bytes.count, slot.count) else {
+            counters.dropped[.encryptionFailed] += 1
+            return
+        }
+        commitSlot(length: length, to: address)
+    }
+}
+
 /// A `DatagramOutput` that keeps every datagram it is given: for tests and in-process harnesses
 /// that drive a `WorkerCore` without sockets.
 public final class CollectingOutput: DatagramOutput {

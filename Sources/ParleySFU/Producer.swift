@@ -306,10 +306,6 @@ enum ProducerOrigin {
         if case .pipe = self { true } else { false }
     }
 
-    var transport: WebRtcTransport? {
-        if case .publisher(let transport) = self { transport.object } else { nil }
-    }
-
     /// The SSRC our RTCP towards the origin is sent from.
     var rtcpSSRC: UInt32 {
         switch self {

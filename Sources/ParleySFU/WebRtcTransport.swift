@@ -198,14 +198,7 @@ public final class WebRtcTransport {
     /// Encrypts and sends an RTCP compound packet to the peer.
     func sendRTCP(_ bytes: [UInt8], output: any DatagramOutput, counters: inout PacketCounters) {
         guard let address = sendPath.address else { return }
-        let slot = output.reserveSlot()
-        guard bytes.count + SRTPSession.maximumTrailer <= slot.count else { return }
-        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: slot[0..<bytes.count]).copyMemory(from: $0) }
-        guard let length = secure.protectRTCP(slot.baseAddress!, length: bytes.count, capacity: slot.count) else {
-            counters.dropped[.encryptionFailed] += 1
-            return
-        }
-        output.commitSlot(length: length, to: address)
+        output.sendRTCP(bytes, to: address, counters: &counters) { secure.protectRTCP($0, length: $1, capacity: $2) }
     }
 
     func flushOutbox(output: any DatagramOutput) {

@@ -145,14 +145,7 @@ final class PipeTrunk {
     }
 
     func sendRTCP(_ bytes: [UInt8], output: any DatagramOutput, counters: inout PacketCounters) {
-        let slot = output.reserveSlot()
-        guard bytes.count + SRTPSession.maximumTrailer <= slot.count else { return }
-        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: slot[0..<bytes.count]).copyMemory(from: $0) }
-        guard let length = try? outbound.protectRTCP(slot.baseAddress!, length: bytes.count, capacity: slot.count) else {
-            counters.dropped[.encryptionFailed] += 1
-            return
-        }
-        output.commitSlot(length: length, to: remote)
+        output.sendRTCP(bytes, to: remote, counters: &counters) { try? outbound.protectRTCP($0, length: $1, capacity: $2) }
     }
 
     /// Sends control messages, as many APP packets to a datagram as fit.
