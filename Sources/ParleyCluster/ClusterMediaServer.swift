@@ -110,7 +110,7 @@ public final class ClusterMediaServer: MediaServer {
     // MARK: MediaServer
 
     public func negotiate(_ request: NegotiationRequest) async throws -> NegotiationResult {
-        var excluded: Set<String> = []
+        var excluded: Set<String> = [], unreachable: Set<String> = []
         while true {
             let node: SFUNode
             if let transportID = request.transportID, let known = state.withLock({ state in state.transports[transportID].flatMap { state.nodes[$0.node] } }) {
@@ -118,10 +118,24 @@ public final class ClusterMediaServer: MediaServer {
             } else {
                 // A new transport, or one another signaling node made (its client reconnected here):
                 // the meeting's SFUs have it if anyone does; else the least loaded of them.
-                node = try await place(request.meetingID, excluding: excluded)
+                node = try await place(request.meetingID, excluding: excluded, unreachable: unreachable)
                 state.withLock { $0.nodes[node.id] = node }
             }
-            let (data, status) = try await call(node, "negotiate", body: NegotiationMessage(request))
+            let data: Data, status: Int
+            do {
+                (data, status) = try await call(node, "negotiate", body: NegotiationMessage(request))
+            } catch let error as URLError where Self.unreachable.contains(error.code) {
+                // Dead, though its heartbeat has not expired yet (a client can notice a dead path
+                // before Redis does): a newcomer goes elsewhere, a transport there is gone.
+                logger.info("SFU unreachable: placing elsewhere", metadata: ["sfu": "\(node.id)", "meeting": "\(request.meetingID)"])
+                if let transportID = request.transportID {
+                    state.withLock { _ = $0.transports.removeValue(forKey: transportID) }
+                    throw NegotiationError.unknownTransport(transportID)
+                }
+                guard unreachable.count < 8 else { throw NegotiationError.failed("no media server reachable") }
+                unreachable.insert(node.id)
+                continue
+            }
             if status == 410, let transportID = request.transportID { throw NegotiationError.unknownTransport(transportID) }
             if status == 503, request.transportID == nil, excluded.count < 8 {
                 // Full (its heartbeat was older than its last joins): the meeting goes on elsewhere.
@@ -143,10 +157,10 @@ public final class ClusterMediaServer: MediaServer {
 
     /// The SFU for a meeting's newcomer; when none is alive, tries again for one heartbeat TTL
     /// (SFUs starting, or Redis refilling after it lost its data) before giving up.
-    private func place(_ meeting: String, excluding: Set<String>) async throws -> SFUNode {
+    private func place(_ meeting: String, excluding: Set<String>, unreachable: Set<String>) async throws -> SFUNode {
         let deadline = ContinuousClock.now + RoomService.heartbeatTTL
         while true {
-            do { return try await rooms.place(meeting: meeting, excluding: excluding) } catch {
+            do { return try await rooms.place(meeting: meeting, excluding: excluding, unreachable: unreachable) } catch {
                 guard ContinuousClock.now < deadline, case .unavailable = error else { throw NegotiationError.failed("no media server: \(error)") }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -241,6 +255,9 @@ public final class ClusterMediaServer: MediaServer {
             }
         }
     }
+
+    /// Errors that mean nothing listens at the SFU's control address.
+    static let unreachable: Set<URLError.Code> = [.cannotConnectToHost, .networkConnectionLost, .cannotFindHost]
 
     private func call(_ node: SFUNode, _ path: String, body: (some Encodable)?, method: String = "POST") async throws -> (Data, Int) {
         guard let url = URL(string: "\(node.controlURL)/control/\(path)") else { throw NegotiationError.failed("bad control URL \(node.controlURL)") }

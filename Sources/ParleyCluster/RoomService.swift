@@ -74,8 +74,8 @@ public final class RoomService: Sendable {
 
     /// The SFU of a meeting: the one already named if it is alive, else a new choice, agreed by
     /// every node through one atomic compare-and-set.
-    public func assign(meeting: String) async throws(RedisError) -> SFUNode {
-        let live = try await liveNodes()
+    public func assign(meeting: String, unreachable: Set<String> = []) async throws(RedisError) -> SFUNode {
+        let live = try await liveNodes().filter { !unreachable.contains($0.id) }
         let byID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let current = try await redis.get(Self.meetingKey(meeting))
         if let current, let node = byID[current] { return node }
@@ -87,7 +87,7 @@ public final class RoomService: Sendable {
             _ = try? await redis.pipeline([["INCR", Self.loadKey(choice.id)]] + (current.map { [["DECR", Self.loadKey($0)]] } ?? []))
             return choice
         }
-        guard let node = byID[winner] else { return try await assign(meeting: meeting) }
+        guard let node = byID[winner] else { return try await assign(meeting: meeting, unreachable: unreachable) }
         return node
     }
 
@@ -127,17 +127,32 @@ public final class RoomService: Sendable {
         guard try await redis.get(Self.meetingKey(meeting)) == node else { return }
         let live = Set(try await liveNodes().map(\.id))
         guard let heir = try await members(of: meeting).sorted().first(where: live.contains) else { return }
-        let winner = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), heir, node]).string
-        if winner == heir { _ = try await redis.send(["INCR", Self.loadKey(heir)]) }
+        // The heir counts the meeting in its load already, as a member.
+        _ = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), heir, node])
+    }
+
+    /// A draining SFU gives up being a meeting's primary (the hub of a star) to a live member that
+    /// takes newcomers, so the meeting's next joins and the star's pipes form around that one.
+    /// Returns the new primary, or nil when it was not the primary or no member can take over.
+    @discardableResult
+    public func handOver(meeting: String, from node: String) async throws(RedisError) -> String? {
+        guard try await redis.get(Self.meetingKey(meeting)) == node else { return nil }
+        let live = try await liveNodes().filter { $0.id != node && $0.draining != true }
+        let members = Set(try await members(of: meeting))
+        guard let heir = live.filter({ members.contains($0.id) }).min(by: { Self.rank($0, primary: "") < Self.rank($1, primary: "") }) else { return nil }
+        let winner = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), heir.id, node]).string
+        // Both stay members, each counting the meeting once in its load, as before.
+        return winner == heir.id ? heir.id : nil
     }
 
     /// Where a meeting's next participant goes (cascading): the least loaded live SFU of the
     /// meeting's set that is not full (the primary first when they are equal); when they are all
     /// full, another SFU joins the set (the least loaded of the ring's candidates), so the meeting
     /// grows past one SFU instead of refusing the newcomer. `excluding`: SFUs that answered full
-    /// (their heartbeat is up to one interval old).
-    public func place(meeting: String, excluding: Set<String> = []) async throws(RedisError) -> SFUNode {
-        let live = try await liveNodes()
+    /// (their heartbeat is up to one interval old); `unreachable`: SFUs whose control API did not
+    /// answer, taken as dead though their heartbeat has not expired yet (a dead primary is replaced).
+    public func place(meeting: String, excluding: Set<String> = [], unreachable: Set<String> = []) async throws(RedisError) -> SFUNode {
+        let live = try await liveNodes().filter { !unreachable.contains($0.id) }
         let liveIDs = Set(live.map(\.id))
         let known = try await members(of: meeting)
         let current = try await redis.get(Self.meetingKey(meeting))
@@ -149,7 +164,7 @@ public final class RoomService: Sendable {
             let winner = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), survivor.id, current ?? ""]).string
             primary = winner ?? survivor.id
         } else {
-            primary = try await assign(meeting: meeting).id
+            primary = try await assign(meeting: meeting, unreachable: unreachable).id
         }
         if !known.contains(primary) { _ = try await redis.send(["SADD", Self.membersKey(meeting), primary]) }
         let members = Set(known + [primary])
@@ -166,7 +181,7 @@ public final class RoomService: Sendable {
     }
 
     private static func rank(_ node: SFUNode, primary: String) -> (Double, Int, String) {
-        (Double(node.participants) / Double(max(1, node.capacity)), node.id == primary ? 0 : 1, node.id)
+        (node.load, node.id == primary ? 0 : 1, node.id)
     }
 
     /// The SFU currently named for a meeting (alive or not).

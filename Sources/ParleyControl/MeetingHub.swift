@@ -414,6 +414,11 @@ public actor MeetingHub {
         meetings[meeting]?.participants[id].map { ($0.info, $0.subject, $0.email) }
     }
 
+    /// The transport a participant's media is on now, as its last negotiation left it.
+    public func transport(meeting: String, participantID: String) -> String? {
+        meetings[meeting]?.participants[participantID]?.transportID
+    }
+
     /// Whether this participant may use host controls.
     public func isModerator(meeting: String, participantID: String) -> Bool {
         guard let role = meetings[meeting]?.participants[participantID]?.info.role else { return false }

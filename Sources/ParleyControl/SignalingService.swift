@@ -112,6 +112,9 @@ public final class SignalingService: Sendable {
             if newConnection, let old = connection.transportID {
                 sfu.closeTransport(meetingID: meetingID, transportID: old, reason: Self.replacedReason)
                 connection.transportID = nil
+                // Until the new one is answered the participant has no transport: the old one's
+                // loss, reported late, is no news to a client already building the next.
+                await hub.setTransport(meeting: meetingID, participantID: participantID, nil)
             }
             let known: Set<String> = ["camera", "microphone", "screen"]
             let result: NegotiationResult
@@ -279,8 +282,11 @@ public final class SignalingService: Sendable {
             case .transportClosed(let meetingID, let participantID, let transportID, let reason):
                 logger.info("transport closed", metadata: ["meeting": "\(meetingID)", "participant": "\(participantID)", "reason": "\(reason)"])
                 await transportClosed(transportID)
+                // Only the participant's current transport: one the client has already replaced
+                // (it noticed the dead path before the SFU's heartbeat expired) asks for nothing.
                 guard reason != "participant left", reason != Self.replacedReason, await hub.contains(meeting: meetingID, participantID: participantID),
-                      let participant = await hub.participant(meeting: meetingID, id: participantID)?.info else { break }
+                      let participant = await hub.participant(meeting: meetingID, id: participantID)?.info,
+                      await hub.transport(meeting: meetingID, participantID: participantID) == transportID else { break }
                 if participant.client == "whip" {
                     // A WHIP publisher has no other channel: losing its media is leaving.
                     await hub.leave(meeting: meetingID, participantID: participantID)

@@ -187,6 +187,11 @@ public final class SFU: Sendable {
 
     // MARK: Pipes to other SFU nodes (each SFU's end is the meeting's home worker, its hub)
 
+    /// Whether a participant has a transport here (a new one replaces it: it takes no new place).
+    public func carries(meetingID: String, participantID: String) -> Bool {
+        placement.withLock { $0.transports.values.contains { $0.meeting == meetingID && $0.participant == participantID } }
+    }
+
     /// Meetings with a transport on this SFU now.
     public var carriedMeetings: Set<String> { placement.withLock { Set($0.transports.values.map(\.meeting)) } }
 
@@ -268,6 +273,13 @@ public final class SFU: Sendable {
                 core.closeTransport(id: transportID, reason: reason, now: MonotonicClock.now(), output: output)
             }
         }
+    }
+
+    /// Every transport ends with `reason` (the node drains): its clients build new peer connections,
+    /// which land on other SFUs.
+    public func closeAllTransports(reason: String) {
+        let transports = placement.withLock { $0.transports.map { (id: $0.key, meeting: $0.value.meeting) } }
+        for transport in transports { closeTransport(meetingID: transport.meeting, transportID: transport.id, reason: reason) }
     }
 
     public func closeParticipant(meetingID: String, participantID: String) {

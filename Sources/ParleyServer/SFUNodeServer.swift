@@ -27,6 +27,11 @@ public struct SFUNodeServer: Sendable {
         public var controlURL: String?
         public var controlToken: String?
         public var capacity = 500
+        /// Load limits beside the participants (nil: none): past either, newcomers go elsewhere.
+        public var maxPacketsPerSecond: Int?
+        public var maxCPUPercent: Double?
+        /// How long a drain (SIGTERM) waits for its transports to end before the process exits.
+        public var drainTimeout: Duration = .seconds(10)
         public var redis: RedisConfiguration
         public init(nodeID: String, sfu: SFUConfiguration, redis: RedisConfiguration) {
             self.nodeID = nodeID; self.sfu = sfu; self.redis = redis
@@ -42,6 +47,8 @@ public struct SFUNodeServer: Sendable {
     let logger: Logger
     /// New transports being negotiated now (counted against the capacity with those that exist).
     let joining = JoinsInFlight()
+    /// The last load sample and whether the node drains, for the heartbeat and for admission.
+    let load = NodeLoad()
 
     public init(configuration: Configuration, logger: Logger) async throws {
         self.configuration = configuration
@@ -66,29 +73,72 @@ public struct SFUNodeServer: Sendable {
         defer { events.cancel() }
         let cascade = Task { await runCascade() }
         defer { cascade.cancel() }
-        let serviceGroup = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // SIGTERM drains (its participants move to the meeting's other SFUs first); SIGINT stops.
+        let serviceGroup = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigint], logger: logger))
+        let drain = Task { [self] in
+            for await _ in await UnixSignalsSequence(trapping: .sigterm) {
+                await self.drain()
+                await serviceGroup.triggerGracefulShutdown()
+                return
+            }
+        }
+        defer { drain.cancel() }
         try await serviceGroup.run()
         try? await rooms.leave(configuration.nodeID)
     }
+
+    /// SIGTERM: the node says it is draining (the room service places nobody new here), hands the
+    /// meetings it is primary of to another member, and ends every transport with the reason
+    /// "the media server is draining": their clients get `media-failed`, build new peer
+    /// connections and land on the meeting's other SFUs. Once its transports are gone (or after
+    /// `drainTimeout`), it leaves the meetings and the process stops.
+    func drain() async {
+        let started = ContinuousClock.now
+        load.startDraining()
+        let meetings = sfu.carriedMeetings
+        logger.notice("draining: moving participants to other SFUs", metadata: ["transports": "\(sfu.transportCount)", "meetings": "\(meetings.count)"])
+        await heartbeat()
+        for meeting in meetings {
+            if let heir = try? await rooms.handOver(meeting: meeting, from: configuration.nodeID) {
+                logger.info("draining: meeting handed over", metadata: ["meeting": "\(meeting)", "primary": "\(heir)"])
+            }
+        }
+        sfu.closeAllTransports(reason: Self.drainReason)
+        while sfu.transportCount > 0, ContinuousClock.now - started < configuration.drainTimeout {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        // The transports' last events (what tells their clients to move) reach Redis first.
+        try? await Task.sleep(for: .milliseconds(300))
+        for meeting in meetings { try? await rooms.leave(meeting: meeting, node: configuration.nodeID) }
+        logger.notice("drained", metadata: ["after": "\(ContinuousClock.now - started)", "transports left": "\(sfu.transportCount)"])
+    }
+
+    public static let drainReason = "the media server is draining"
 
     private func started(port: Int) async {
         let url = configuration.controlURL ?? "http://\(configuration.controlHost):\(port)"
         logger.info("SFU node serving", metadata: ["node": "\(configuration.nodeID)", "control": "\(url)", "udp-ports": "\(sfu.workers.map(\.port))"])
         // Heartbeats for as long as the process lives: the room service sees us within one, and
         // sees us gone within its TTL after a kill -9.
+        load.controlURL = url
         Task { [self] in
-            var cpu = CPUSampler()
-            var received = PacketRate()
             while !Task.isCancelled {
-                let status = await sfu.status()
-                let node = SFUNode(id: configuration.nodeID, announceAddress: configuration.sfu.announceAddress, ports: status.ports.map(Int.init),
-                                   controlURL: url, capacity: configuration.capacity, participants: status.transports,
-                                   streams: status.producers,
-                                   packetsPerSecond: received.sample(status.counters["rtpReceived"] ?? 0), cpuPercent: cpu.sample())
-                do { try await rooms.heartbeat(node, meetings: status.meetingIDs ?? []) } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
+                await heartbeat()
                 try? await Task.sleep(for: RoomService.heartbeatInterval)
             }
         }
+    }
+
+    /// One heartbeat with a fresh load sample (also sent at once when a drain begins).
+    private func heartbeat() async {
+        let status = await sfu.status()
+        let sample = load.sample(packetsReceived: status.counters["rtpReceived"] ?? 0)
+        let node = SFUNode(id: configuration.nodeID, announceAddress: configuration.sfu.announceAddress, ports: status.ports.map(Int.init),
+                           controlURL: load.controlURL, capacity: configuration.capacity, participants: status.transports,
+                           streams: status.producers, packetsPerSecond: sample.packetsPerSecond, cpuPercent: sample.cpuPercent,
+                           maxPacketsPerSecond: configuration.maxPacketsPerSecond, maxCPUPercent: configuration.maxCPUPercent,
+                           draining: sample.draining)
+        do { try await rooms.heartbeat(node, meetings: status.meetingIDs ?? []) } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
     }
 
     /// Cascading: for each meeting with participants here, a pipe to every other live SFU of the
@@ -211,11 +261,15 @@ public struct SFUNodeServer: Sendable {
                 // Capacity is enforced here, not only in heartbeats (up to one interval old): a
                 // newcomer beyond it is placed on another SFU of the meeting by the signaling node.
                 // Joins in flight hold their place, so simultaneous ones cannot pass the limit together.
-                let isNew = negotiation.transportID == nil
+                // A participant replacing its transport here (a new peer connection) keeps its place.
+                let isNew = negotiation.transportID == nil && !sfu.carries(meetingID: negotiation.meetingID, participantID: negotiation.participantID)
                 if isNew {
-                    guard joining.reserve(below: configuration.capacity, existing: sfu.transportCount) else {
-                        return jsonResponse(["error": "sfu-full", "message": "this SFU carries \(configuration.capacity) participants, its capacity"],
-                                            status: .serviceUnavailable)
+                    if let refusal = load.refusal(maxPacketsPerSecond: configuration.maxPacketsPerSecond, maxCPUPercent: configuration.maxCPUPercent)
+                        ?? (joining.reserve(below: configuration.capacity, existing: sfu.transportCount)
+                            ? nil : "this SFU carries \(configuration.capacity) participants, its capacity") {
+                        logger.info("join refused: SFU full", metadata: ["meeting": "\(negotiation.meetingID)", "participant": "\(negotiation.participantID)",
+                                                                        "reason": "\(refusal)"])
+                        return jsonResponse(["error": "sfu-full", "message": refusal], status: .serviceUnavailable)
                     }
                 }
                 defer { if isNew { joining.release() } }
@@ -275,17 +329,62 @@ public struct SFUNodeServer: Sendable {
 /// Places held by joins being negotiated, so that simultaneous joins cannot pass the SFU's
 /// capacity together.
 final class JoinsInFlight: Sendable {
-    private let count = Mutex(0)
+    private let inFlight = Mutex(0)
 
     func reserve(below capacity: Int, existing: Int) -> Bool {
-        count.withLock { count in
+        inFlight.withLock { count in
             guard existing + count < capacity else { return false }
             count += 1
             return true
         }
     }
 
-    func release() { count.withLock { $0 -= 1 } }
+    func release() { inFlight.withLock { $0 -= 1 } }
+}
+
+/// The node's load as its last heartbeat measured it, and whether it drains: the SFU refuses
+/// newcomers past its limits itself, since a heartbeat is up to one interval old where it is read.
+final class NodeLoad: Sendable {
+    struct Sample: Sendable {
+        var packetsPerSecond = 0
+        var cpuPercent = 0.0
+        var draining = false
+    }
+    private struct State {
+        var sample = Sample()
+        var cpu = CPUSampler()
+        var received = PacketRate()
+        var controlURL = ""
+    }
+    private let state = Mutex(State())
+
+    var controlURL: String {
+        get { state.withLock { $0.controlURL } }
+        set { state.withLock { $0.controlURL = newValue } }
+    }
+
+    func sample(packetsReceived: Int) -> Sample {
+        state.withLock { state in
+            state.sample.packetsPerSecond = state.received.sample(packetsReceived)
+            state.sample.cpuPercent = state.cpu.sample()
+            return state.sample
+        }
+    }
+
+    func startDraining() { state.withLock { $0.sample.draining = true } }
+
+    /// Why a newcomer cannot come in now, or nil.
+    func refusal(maxPacketsPerSecond: Int?, maxCPUPercent: Double?) -> String? {
+        let sample = state.withLock { $0.sample }
+        if sample.draining { return SFUNodeServer.drainReason }
+        if let maxPacketsPerSecond, sample.packetsPerSecond >= maxPacketsPerSecond {
+            return "this SFU receives \(sample.packetsPerSecond) packets a second, its limit is \(maxPacketsPerSecond)"
+        }
+        if let maxCPUPercent, sample.cpuPercent >= maxCPUPercent {
+            return "this SFU uses \(Int(sample.cpuPercent)) % CPU, its limit is \(Int(maxCPUPercent)) %"
+        }
+        return nil
+    }
 }
 
 /// Refuses control requests without the configured bearer token.

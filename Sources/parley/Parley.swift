@@ -137,7 +137,7 @@ struct LogOptions: ParsableArguments {
     func bootstrap() -> Logger {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LineLogHandler(label: label)
             handler.logLevel = level
             return handler
         }
@@ -332,6 +332,22 @@ struct SFUNodeCommand: AsyncParsableCommand {
     @Option(help: "Participants this node takes at most.")
     var capacity = 500
 
+    @Option(help: "Takes no newcomers while it receives this many RTP packets a second or more (default: no limit).")
+    var capacityPacketsPerSecond: Int?
+
+    @Option(help: "Takes no newcomers while it uses this much CPU or more, in percent of one core (default: no limit).")
+    var capacityCpu: Double?
+
+    @Option(help: "On SIGTERM, how long to wait (seconds) for participants to move to other SFUs before stopping.")
+    var drainTimeout = 10.0
+
+    func validate() throws {
+        guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
+        if let capacityPacketsPerSecond, capacityPacketsPerSecond < 1 { throw ValidationError("--capacity-packets-per-second must be at least 1") }
+        if let capacityCpu, !(capacityCpu > 0) { throw ValidationError("--capacity-cpu must be above 0 (percent of one core)") }
+        guard (0...600).contains(drainTimeout) else { throw ValidationError("--drain-timeout must be 0-600 seconds") }
+    }
+
     @OptionGroup var cluster: RedisOptions
 
     @OptionGroup var log: LogOptions
@@ -343,6 +359,9 @@ struct SFUNodeCommand: AsyncParsableCommand {
         configuration.controlPort = controlPort
         configuration.controlURL = controlUrl
         configuration.capacity = capacity
+        configuration.maxPacketsPerSecond = capacityPacketsPerSecond
+        configuration.maxCPUPercent = capacityCpu
+        configuration.drainTimeout = .milliseconds(Int(drainTimeout * 1000))
         configuration.controlToken = try cluster.controlToken()
         let server: SFUNodeServer
         do {

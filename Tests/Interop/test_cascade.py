@@ -1,11 +1,13 @@
 """Cascading (issue 13): a meeting that fills its SFU goes on on another SFU, piped to the first.
 A real redis-server, two `parley sfu --capacity 2` and a `parley signal`; Chromium participants on
 both SFUs see and hear each other through the pipe, which carries only the layers the far side
-watches. Then the pipe's port under attack, and kill -9 of an SFU of a cascaded meeting."""
+watches. Then the pipe's port under attack, and kill -9 (or a drain, SIGTERM) of an SFU of a
+cascaded meeting."""
 import base64
 import json
 import os
 import random
+import signal
 import socket
 import tempfile
 import time
@@ -16,7 +18,7 @@ import pytest
 
 from conftest import PARLEY, ROOT, free_media_ports, free_port
 from test_browsers_chromium import Browser, wait_for
-from test_cluster_sfus import Process, wait_for_workers, wait_port
+from test_cluster_sfus import Process, redis_get, wait_for_workers, wait_port
 
 TOKEN = "cascade-control-token-0123456789"
 
@@ -39,7 +41,8 @@ def cascade(request):
         udp, control = free_media_ports(2), free_port()
         sfus[name] = {"udp": udp, "control": control, "process": Process(f"cascade-{name}", [
             PARLEY, "sfu", "--redis", url, "--node-id", name, "--udp-port", str(udp), "--announce-ip", "127.0.0.1", "--workers", "1",
-            "--capacity", capacity, "--control-port", str(control), "--control-token-file", token.name, "--log-level", "debug"])}
+            "--capacity", capacity, "--control-port", str(control), "--control-token-file", token.name, "--log-level", "debug"]
+            + options.get("sfu_args", {}).get(name, []))}
         processes.append(sfus[name]["process"])
     http_port = free_port()
     signal_node = Process("cascade-signal", [PARLEY, "signal", "--redis", url, "--http-port", str(http_port), "--control-token-file", token.name,
@@ -192,8 +195,40 @@ def cascade_health(base):
         return json.loads(response.read())["sfu"]
 
 
+# Noted in the page every 100 ms from just before a fault: each source's lowest frame count since
+# (a new peer connection counts from zero), its first frame on a new peer connection (once its
+# count fell below the one when the watch began), and the first moment every source has grown 5
+# frames past its lowest there.
+RECOVERY_WATCH = """
+const [sources, done] = [arguments[0], arguments[arguments.length - 1]];
+const watch = window.parleyRecovery = {first: {}, lowest: {}, firstFrame: {}, back: null};
+const sample = async () => {
+  const stats = await window.parley.stats().catch(() => ({}));
+  return sources.map((s) => (stats[s] || {}).framesDecoded || 0);
+};
+sample().then((counts) => { sources.forEach((s, i) => { watch.first[s] = watch.lowest[s] = counts[i]; }); done(); });
+const timer = setInterval(async () => {
+  if (Object.keys(watch.first).length < sources.length) return;
+  const counts = await sample();
+  sources.forEach((s, i) => {
+    watch.lowest[s] = Math.min(watch.lowest[s], counts[i]);
+    if (watch.lowest[s] < watch.first[s] && counts[i] > watch.lowest[s]) watch.firstFrame[s] ??= Date.now();
+  });
+  if (sources.every((s, i) => watch.lowest[s] < watch.first[s] && counts[i] > watch.lowest[s] + 5)) {
+    watch.back = Date.now();
+    clearInterval(timer);
+  }
+}, 100);
+"""
+
+
+def watch_recovery(browser, sources):
+    browser.driver.execute_async_script(RECOVERY_WATCH, sources)
+
+
 @pytest.mark.timeout(300)
-def test_kill_9_of_an_sfu_of_a_cascaded_meeting_its_participants_decode_again_elsewhere_and_the_others_never_stop(cascade):
+@pytest.mark.parametrize("stop", ["kill -9", "drain"])
+def test_kill_9_or_drain_of_an_sfu_of_a_cascaded_meeting_its_participants_decode_again_elsewhere_and_the_others_never_stop(cascade, stop):
     import asyncio
     import threading
     from test_whip_whep_aiortc import publish
@@ -224,31 +259,32 @@ def test_kill_9_of_an_sfu_of_a_cascaded_meeting_its_participants_decode_again_el
             assert wait_for(lambda v=viewer: decoding(v, ada_id) and decoding(v, publisher_id), 60), viewer.stats()
         assert wait_for(lambda: decoding(ada, publisher_id) and decoding(ada, ids[1]), 60), ada.stats()
 
-        # kill -9 the SFU Bob and Cyd are on; Ada's decoding of the publisher on her own SFU is
-        # sampled every 250 ms throughout and must never stall.
-        killed_at = time.monotonic()
-        cascade["sfus"][doomed]["process"].kill()
+        # Stop the SFU Bob and Cyd are on (kill -9, or SIGTERM: it drains); Ada's decoding of the publisher on her own SFU is
+        # sampled every 250 ms throughout and must never stall. Bob's and Cyd's pages watch their
+        # own decoding every 100 ms and note when it grows again, so the gap is measured in the page.
+        for viewer in (bob, cyd):
+            watch_recovery(viewer, [ada_id, publisher_id])
+        killed_at = time.time()
+        doomed_process = cascade["sfus"][doomed]["process"]
+        if stop == "kill -9":
+            doomed_process.kill()
+        else:
+            doomed_process.process.send_signal(signal.SIGTERM)
         windows, last, back = [], ada.stats()[publisher_id]["framesDecoded"], {}
-        # Each viewer's lowest count since the kill: a new peer connection counts from zero, so
-        # decoding again is growth past that, on a live SFU.
-        lowest = {v.name: {x: v.stats().get(x, {}).get("framesDecoded", 0) for x in (ada_id, publisher_id)} for v in (bob, cyd)}
-        while time.monotonic() - killed_at < 15 and len(back) < 2:
+        while time.time() - killed_at < 15 and len(back) < 2:
             time.sleep(0.25)
             now = ada.stats()[publisher_id]["framesDecoded"]
             windows.append(now - last)
             last = now
             for viewer in (bob, cyd):
-                if viewer.name in back:
-                    continue
-                stats = viewer.stats()
-                counts = {x: stats.get(x, {}).get("framesDecoded", 0) for x in (ada_id, publisher_id)}
-                low = lowest[viewer.name]
-                for x in counts:
-                    low[x] = min(low[x], counts[x])
-                if all(counts[x] > low[x] + 5 for x in counts) \
-                        and placements(base, "kill").get(ids[(bob, cyd).index(viewer) + 1]) not in (None, doomed):
-                    back[viewer.name] = round(time.monotonic() - killed_at, 2)
-        print(f"measured: kill -9 of {doomed}: bob and cyd decode again after {back} s; ada's frames from the publisher per 250 ms: {windows}")
+                recovered = viewer.js("return window.parleyRecovery.back")
+                if viewer.name not in back and recovered and placements(base, "kill").get(ids[(bob, cyd).index(viewer) + 1]) not in (None, doomed):
+                    back[viewer.name] = round(recovered / 1000 - killed_at, 2)
+        # The media gap: from the stop to each viewer's first frame of both sources on its new connection.
+        gaps = {viewer.name: {("ada" if k == ada_id else "whip"): round(v / 1000 - killed_at, 2)
+                              for k, v in viewer.js("return window.parleyRecovery.firstFrame").items()} for viewer in (bob, cyd)}
+        print(f"measured: {stop} of {doomed}: first frames again after {gaps} s, 5 frames of each after {back} s; "
+              f"ada's frames from the publisher per 250 ms: {windows}")
         if len(back) < 2:
             view = operator_view(base, "kill")["media"]["routers"]
             for router in view:
@@ -261,6 +297,13 @@ def test_kill_9_of_an_sfu_of_a_cascaded_meeting_its_participants_decode_again_el
         placed = placements(base, "kill")
         assert placed[ids[1]] not in (hub, doomed) and placed[ids[2]] == placed[ids[1]], placed
         assert not any("ended" in n.lower() for n in ada.notices()), ada.notices()
+        if stop == "drain":
+            # Its participants gone, the drained SFU stops by itself, well within its 10 s timeout.
+            doomed_process.process.wait(timeout=15)
+            with open(doomed_process.log_path) as log:
+                drained = [line for line in log if "drained" in line]
+            print(f"measured: drain of {doomed}: {drained[-1].strip() if drained else 'no drained line'}")
+            assert drained and doomed_process.process.returncode == 0, drained
     finally:
         for browser in browsers:
             browser.quit()
@@ -297,3 +340,46 @@ def test_a_star_of_three_sfus_every_participant_decodes_the_others_two_through_t
     finally:
         for browser in browsers:
             browser.quit()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("cascade", [{"capacity": 100, "sfu_args": {"sfu-a": ["--capacity-packets-per-second", "40"]}}], indirect=True)
+def test_an_sfu_past_its_packet_rate_limit_takes_no_newcomers_the_meeting_spreads_instead(cascade):
+    """Capacity by load, not only by participants: sfu-a takes at most 40 packets a second. A WHIP
+    publisher (about 50 audio and 30 or more video packets a second) on it puts it past that, so the
+    meeting's next publisher goes to another SFU, though sfu-a has 99 places left."""
+    import asyncio
+    import threading
+    from test_whip_whep_aiortc import publish
+
+    base = cascade["url"]
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    run = lambda coroutine: asyncio.run_coroutine_threadsafe(coroutine, loop).result(20)  # noqa: E731
+    publishers = []
+    try:
+        # The ring picks each meeting's first SFU: try meetings until one starts on sfu-a.
+        meeting = None
+        for attempt in range(12):
+            name = f"load-{attempt}"
+            publishers.append(run(publish(base, name))[0])
+            assert wait_for(lambda n=name: len(placements(base, n)) == 1, 20)
+            if list(placements(base, name).values()) == ["sfu-a"]:
+                meeting = name
+                break
+        assert meeting, "no meeting started on sfu-a"
+        # Its heartbeat (every 0.3 s) shows the publisher's packets.
+        def packets_of_a():
+            heartbeat = redis_get(cascade["redis"], "sfu:sfu-a")
+            return json.loads(heartbeat).get("packetsPerSecond", 0) if heartbeat else 0
+        rate = wait_for(lambda: packets_of_a() >= 40 and packets_of_a(), 20)
+        assert rate, "sfu-a never saw the publisher's packets"
+        second = run(publish(base, meeting))[0]
+        publishers.append(second)
+        assert wait_for(lambda: len(placements(base, meeting)) == 2, 20)
+        placed = sorted(placements(base, meeting).values())
+        print(f"measured: sfu-a at {rate} packets/s (limit 40): the meeting's second publisher went to {placed}")
+        assert placed[0] == "sfu-a" and placed[1] != "sfu-a", placed
+    finally:
+        for pc in publishers:
+            run(pc.close())

@@ -161,6 +161,52 @@ import ParleyTestSupport
         #expect(try await rooms.current(meeting: "big") == nil)
     }
 
+    @Test func anSFUPastItsPacketOrCPULimitOrDrainingTakesNoNewcomersAndADrainingPrimaryHandsTheMeetingOver() async throws {
+        let server = try RedisServer()
+        let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
+        func beat(_ id: String, packets: Int = 0, cpu: Double = 0, draining: Bool = false) async throws {
+            try await rooms.heartbeat(SFUNode(id: id, announceAddress: "127.0.0.1", ports: [40000], controlURL: "http://127.0.0.1:1/\(id)",
+                                              capacity: 100, participants: 1, packetsPerSecond: packets, cpuPercent: cpu,
+                                              maxPacketsPerSecond: 10_000, maxCPUPercent: 80, draining: draining))
+            _ = try await rooms.redis.send(["PERSIST", "sfu:\(id)"])
+        }
+        for id in ["a", "b"] { try await beat(id) }
+        let primary = try await rooms.place(meeting: "m").id
+        let other = primary == "a" ? "b" : "a"
+        // Few participants, but past its packet rate: the meeting spreads to the other SFU.
+        try await beat(primary, packets: 12_000)
+        #expect(try await rooms.place(meeting: "m").id == other)
+        // Packets fine, CPU past its limit: still the other; both fine: the less loaded, by packets.
+        try await beat(primary, packets: 100, cpu: 95)
+        #expect(try await rooms.place(meeting: "m").id == other)
+        try await beat(primary, packets: 100, cpu: 10)
+        try await beat(other, packets: 9_000)
+        #expect(try await rooms.place(meeting: "m").id == primary)
+        // The primary drains: newcomers go to the other, which becomes the primary.
+        try await beat(other)
+        try await beat(primary, draining: true)
+        #expect(try await rooms.place(meeting: "m").id == other)
+        #expect(try await rooms.handOver(meeting: "m", from: primary) == other)
+        #expect(try await rooms.current(meeting: "m") == other)
+        #expect(try await rooms.handOver(meeting: "m", from: primary) == nil, "no longer the primary")
+        // Both draining: nobody can take the newcomer.
+        try await beat(other, draining: true)
+        await #expect(throws: RedisError.self) { try await rooms.place(meeting: "m") }
+    }
+
+    @Test func anUnreachablePrimaryIsReplacedBeforeItsHeartbeatExpires() async throws {
+        let server = try RedisServer()
+        let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
+        for id in ["a", "b"] { try await beat(rooms, id) }
+        let primary = try await rooms.place(meeting: "m").id
+        let other = primary == "a" ? "b" : "a"
+        // Its control API refused the connection: it is dead to this placement, and the meeting's
+        // primary moves, though its heartbeat is still in Redis.
+        #expect(try await rooms.place(meeting: "m", unreachable: [primary]).id == other)
+        #expect(try await rooms.current(meeting: "m") == other)
+        await #expect(throws: RedisError.self) { try await rooms.place(meeting: "m", unreachable: ["a", "b"]) }
+    }
+
     @Test func whenEverySFUIsFullTheNewcomerIsRefusedWithAClearError() async throws {
         let server = try RedisServer()
         let rooms = RoomService(redis: try await RedisClient.connect(server.configuration))
