@@ -96,7 +96,7 @@ const effects = {
   startPeer: () => media.start(),
   replacePeer: () => media.replace(),
   resumePeer: () => media.resume(),
-  rebuildPeer: ({ message }) => media.rebuild(message),
+  rebuildPeer: ({ message, unlessFresh }) => media.rebuild(message, { unlessFresh }),
   render: () => stage.render(),
   applyMeetingState: () => controls.applyMeetingState(),
   count: ({ counter }) => count(parley, counter),
@@ -137,7 +137,8 @@ function listen(signaling) {
   const on = (type, handle) => signaling.addEventListener(type, ({ detail }) => handle(detail));
   on('joined', (detail) => dispatch({ type: 'joined', detail }));
   on('waiting', () => dispatch({ type: 'waiting' }));
-  on('error', (detail) => dispatch({ type: 'serverError', code: detail.code, message: detail.message, hasToken: Boolean(access.token) }));
+  on('error', (detail) => dispatch({ type: 'serverError', code: detail.code, message: detail.message, inReplyTo: detail.inReplyTo,
+    hasToken: Boolean(access.token) }));
   on('meeting-ended', (detail) => dispatch({ type: 'meetingEnded', reason: detail.reason }));
   on('moderated', (detail) => {
     if (detail.action === 'removed') dispatch({ type: 'removed', by: detail.by });

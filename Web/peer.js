@@ -74,6 +74,9 @@ export class Peer extends EventTarget {
   async negotiate() {
     if (this.busy) { this.again = true; return; }
     this.busy = true;
+    // What the caller does next in the same turn (more tracks, the receiving transceivers of a
+    // new peer connection) goes into this offer, not into a second round trip.
+    await null;
     try {
       do {
         this.again = false;

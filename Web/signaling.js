@@ -4,7 +4,7 @@ export class Signaling extends EventTarget {
     super();
     this.url = url;
     this.socket = null;
-    this.pendingAnswer = null;
+    this.pendingAnswers = [];  // one per offer sent, in order: the server replies to each, in order
     this.pings = new Map();  // id → resolve
   }
 
@@ -16,7 +16,7 @@ export class Signaling extends EventTarget {
       socket.onopen = () => { opened = true; resolve(); };
       socket.onerror = () => { if (!opened) reject(new Error(`cannot reach the Parley server at ${this.url}`)); };
       this.closed = (event, reason = 'connection closed') => {
-        if (this.pendingAnswer) { this.pendingAnswer.reject(new Error(reason)); this.pendingAnswer = null; }
+        for (const pending of this.pendingAnswers.splice(0)) pending.reject(new Error(reason));
         if (opened) this.dispatchEvent(new CustomEvent('close', { detail: event }));
       };
       socket.onclose = (event) => this.closed(event);
@@ -28,15 +28,15 @@ export class Signaling extends EventTarget {
           this.pings.delete(message.id);
           return;
         }
-        if (message.type === 'answer' && this.pendingAnswer) {
-          this.pendingAnswer.resolve(message);
-          this.pendingAnswer = null;
+        if (message.type === 'answer' && this.pendingAnswers.length) {
+          this.pendingAnswers.shift().resolve(message);
           return;
         }
-        if (message.type === 'error' && ['negotiation-failed', 'media-failed'].includes(message.code) && this.pendingAnswer) {
-          this.pendingAnswer.reject(new Error(message.message));
-          this.pendingAnswer = null;
-          if (message.code === 'negotiation-failed') return;
+        // An error in reply to an offer fails that offer. A `media-failed` that replies to nothing
+        // is news about the media connection, and leaves the offers in flight alone.
+        if (message.type === 'error' && message.inReplyTo === 'offer' && this.pendingAnswers.length) {
+          this.pendingAnswers.shift().reject(new Error(message.message));
+          if (message.code !== 'media-failed') return;
         }
         this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
       };
@@ -50,7 +50,7 @@ export class Signaling extends EventTarget {
   /// Sends an offer and resolves with the server's answer message.
   offer(sdp, sources, newConnection = false) {
     return new Promise((resolve, reject) => {
-      this.pendingAnswer = { resolve, reject };
+      this.pendingAnswers.push({ resolve, reject });
       this.send({ type: 'offer', sdp, sources, ...(newConnection ? { newConnection: true } : {}) });
     });
   }

@@ -111,6 +111,8 @@ public final class ClusterMediaServer: MediaServer {
 
     public func negotiate(_ request: NegotiationRequest) async throws -> NegotiationResult {
         var excluded: Set<String> = [], unreachable: Set<String> = []
+        // Joins racing for the last places: those that answered full get another chance until then.
+        let deadline = ContinuousClock.now + RoomService.heartbeatTTL * 2
         while true {
             let node: SFUNode
             if let transportID = request.transportID, let known = state.withLock({ state in state.transports[transportID].flatMap { state.nodes[$0.node] } }) {
@@ -118,7 +120,7 @@ public final class ClusterMediaServer: MediaServer {
             } else {
                 // A new transport, or one another signaling node made (its client reconnected here):
                 // the meeting's SFUs have it if anyone does; else the least loaded of them.
-                node = try await place(request.meetingID, excluding: excluded, unreachable: unreachable)
+                node = try await place(request.meetingID, excluding: &excluded, unreachable: unreachable, until: deadline)
                 state.withLock { $0.nodes[node.id] = node }
             }
             let data: Data, status: Int
@@ -137,7 +139,7 @@ public final class ClusterMediaServer: MediaServer {
                 continue
             }
             if status == 410, let transportID = request.transportID { throw NegotiationError.unknownTransport(transportID) }
-            if status == 503, request.transportID == nil, excluded.count < 8 {
+            if status == 503, request.transportID == nil, ContinuousClock.now < deadline {
                 // Full (its heartbeat was older than its last joins): the meeting goes on elsewhere.
                 logger.info("SFU full: placing again", metadata: ["sfu": "\(node.id)", "meeting": "\(request.meetingID)"])
                 excluded.insert(node.id)
@@ -155,14 +157,15 @@ public final class ClusterMediaServer: MediaServer {
         }
     }
 
-    /// The SFU for a meeting's newcomer; when none is alive, tries again for one heartbeat TTL
-    /// (SFUs starting, or Redis refilling after it lost its data) before giving up.
-    private func place(_ meeting: String, excluding: Set<String>, unreachable: Set<String>) async throws -> SFUNode {
-        let deadline = ContinuousClock.now + RoomService.heartbeatTTL
+    /// The SFU for a meeting's newcomer; when none can take it, tries again until `deadline` (SFUs
+    /// starting, Redis refilling after it lost its data, or places freed by joins that were in
+    /// flight: the SFUs that answered full are asked again) before giving up.
+    private func place(_ meeting: String, excluding: inout Set<String>, unreachable: Set<String>, until deadline: ContinuousClock.Instant) async throws -> SFUNode {
         while true {
             do { return try await rooms.place(meeting: meeting, excluding: excluding, unreachable: unreachable) } catch {
                 guard ContinuousClock.now < deadline, case .unavailable = error else { throw NegotiationError.failed("no media server: \(error)") }
                 try await Task.sleep(for: .milliseconds(100))
+                excluding = []
             }
         }
     }

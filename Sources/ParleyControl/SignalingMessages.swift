@@ -251,7 +251,9 @@ public enum ServerMessage: Sendable {
     case participantUpdated(ParticipantInfo)
     case participantLeft(participantID: String)
     case chat(from: String, name: String, text: String, at: Double)
-    case error(code: String, message: String)
+    /// `inReplyTo`: "offer" when it is the reply to an offer (which gets exactly one reply, an
+    /// answer or an error, in order), so a client tells it from news about its media.
+    case error(code: String, message: String, inReplyTo: String? = nil)
     case meetingEnded(reason: String)
     /// To a simulcast publisher: the layers (rids) of its track on `mid` that somebody receives;
     /// it pauses the others.
@@ -280,6 +282,7 @@ public enum ServerMessage: Sendable {
         var at: Double?
         var code: String?
         var message: String?
+        var inReplyTo: String?
         var reason: String?
         var role: ParticipantRole?
         var token: String?
@@ -316,7 +319,7 @@ public enum ServerMessage: Sendable {
         case .participantUpdated(let p): wire = Wire(type: "participant-updated", participant: p)
         case .participantLeft(let id): wire = Wire(type: "participant-left", participantId: id)
         case .chat(let from, let name, let text, let at): wire = Wire(type: "chat", from: from, name: name, text: text, at: at)
-        case .error(let code, let message): wire = Wire(type: "error", code: code, message: message)
+        case .error(let code, let message, let inReplyTo): wire = Wire(type: "error", code: code, message: message, inReplyTo: inReplyTo)
         case .meetingEnded(let reason): wire = Wire(type: "meeting-ended", reason: reason)
         case .publishLayers(let mid, let rids): wire = Wire(type: "publish-layers", mid: mid, rids: rids)
         case .videoPaused(let mids): wire = Wire(type: "video-paused", reason: "bandwidth", mids: mids)

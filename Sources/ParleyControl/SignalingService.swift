@@ -54,13 +54,15 @@ public final class SignalingService: Sendable {
 
     /// Handles one text message from a WebSocket; errors go back to the same client.
     public func handle(text: String, connection: inout SignalingConnection, sink: @escaping MessageSink) async {
+        var inReplyTo: String?
         do {
             let message = try ClientMessage(json: text)
+            if case .offer = message { inReplyTo = "offer" }
             try await handle(message, connection: &connection, sink: sink)
         } catch let error as SignalingError {
-            sink(OutgoingMessage(.error(code: error.code, message: error.description)))
+            sink(OutgoingMessage(.error(code: error.code, message: error.description, inReplyTo: inReplyTo)))
         } catch {
-            sink(OutgoingMessage(.error(code: "internal", message: "\(error)")))
+            sink(OutgoingMessage(.error(code: "internal", message: "\(error)", inReplyTo: inReplyTo)))
         }
     }
 

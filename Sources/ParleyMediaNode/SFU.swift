@@ -195,8 +195,9 @@ public final class SFU: Sendable {
     /// Meetings with a transport on this SFU now.
     public var carriedMeetings: Set<String> { placement.withLock { Set($0.transports.values.map(\.meeting)) } }
 
-    /// Transports on this SFU now (what its capacity counts).
-    public var transportCount: Int { placement.withLock { $0.transports.count } }
+    /// Transports on this SFU now (what its capacity counts, with the joins its control API lets
+    /// in: those count once, there, not also by the place they hold here).
+    public var transportCount: Int { placement.withLock { $0.settledCount } }
 
     /// The port of a meeting's hub worker on an SFU with `workers` workers (the same hash as here).
     public static func hubPort(of meetingID: String, ports: [Int]) -> Int? {

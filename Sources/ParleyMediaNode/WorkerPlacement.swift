@@ -8,6 +8,8 @@ struct WorkerPlacement: Equatable {
     /// Participants (transports) per worker per meeting before the meeting spills to another worker.
     let capacity: Int
     private(set) var transports: [String: (meeting: String, participant: String, worker: Int)] = [:]
+    /// How many of `transports` are reservations.
+    private var reservations = 0
     private var nextReservation = 0
 
     init(workers: Int, capacity: Int) {
@@ -64,14 +66,19 @@ struct WorkerPlacement: Equatable {
         let reservation = "reserved-\(nextReservation)"
         nextReservation += 1
         transports[reservation] = (meetingID, participantID, worker)
+        reservations += 1
         return (worker, reservation)
     }
 
     /// The reserved place becomes the transport's (or is given back, nil: the negotiation failed).
     mutating func settle(_ reservation: String, transportID: String?) {
         guard let entry = transports.removeValue(forKey: reservation) else { return }
+        reservations -= 1
         if let transportID { transports[transportID] = entry }
     }
+
+    /// Transports that exist, without the places held for negotiations under way.
+    var settledCount: Int { transports.count - reservations }
 
     /// A transport closed; returns its worker when the meeting has no transport left there.
     mutating func closed(transportID: String) -> (meeting: String, worker: Int)? {

@@ -201,7 +201,7 @@ def cascade_health(base):
 # frames past its lowest there.
 RECOVERY_WATCH = """
 const [sources, done] = [arguments[0], arguments[arguments.length - 1]];
-const watch = window.parleyRecovery = {first: {}, lowest: {}, firstFrame: {}, back: null};
+const watch = window.recoveryWatch = {first: {}, lowest: {}, firstFrame: {}, back: null};
 const sample = async () => {
   const stats = await window.parley.stats().catch(() => ({}));
   return sources.map((s) => (stats[s] || {}).framesDecoded || 0);
@@ -277,14 +277,17 @@ def test_kill_9_or_drain_of_an_sfu_of_a_cascaded_meeting_its_participants_decode
             windows.append(now - last)
             last = now
             for viewer in (bob, cyd):
-                recovered = viewer.js("return window.parleyRecovery.back")
+                recovered = viewer.js("return window.recoveryWatch.back")
                 if viewer.name not in back and recovered and placements(base, "kill").get(ids[(bob, cyd).index(viewer) + 1]) not in (None, doomed):
                     back[viewer.name] = round(recovered / 1000 - killed_at, 2)
         # The media gap: from the stop to each viewer's first frame of both sources on its new connection.
         gaps = {viewer.name: {("ada" if k == ada_id else "whip"): round(v / 1000 - killed_at, 2)
-                              for k, v in viewer.js("return window.parleyRecovery.firstFrame").items()} for viewer in (bob, cyd)}
+                              for k, v in viewer.js("return window.recoveryWatch.firstFrame").items()} for viewer in (bob, cyd)}
         print(f"measured: {stop} of {doomed}: first frames again after {gaps} s, 5 frames of each after {back} s; "
               f"ada's frames from the publisher per 250 ms: {windows}")
+        for viewer in (bob, cyd):
+            events = [(e["event"], round(e["at"] / 1000 - killed_at, 2)) for e in viewer.js("return window.parley.mediaEvents") if e["at"] / 1000 > killed_at]
+            print(f"  {viewer.name}'s media events since: {events}")
         if len(back) < 2:
             view = operator_view(base, "kill")["media"]["routers"]
             for router in view:

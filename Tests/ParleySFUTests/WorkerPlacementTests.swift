@@ -38,4 +38,21 @@ import Testing
         }
         #expect(placement.load(of: "m").values.sorted() == [2, 2])
     }
+
+    @Test func aNegotiationUnderWayHoldsAPlaceButIsNoTransportYet() {
+        var placement = WorkerPlacement(workers: 2, capacity: 1)
+        placement.placed(transportID: "t0", meetingID: "m", participantID: "p0", worker: 0)
+        let (worker, reservation) = placement.reserve(meetingID: "m", participantID: "p1", transportID: nil)
+        // The place counts for where the next newcomer goes, not as a transport (the control API
+        // counts the join in flight itself: counted here too, it took two of the SFU's places).
+        #expect(placement.load(of: "m")[worker] != nil)
+        #expect(placement.settledCount == 1)
+        placement.settle(reservation!, transportID: "t1")
+        #expect(placement.settledCount == 2)
+        let (_, failed) = placement.reserve(meetingID: "m", participantID: "p2", transportID: nil)
+        placement.settle(failed!, transportID: nil)
+        #expect(placement.settledCount == 2 && placement.transports.count == 2)
+        // A renegotiation holds nothing new.
+        #expect(placement.reserve(meetingID: "m", participantID: "p1", transportID: "t1").reservation == nil)
+    }
 }

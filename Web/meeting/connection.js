@@ -39,8 +39,9 @@ export class MediaConnection {
     stage.forgetViewport();
     peer.addEventListener('assignments', () => stage.render());
     peer.addEventListener('failed', ({ detail: error }) => {
-      // An offer lost with a dead socket is made again after the reconnect.
-      if (this.phase() !== 'reconnecting') showBanner(`Media negotiation failed: ${error.message}`, { error: true });
+      // An offer lost with a dead socket is made again after the reconnect; one of a peer
+      // connection we replaced no longer matters.
+      if (peer === room.peer && this.phase() !== 'reconnecting') showBanner(`Media negotiation failed: ${error.message}`, { error: true });
     });
     peer.addEventListener('state', ({ detail: connection }) => {
       if (peer !== room.peer) return;
@@ -107,9 +108,11 @@ export class MediaConnection {
   }
 
   /// A fresh peer connection, offered afresh (`newConnection`): it lands on the meeting's SFU,
-  /// whichever that is now, and everything we send is published again.
-  rebuild(message) {
+  /// whichever that is now, and everything we send is published again. `unlessFresh`: not if the
+  /// peer connection we have is such a fresh one whose first offer is still unanswered.
+  rebuild(message, { unlessFresh = false } = {}) {
     if (this.phase() !== 'joined') return;
+    if (unlessFresh && this.room.peer?.busy && !this.room.peer.answered) return;
     showBanner(message, { error: true });
     count(this.diagnostics, 'mediaRebuilds');
     this.note('new-connection');

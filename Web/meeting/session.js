@@ -174,9 +174,10 @@ const transitions = {
     ...leaving,
   },
   joined: {
-    serverError: (state, { code, message }) => [state, code === 'media-failed'
+    serverError: (state, { code, message, inReplyTo }) => [state, code === 'media-failed'
       // The media server is gone (an SFU stopped): a new peer connection lands on the meeting's new one.
-      ? [{ type: 'rebuildPeer', message: 'The media server changed; reconnecting…' }]
+      // News of it (not the reply to an offer) may come after we started one already: that one goes on.
+      ? [{ type: 'rebuildPeer', message: 'The media server changed; reconnecting…', unlessFresh: inReplyTo !== 'offer' }]
       : [{ type: 'showBanner', text: `${message} (${code})`, error: true }]],
     signalingClosed: startReconnecting,
     ...leaving,

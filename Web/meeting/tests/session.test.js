@@ -198,7 +198,10 @@ test('not resumed (a new participant id): a new peer connection, no resume count
 test('a server error in the room: media-failed rebuilds the peer connection, anything else is shown', () => {
   const [state, actions] = next(at.joined(), { type: 'serverError', code: 'media-failed', message: 'gone', hasToken: true });
   assert.equal(state.phase, 'joined');
-  assert.deepEqual(actions, [{ type: 'rebuildPeer', message: 'The media server changed; reconnecting…' }]);
+  // News of a lost transport spares a fresh peer connection already under way; the reply to an offer does not.
+  assert.deepEqual(actions, [{ type: 'rebuildPeer', message: 'The media server changed; reconnecting…', unlessFresh: true }]);
+  assert.deepEqual(next(at.joined(), { type: 'serverError', code: 'media-failed', message: 'gone', inReplyTo: 'offer', hasToken: true })[1],
+    [{ type: 'rebuildPeer', message: 'The media server changed; reconnecting…', unlessFresh: false }]);
   assert.deepEqual(next(at.joined(), { type: 'serverError', code: 'forbidden', message: 'hosts only', hasToken: true })[1],
     [{ type: 'showBanner', text: 'hosts only (forbidden)', error: true }]);
 });

@@ -69,7 +69,7 @@ visit('a ?name= link joins at once and the room shows everyone', {}, async (page
   assert.equal(page.sessionStorage.get('parley-token:demo'), 'tok-1');
   const [offer] = page.socket.of('offer');
   assert.equal(offer.newConnection, true, 'the first offer of a peer connection asks for a new transport');
-  assert.deepEqual(offer.sources, { 0: 'microphone' });
+  assert.deepEqual(offer.sources, { 0: 'microphone', 1: 'camera' }, 'one offer carries every track the page starts with');
   await answer(page);
   assert.deepEqual(page.parley.tiles(), ['p2']);
   assert.equal(page.$('stage').children[0].textContent.includes('Ada (you)'), true);
