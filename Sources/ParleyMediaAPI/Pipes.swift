@@ -88,12 +88,18 @@ public struct PipeStatus: Sendable, Codable, Equatable {
     public var packetsReceived: Int
     /// The far side's loss on what we send, from its receiver reports (percent).
     public var lossPercent: Double
+    /// What this side sends across (bits per second), what the far side can take by that loss
+    /// (nil: no loss seen, no limit), and the highest temporal layer of video that crosses for it.
+    public var sendBitrate: Int?
+    public var bandwidthEstimate: Int?
+    public var temporalCap: Int?
     public var streams: [PipeStreamStatus]
 
     public init(remote: String, reach: PipeReach, meetings: [String], packetsSent: Int, packetsReceived: Int, lossPercent: Double,
-                streams: [PipeStreamStatus]) {
+                sendBitrate: Int? = nil, bandwidthEstimate: Int? = nil, temporalCap: Int? = nil, streams: [PipeStreamStatus]) {
         self.remote = remote; self.reach = reach; self.meetings = meetings; self.packetsSent = packetsSent; self.packetsReceived = packetsReceived
-        self.lossPercent = lossPercent; self.streams = streams
+        self.lossPercent = lossPercent; self.sendBitrate = sendBitrate; self.bandwidthEstimate = bandwidthEstimate
+        self.temporalCap = temporalCap; self.streams = streams
     }
 }
 

@@ -160,4 +160,91 @@ import Testing
         #expect(network.core.pipeCount == 0 && network.secondSFU.core.pipeCount == 0)
         #expect(network.secondSFU.core.routers["m"]?.pipeLinks.isEmpty == true)
     }
+
+    @Test func aLossyPipeCarriesFewerTemporalLayersUntilItIsCleanAgainAndTheFarPlayerKeepsTheBaseLayer() throws {
+        let network = FakeNetwork()
+        try network.pipe(meeting: "m")
+        let publisher = try TestPeer(port: 5001), farPlayer = try TestPeer(port: 5003)
+        try network.join(publisher, meeting: "m", participant: "pub", role: .whip, sending: true)
+        try network.join(farPlayer, meeting: "m", participant: "far", role: .whep, sending: false, sfu: network.secondSFU)
+        var pictureID: UInt16 = 0, tl0: UInt8 = 0
+        /// 50 frames a second in the L1T3 pattern (TID 0, 2, 1, 2), two packets each, a keyframe every 2 s.
+        func run(seconds: Int) {
+            for _ in 0..<(seconds * 50) {
+                let temporal: UInt8 = [0, 2, 1, 2][Int(pictureID % 4)]
+                if temporal == 0 { tl0 &+= 1 }
+                for part in 0..<2 {
+                    let packet = publisher.temporalPacket(pictureID: pictureID, tl0PictureIndex: tl0, temporalLayer: temporal,
+                                                          keyframe: pictureID % 100 == 0, first: part == 0, last: part == 1)
+                    network.send(publisher.protect(packet), from: publisher.address)
+                }
+                pictureID = (pictureID + 1) & 0x7FFF
+                network.advance(milliseconds: 20)
+            }
+        }
+        func layersReceived(during seconds: Int) throws -> [UInt8: Int] {
+            farPlayer.receivedRTP.removeAll()
+            run(seconds: seconds)
+            var counts: [UInt8: Int] = [:]
+            for packet in farPlayer.receivedRTP where packet.header.payloadType == 96 {
+                let descriptor = try packet.bytes.withUnsafeBytes {
+                    try VP8PayloadDescriptor(parsing: UnsafeRawBufferPointer(rebasing: $0[packet.header.payloadOffset...]))
+                }
+                counts[descriptor.temporalLayer ?? 9, default: 0] += 1
+            }
+            return counts
+        }
+        let trunk = try #require(network.core.routers["m"]?.pipeLinks.first?.trunk)
+        #expect(Set(try layersReceived(during: 3).keys) == [0, 1, 2])
+        #expect(trunk.bandwidth == PipeBandwidth(), "no loss: no limit")
+
+        // A quarter of the pipe's RTP lost: repaired by NACKs, but what the far side can take is
+        // less, and video crosses at the base frame rate only, audio and the base layer untouched.
+        network.simulated.setConditions(LinkConditions(lossRate: 0.25, applies: isRTP), from: network.sfu.address, to: network.secondSFU.address)
+        run(seconds: 3)
+        #expect(trunk.bandwidth.temporalCap == 0 && trunk.bandwidth.estimate != nil, "\(trunk.bandwidth)")
+        let lossy = try layersReceived(during: 2)
+        #expect(Set(lossy.keys) == [0] && lossy[0, default: 0] >= 40, "\(lossy)")
+        let status = trunk.status(meetingID: "m")
+        #expect(status.temporalCap == 0 && status.bandwidthEstimate != nil && (status.sendBitrate ?? 0) > 0)
+
+        // Clean again: the estimate grows back, the layers return one by one, and the limit goes.
+        network.simulated.setConditions(.clean, from: network.sfu.address, to: network.secondSFU.address)
+        // (Under 30 s of fake time in all: the players answer no consent checks.)
+        run(seconds: 16)
+        #expect(trunk.bandwidth.temporalCap == 2, "\(trunk.bandwidth)")
+        #expect(Set(try layersReceived(during: 2).keys) == [0, 1, 2])
+    }
+}
+
+/// The pipe's loss-based estimate, alone.
+@Suite struct PipeBandwidthTests {
+    @Test func lossCutsTheEstimateAndTheTemporalLayersStepByStepAndCleanReportsBringThemBack() {
+        var bandwidth = PipeBandwidth()
+        // Small loss is no reason to act.
+        var changed = bandwidth.report(loss: 0.01, sending: 1_000_000)
+        #expect(!changed && bandwidth.estimate == nil)
+        changed = bandwidth.report(loss: 0.05, sending: 1_000_000)
+        #expect(!changed && bandwidth.estimate == nil)
+        // 20 % lost: 10 % below what was sent, one temporal layer less; again: the base layer only.
+        changed = bandwidth.report(loss: 0.2, sending: 1_000_000)
+        #expect(changed && bandwidth.estimate == 900_000 && bandwidth.temporalCap == 1)
+        changed = bandwidth.report(loss: 0.2, sending: 600_000)
+        #expect(changed && bandwidth.temporalCap == 0)
+        #expect(bandwidth.estimate == 540_000)
+        // Never below the base layer; between 2 and 10 % the estimate holds.
+        changed = bandwidth.report(loss: 0.3, sending: 400_000)
+        #expect(!changed && bandwidth.temporalCap == 0)
+        let held = bandwidth.estimate
+        bandwidth.report(loss: 0.05, sending: 400_000)
+        #expect(bandwidth.estimate == held)
+        // Clean reports: 8 % more each, a layer back once there is room for it, then no limit.
+        var reports = 0
+        var sending = 400_000
+        while bandwidth.estimate != nil, reports < 60 {
+            if bandwidth.report(loss: 0, sending: sending) { sending = [400_000, 600_000, 1_000_000][bandwidth.temporalCap] }
+            reports += 1
+        }
+        #expect(bandwidth.estimate == nil && bandwidth.temporalCap == 2 && reports < 40, "\(reports) reports")
+    }
 }

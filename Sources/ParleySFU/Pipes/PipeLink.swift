@@ -185,6 +185,9 @@ final class PipeLink {
 
     var pipedProducers: Dictionary<String, Producer>.Values { piped.values }
 
+    /// What this link's sinks send across, bits per second.
+    var sendingBitrate: Int { sinks.values.reduce(0) { total, sink in total + sink.layers.reduce(0) { $0 + $1.bitrate } } }
+
     /// Called by the Router as it removes a piped producer.
     func removePiped(_ producer: Producer) {
         guard piped[producer.id] === producer else { return }

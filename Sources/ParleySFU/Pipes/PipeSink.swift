@@ -55,7 +55,8 @@ final class PipeSink {
                 layers[index].crossing = false
                 return
             }
-            if packet.startsBaseLayerFrame { temporalCapInForce = temporalCap }
+            // What the far side wants, and what the pipe can take (its loss): from a base frame on.
+            if packet.startsBaseLayerFrame { temporalCapInForce = min(temporalCap, link.trunk.bandwidth.temporalCap) }
             if let temporal = packet.temporalLayer, temporal > temporalCapInForce {
                 if layers[index].crossing {
                     layers[index].numbering.drop(sequence: packet.header.sequenceNumber)

@@ -26,6 +26,13 @@ final class PipeTrunk {
     private(set) var packetsReceived = 0
     /// The far side's loss on what we send (its receiver reports), 0...1.
     private(set) var remoteLoss = 0.0
+    /// What the far side can take, from that loss: how many temporal layers of video cross.
+    private(set) var bandwidth = PipeBandwidth()
+    /// Since the last receiver report: packets sent, and packets the far side asked for again.
+    /// Repairs hide loss from the report's fraction (a resent packet counts as received), so the
+    /// loss the pipe suffered before repair is read off the NACKs.
+    private var sentAtLastReport = 0
+    private var nackedSinceReport = 0
     private var nextReportAt: Nanoseconds = 0
 
     init(remote: PeerAddress, reach: PipeReach, sendKey: [UInt8], receiveKey: [UInt8]) throws(SRTPError) {
@@ -122,16 +129,26 @@ final class PipeTrunk {
                 for entry in fir.entries { sinkBySSRC[entry.ssrc]?.sink.producer.requestKeyframe(now: now, output: output, counters: &counters) }
             case .nack(let nack):
                 if let (sink, layer) = sinkBySSRC[nack.mediaSSRC] {
+                    nackedSinceReport += nack.lostSequenceNumbers.count
                     sink.retransmit(layer: layer, nack.lostSequenceNumbers, output: output, counters: &counters)
                 }
             case .receiverReport(let report):
                 let blocks = report.reports.filter { sinkBySSRC[$0.ssrc] != nil }
-                if !blocks.isEmpty { remoteLoss = Double(blocks.map(\.fractionLost).max() ?? 0) / 256 }
+                guard !blocks.isEmpty else { continue }
+                remoteLoss = Double(blocks.map(\.fractionLost).max() ?? 0) / 256
+                let sent = packetsSent - sentAtLastReport
+                let beforeRepair = sent > 0 ? min(1, Double(nackedSinceReport) / Double(sent)) : 0
+                sentAtLastReport = packetsSent
+                nackedSinceReport = 0
+                bandwidth.report(loss: max(remoteLoss, beforeRepair), sending: sendingBitrate)
             default:
                 break
             }
         }
     }
+
+    /// What this side sends across now (every meeting's sinks), bits per second.
+    var sendingBitrate: Int { links.values.reduce(0) { $0 + $1.sendingBitrate } }
 
     /// Encrypts `length` bytes of RTP in `slot` and queues them for the peer.
     func sendRTP(_ slot: UnsafeMutableRawBufferPointer, length: Int, output: any DatagramOutput, counters: inout PacketCounters) -> Bool {
@@ -191,7 +208,8 @@ final class PipeTrunk {
     /// every meeting on it; the other meetings are not named).
     func status(meetingID: String) -> PipeStatus {
         PipeStatus(remote: "\(remote)", reach: reach, meetings: [meetingID], packetsSent: packetsSent, packetsReceived: packetsReceived,
-                   lossPercent: remoteLoss * 100, streams: links[meetingID]?.status() ?? [])
+                   lossPercent: remoteLoss * 100, sendBitrate: sendingBitrate, bandwidthEstimate: bandwidth.estimate,
+                   temporalCap: bandwidth.temporalCap, streams: links[meetingID]?.status() ?? [])
     }
 }
 
