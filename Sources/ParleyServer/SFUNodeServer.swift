@@ -329,17 +329,17 @@ public struct SFUNodeServer: Sendable {
 /// Places held by joins being negotiated, so that simultaneous joins cannot pass the SFU's
 /// capacity together.
 final class JoinsInFlight: Sendable {
-    private let inFlight = Mutex(0)
+    private let count = Mutex(0)
 
     func reserve(below capacity: Int, existing: Int) -> Bool {
-        inFlight.withLock { count in
+        count.withLock { count in
             guard existing + count < capacity else { return false }
             count += 1
             return true
         }
     }
 
-    func release() { inFlight.withLock { $0 -= 1 } }
+    func release() { count.withLock { $0 -= 1 } }
 }
 
 /// The node's load as its last heartbeat measured it, and whether it drains: the SFU refuses
