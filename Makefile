@@ -19,7 +19,7 @@ SANITIZER_SUPPRESSIONS := $(CURDIR)/scripts/sanitizers
 SANITIZER_ENV_address := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 LSAN_OPTIONS=suppressions=$(SANITIZER_SUPPRESSIONS)/lsan.supp:print_suppressions=0
 SANITIZER_ENV_thread := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SANITIZER_SUPPRESSIONS)/tsan.supp
 
-.PHONY: run test web-test bench bench-cascade bench-outside bench-compare build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test fuzz soak clean
+.PHONY: run test web-test bench bench-cascade bench-large bench-outside bench-compare build deps test-deps test-packages unit-test interop-test sanitizer-test asan-test tsan-test sanitized-unit-test fuzz soak clean
 
 run: deps build
 	$(PARLEY) serve $(RUN_ARGS)
@@ -62,6 +62,11 @@ bench: deps test-deps
 	@# Micro-benchmarks (no network): a package of their own, so `make test` never builds their tooling.
 	cd bench/micro && swift package --disable-sandbox benchmark --format markdown --path stdout --no-progress > $(MICRO_RESULTS)
 	$(SUDO) unshare -n bash -c 'ip link set lo up && MICRO_RESULTS=$(MICRO_RESULTS) $(VENV)/bin/python bench/run.py; status=$$?; $(VENV)/bin/python bench/cascade.py && $(VENV)/bin/python bench/outside.py && exit $$status'
+
+# Only the 200-person meeting of `make bench`, Parley and Janus, 30 s each; rewrites its section of bench/RESULTS.md.
+bench-large: deps test-deps
+	swift build -c release --product parley
+	$(SUDO) unshare -n bash -c 'ip link set lo up && $(VENV)/bin/python bench/large.py'
 
 # Only the outside clients part of `make bench` (aiortc against Parley and Janus); rewrites its section of bench/RESULTS.md.
 bench-outside: deps test-deps

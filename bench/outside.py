@@ -228,7 +228,10 @@ def write(results):
              "- reproduce: `make bench` (this section: `bench/outside.py`, run by it; `make bench-outside` alone)",
              "- one aiortc publisher (Opus and VP8 at 160×120, aiortc's own rates) and N aiortc players, the same clients for both",
              "  SFUs: Parley `serve --workers 1` through WHIP/WHEP, Janus 1.1 VideoRoom through its WebSocket API. The clients run",
-             f"  on the same 2 cores. Cost: the SFU's CPU over {WINDOW} s of steady state ÷ the packets the players' `getStats()` counted.", "",
+             f"  on the same 2 cores. Cost: the SFU's CPU over {WINDOW} s of steady state ÷ the packets the players' `getStats()` counted.",
+             "- the players are one Python process decoding every frame beside the SFU: past about 20 of them they fall behind, and",
+             "  a row whose delivered rate stops growing with N (or falls) measures the clients and the SFU's reaction to them, not",
+             "  the SFU's forwarding cost.", "",
              "| fan-out N | Parley pkts/s delivered | Parley pkts per CPU-s | Janus pkts/s delivered | Janus pkts per CPU-s | Parley ÷ Janus |",
              "| --- | --- | --- | --- | --- | --- |"]
     for n in FANOUTS:
