@@ -38,6 +38,8 @@ public final class Consumer {
     private var vp8: VP8Rewriter?
     private(set) var waitingForKeyframe = false
     private var lastKeyframeAsk: Nanoseconds?
+    /// Packets resent lately, so a NACK repeated within the interval is not answered twice.
+    private var resends = ResendGuard()
     /// Simulcast: the layer being forwarded (nil before the first keyframe), and the one wanted,
     /// switched to on its next keyframe.
     public private(set) var currentLayer: Int?
@@ -224,6 +226,10 @@ public final class Consumer {
         for outgoing in sequences.prefix(64) {
             guard let incoming = stream.numbering.incomingSequence(of: outgoing), let packet = buffer.packet(sequence: incoming),
                   let header = try? RTPHeader(parsing: packet) else { continue }
+            guard resends.allow(outgoing, now: now) else {
+                counters.resendsHeldBack += 1
+                continue
+            }
             let slot = output.reserveSlot()
             guard let length = write(packet, header: header, red: nil, sequence: outgoing, timestamp: stream.numbering.outgoingTimestamp(of: header.timestamp),
                                      audioLevel: nil, retransmission: rtxPayloadType != nil, resend: true, now: now, into: slot),

@@ -101,6 +101,8 @@ public struct PacketCounters: Sendable, Equatable {
     /// Repairs (RTX) of packets that were lost on the way here.
     public var repairsReceived = 0
     public var keyframeRequestsSent = 0
+    /// NACKed packets not resent because the same subscriber got them resent under 100 ms ago.
+    public var resendsHeldBack = 0
     /// Transport-wide congestion control feedback sent to publishers.
     public var transportFeedbackSent = 0
     /// Padding packets sent to probe a subscriber's path for more bandwidth.
@@ -121,7 +123,7 @@ public struct PacketCounters: Sendable, Equatable {
     /// Every count but the drops, by its `/healthz` name: the one list that sums and shows them.
     static let counts: [(name: String, keyPath: any WritableKeyPath<PacketCounters, Int> & Sendable)] = [
         ("datagramsReceived", \.datagramsReceived), ("rtpReceived", \.rtpReceived), ("rtcpReceived", \.rtcpReceived),
-        ("rtpForwarded", \.rtpForwarded), ("retransmitted", \.retransmitted), ("nacksSent", \.nacksSent),
+        ("rtpForwarded", \.rtpForwarded), ("retransmitted", \.retransmitted), ("resendsHeldBack", \.resendsHeldBack), ("nacksSent", \.nacksSent),
         ("repairsReceived", \.repairsReceived), ("keyframeRequestsSent", \.keyframeRequestsSent),
         ("transportFeedbackSent", \.transportFeedbackSent), ("probePacketsSent", \.probePacketsSent),
         ("audioNotLoudest", \.audioNotLoudest), ("speakerSwitches", \.speakerSwitches),

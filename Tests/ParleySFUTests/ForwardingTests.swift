@@ -421,6 +421,25 @@ import ParleyWire
         #expect(network.core.counters.retransmitted == 1)
     }
 
+    @Test func aNACKRepeatedWithinAHundredMillisecondsIsNotAnsweredTwice() throws {
+        let network = FakeNetwork()
+        let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
+        network.send(publisher.protect(publisher.videoPacket(keyframe: true)), from: publisher.address)
+        for _ in 0..<4 { network.send(publisher.protect(publisher.videoPacket(keyframe: false)), from: publisher.address) }
+        network.pump()
+        let lost = player.receivedRTP[2], other = player.receivedRTP[3]
+        // An overloaded receiver asks for the same packet three times at once: one copy.
+        for _ in 0..<3 { network.send(player.nack(for: lost), from: player.address) }
+        network.pump()
+        #expect(network.core.counters.retransmitted == 1 && network.core.counters.resendsHeldBack == 2)
+        // Another packet is answered at once; the first again once its copy had time to arrive.
+        network.send(player.nack(for: other), from: player.address)
+        network.advance(milliseconds: 150)
+        network.send(player.nack(for: lost), from: player.address)
+        network.pump()
+        #expect(network.core.counters.retransmitted == 3 && network.core.counters.resendsHeldBack == 2)
+    }
+
     @Test func forgedChecksAndGarbageAreCountedAndDroppedWithoutHarm() throws {
         let network = FakeNetwork()
         let (publisher, player) = try network.whipPublisherAndWHEPPlayer()
