@@ -23,10 +23,9 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from run import PARLEY, PROGRESS, QUICK, cpu_seconds, free_port, machine  # noqa: E402
+from run import PARLEY, PROGRESS, QUICK, cpu_seconds, free_port, machine, write_section  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
 TOKEN = "bench-cascade-token-0123456789"
 SECTION = "## Cascading"
 
@@ -309,14 +308,7 @@ def write(big, cost, workers):
     if len(workers) == 2 and workers[0]["forwardedPerSecond"] and workers[1]["forwardedPerSecond"]:
         lines += ["", f"- two workers ÷ one, packets forwarded per second: {workers[1]['forwardedPerSecond'] / workers[0]['forwardedPerSecond']:.2f}×"
                       " (the same load: the ratio shows the cost the split adds, not a higher ceiling, because the load generator shares the cores)"]
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Parley benchmark results\n"
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-    with open(RESULTS, "w") as f:
-        f.write(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_section(lines)
 
 
 def main():

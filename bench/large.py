@@ -33,14 +33,7 @@ def main():
         loss = f"{r['lossPercent']:.2f}" if r["lossPercent"] is not None else "-"
         lines.append(f"| {r['sfu']} | {r['joined']}/{r['participants']} | {loss} | {r['latencyP50Ms']} / {r['latencyP99Ms']} | "
                      f"{run.seconds(r['joinP50Seconds'])} | {r['delivered']:,} | {r['packetsPerCPUSecond']} | {r['memoryPerParticipantKB']} |")
-    text = open(os.path.join(run.ROOT, "bench", "RESULTS.md")).read()
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-    with open(os.path.join(run.ROOT, "bench", "RESULTS.md"), "w") as f:
-        f.write(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    run.write_section(lines)
     return 0
 
 

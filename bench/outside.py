@@ -27,7 +27,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import run  # noqa: E402
 from janus import MEDIA_HOST  # noqa: E402
 
-RESULTS = os.path.join(run.ROOT, "bench", "RESULTS.md")
 SECTION = "## Outside clients"
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 FANOUTS = [int(n) for n in os.environ["OUTSIDE_FANOUTS"].split(",")] if os.environ.get("OUTSIDE_FANOUTS") \
@@ -239,14 +238,7 @@ def write(results):
         ratio = run.ratio(p.get("perCPUSecond"), j.get("perCPUSecond"))
         lines.append(f"| {n} | {p.get('perSecond', p.get('error', '-'))} | {p.get('perCPUSecond', '-')} | "
                      f"{j.get('perSecond', j.get('error', '-'))} | {j.get('perCPUSecond', '-')} | {ratio} |")
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Parley benchmark results\n"
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-    with open(RESULTS, "w") as f:
-        f.write(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    run.write_section(lines)
 
 
 async def main():

@@ -231,6 +231,23 @@ def main():
     return 0
 
 
+RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+
+
+def write_section(lines):
+    """Puts `lines` (a "## " heading first) into bench/RESULTS.md in place of the section with that
+    heading, or at its end: the parts of `make bench` that run on their own each own a section."""
+    heading = lines[0]
+    text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Parley benchmark results\n"
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
+    with open(RESULTS, "w") as f:
+        f.write(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def machine():
     model = "unknown CPU"
     with open("/proc/cpuinfo") as f:
@@ -332,7 +349,7 @@ def write_results(ceiling, parley, janus, micro_tables, forwarding_allocations):
         lines.append("Allocations per forwarded packet (worst sample): " +
                      ", ".join(f"{name}: **{count}**" for name, count in forwarding_allocations.items()) + ".")
     lines += ["", micro_tables or "(not run: MICRO_RESULTS not set)", ""]
-    with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+    with open(RESULTS, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
 
