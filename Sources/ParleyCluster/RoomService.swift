@@ -139,7 +139,7 @@ public final class RoomService: Sendable {
         guard try await redis.get(Self.meetingKey(meeting)) == node else { return nil }
         let live = try await liveNodes().filter { $0.id != node && $0.draining != true }
         let members = Set(try await members(of: meeting))
-        guard let heir = live.filter({ members.contains($0.id) }).min(by: { Self.rank($0, primary: "") < Self.rank($1, primary: "") }) else { return nil }
+        guard let heir = Self.leastLoaded(live.filter { members.contains($0.id) }) else { return nil }
         let winner = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), heir.id, node]).string
         // Both stay members, each counting the meeting once in its load, as before.
         return winner == heir.id ? heir.id : nil
@@ -159,7 +159,7 @@ public final class RoomService: Sendable {
         var primary: String
         if let current, liveIDs.contains(current) {
             primary = current
-        } else if let survivor = live.filter({ known.contains($0.id) }).min(by: { Self.rank($0, primary: "") < Self.rank($1, primary: "") }) {
+        } else if let survivor = Self.leastLoaded(live.filter { known.contains($0.id) }) {
             // The primary died: a live member of the set takes over, not a stranger to the meeting.
             let winner = try await redis.send(["EVAL", Self.compareAndSet, "1", Self.meetingKey(meeting), survivor.id, current ?? ""]).string
             primary = winner ?? survivor.id
@@ -178,6 +178,11 @@ public final class RoomService: Sendable {
         try await join(meeting: meeting, node: spill.id)
         _ = try await redis.send(["SET", Self.topologyKey(meeting), topology(forSFUs: members.count + 1).rawValue])
         return spill
+    }
+
+    /// The one of `nodes` that takes a meeting over: the least loaded (then by id).
+    private static func leastLoaded(_ nodes: [SFUNode]) -> SFUNode? {
+        nodes.min { rank($0, primary: "") < rank($1, primary: "") }
     }
 
     private static func rank(_ node: SFUNode, primary: String) -> (Double, Int, String) {
